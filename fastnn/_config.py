@@ -1,0 +1,43 @@
+"""Build and runtime configuration."""
+import sys
+
+import numpy as np
+
+from fastnn._kernels._threads import get_num_threads, openmp_enabled, set_num_threads
+
+__all__ = ["show_config", "get_num_threads", "set_num_threads", "config"]
+
+
+def _scipy_blas():
+    try:
+        import scipy
+        blas = scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # scipy builds differ in what they report
+        return "unknown"
+
+
+def config():
+    """The configuration as a dict (what `show_config` prints)."""
+    from fastnn import __version__
+    import scipy
+    return {
+        "fastnn": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "openmp": openmp_enabled(),
+        "threads": get_num_threads(),
+        "blas": _scipy_blas(),
+        "dtypes": ["float32", "float64"],
+    }
+
+
+def show_config():
+    """Print the version, OpenMP, thread count, the BLAS scipy uses and the dtypes."""
+    for key, value in config().items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        elif isinstance(value, bool):
+            value = "on" if value else "off (serial build)"
+        print(f"{key:>8}: {value}")

@@ -1,0 +1,61 @@
+"""Argument checks shared by the kernels' Python entry points."""
+import numpy as np
+
+from fastnn._kernels._threads import get_num_threads
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(x, name, dtype=None, ndim=None):
+    """`x` as a C-ordered float32 or float64 array.
+
+    Integers and booleans are converted (to `dtype`, else float64); a float array of
+    another precision than `dtype`, or anything non-numeric, raises TypeError naming
+    `name`. `ndim` (an int or a tuple of ints) is checked with a ValueError.
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} is not a regular numeric array: {exc}") from None
+    want = np.dtype(dtype) if dtype is not None else None
+    kind = x.dtype.kind
+    if kind in "biu":
+        x = x.astype(want if want is not None else np.float64)
+    elif kind == "f":
+        if want is not None and x.dtype != want:
+            raise TypeError(f"{name} has dtype {x.dtype}, expected {want}")
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} has dtype {x.dtype}; fastnn computes in float32 or float64")
+    else:
+        raise TypeError(f"{name} has dtype {x.dtype}; expected a real numeric array")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want_dims = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {want_dims}, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def check_out(out, name, shape, dtype):
+    """A fresh array for `out=None`, else `out` checked to be a writeable C-ordered match."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out
+
+
+def resolve_threads(n_threads):
+    """The thread count for one kernel call: the global setting unless `n_threads` is given."""
+    if n_threads is None:
+        return get_num_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    return int(n_threads)

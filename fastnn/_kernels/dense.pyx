@@ -1,0 +1,211 @@
+"""Dense layer kernels: forward with bias and activation fused, and backward.
+
+GEMM comes from the BLAS that scipy links (``scipy.linalg.cython_blas``), always
+called outside any OpenMP region. Arrays are C-ordered; a row-major product
+``C = A @ B`` is the column-major product ``C.T = B.T @ A.T``, so operands swap.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, threads_for,
+                                          ACT_PRELU)
+
+import numpy as np
+
+from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
+from fastnn._kernels.activations import activation_code, _alpha_array
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
+               const floating* B, int ldb, floating beta, floating* C, int ldc) noexcept nogil:
+    """C := op(A) @ op(B) + beta * C for row-major C of shape (m, n); op transposes on request."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef floating one = 1
+    cdef Py_ssize_t i, j
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        for i in range(m):
+            if beta == 0:
+                memset(C + i * ldc, 0, n * sizeof(floating))
+            else:
+                for j in range(n):
+                    C[i * ldc + j] *= beta
+        return
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
+
+
+cdef inline void _bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n,
+                               int act, const floating* alpha) noexcept nogil:
+    cdef Py_ssize_t j
+    if b != NULL:
+        for j in range(n):
+            y[j] = y[j] + b[j]
+    if z != NULL:
+        memcpy(z, y, n * sizeof(floating))
+    act_forward_row(act, y, y, n, alpha)
+
+
+cdef void dense_forward_core(const floating* X, const floating* W, const floating* b,
+                             floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
+                             Py_ssize_t n_out, int act, const floating* alpha,
+                             int n_threads) noexcept nogil:
+    """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL."""
+    cdef Py_ssize_t i
+    cdef int nt = threads_for(batch * n_out, n_threads)
+    gemm(False, False, <int>batch, <int>n_out, <int>n_in, X, <int>n_in, W, <int>n_out,
+         <floating>0, Y, <int>n_out)
+    if nt > 1:
+        for i in prange(batch, nogil=True, schedule="static", num_threads=nt):
+            _bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+    else:
+        for i in range(batch):
+            _bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+
+
+cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,
+                       Py_ssize_t cols) noexcept nogil:
+    """out := A.sum(0), rows added in order so the result never depends on threads."""
+    cdef Py_ssize_t i, j
+    memset(out, 0, cols * sizeof(floating))
+    for i in range(rows):
+        for j in range(cols):
+            out[j] += A[i * cols + j]
+
+
+def _forward_impl(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+                  floating[:, ::1] Y, floating[:, ::1] Z, int act, const floating[::1] alpha,
+                  int n_threads):
+    cdef const floating* bp = NULL
+    cdef floating* zp = NULL
+    if X.shape[0] == 0 or W.shape[1] == 0:
+        return
+    if b is not None:
+        bp = &b[0]
+    if Z is not None:
+        zp = &Z[0, 0]
+    with nogil:
+        dense_forward_core(&X[0, 0] if X.shape[1] else NULL, &W[0, 0] if W.shape[0] else NULL,
+                           bp, zp, &Y[0, 0], X.shape[0], X.shape[1], W.shape[1], act,
+                           &alpha[0], n_threads)
+
+
+def _backward_impl(const floating[:, ::1] dY, const floating[:, ::1] X,
+                   const floating[:, ::1] W, const floating[:, ::1] Z,
+                   const floating[:, ::1] Y, floating[:, ::1] dZ, floating[:, ::1] dW,
+                   floating[::1] db, floating[:, ::1] dX, int act, const floating[::1] alpha,
+                   int n_threads):
+    cdef Py_ssize_t batch = dY.shape[0], n_out = dY.shape[1], n_in = X.shape[1]
+    if batch == 0 or n_out == 0:
+        dW[:, :] = 0
+        db[:] = 0
+        if dX is not None:
+            dX[:, :] = 0
+        return
+    with nogil:
+        act_backward_rows(act, &Z[0, 0], &Y[0, 0], &dY[0, 0], &dZ[0, 0], batch, n_out,
+                          &alpha[0], n_threads)
+        _column_sums(&dZ[0, 0], &db[0], batch, n_out)
+        if n_in > 0:
+            gemm(True, False, <int>n_in, <int>n_out, <int>batch, &X[0, 0], <int>n_in,
+                 &dZ[0, 0], <int>n_out, <floating>0, &dW[0, 0], <int>n_out)
+            if dX is not None:
+                gemm(False, True, <int>batch, <int>n_in, <int>n_out, &dZ[0, 0], <int>n_out,
+                     &W[0, 0], <int>n_out, <floating>0, &dX[0, 0], <int>n_in)
+
+
+def _check_dense(X, W):
+    W = as_float_array(W, "W", ndim=2)
+    X = as_float_array(X, "X", dtype=W.dtype, ndim=2)
+    if X.shape[1] != W.shape[0]:
+        raise ValueError(f"X has shape {X.shape} but W has shape {W.shape}: "
+                         f"X needs {W.shape[0]} columns")
+    return X, W
+
+
+def dense_forward(X, W, b=None, activation="linear", alpha=None, *, out=None, preact=None,
+                  n_threads=None):
+    """Y := act(X @ W + b)
+
+    One GEMM, then one pass per row that adds the bias and applies the activation.
+
+    Parameters
+    ----------
+    X : ndarray of shape (batch, n_in)
+    W : ndarray of shape (n_in, n_out), float32 or float64; sets the dtype
+    b : ndarray of shape (n_out,), optional
+    activation : str
+        A name from ``fastnn._kernels.activations.CODES``.
+    alpha : float or ndarray of shape (n_out,), optional
+        The activation's slope (see `activation_forward`).
+    out : ndarray of shape (batch, n_out), optional
+    preact : ndarray of shape (batch, n_out), optional
+        Receives ``X @ W + b``, which backward needs for some activations.
+
+    Returns
+    -------
+    Y : ndarray of shape (batch, n_out)
+    """
+    code = activation_code(activation)
+    X, W = _check_dense(X, W)
+    shape = (X.shape[0], W.shape[1])
+    if b is not None:
+        b = as_float_array(b, "b", dtype=W.dtype, ndim=1)
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"b has shape {b.shape} but W has shape {W.shape}")
+    Y = check_out(out, "out", shape, W.dtype)
+    if preact is not None:
+        check_out(preact, "preact", shape, W.dtype)
+    a = _alpha_array(activation, alpha, W.shape[1], W.dtype)
+    _forward_impl(X, W, b, Y, preact, code, a, resolve_threads(n_threads))
+    return Y
+
+
+def dense_backward(dY, X, W, Z, Y, activation="linear", alpha=None, *, need_dX=True,
+                   dZ=None, dW=None, db=None, dX=None, n_threads=None):
+    """dZ := dY * act'(Z);  dW := X.T @ dZ;  db := dZ.sum(0);  dX := dZ @ W.T
+
+    Parameters
+    ----------
+    dY : ndarray of shape (batch, n_out)
+    X : ndarray of shape (batch, n_in), the forward input
+    W : ndarray of shape (n_in, n_out)
+    Z, Y : ndarray of shape (batch, n_out)
+        Pre-activation and output of the forward pass. Activations whose derivative
+        follows from Y alone (linear, sigmoid, tanh, softmax, ...) accept Y for Z.
+    need_dX : bool
+        False skips ``dX`` (the first layer has no use for it).
+    dZ, dW, db, dX : ndarray, optional
+        Output buffers; ``dZ`` may be ``dY`` itself.
+
+    Returns
+    -------
+    dX : ndarray of shape (batch, n_in), or None
+    dW : ndarray of shape (n_in, n_out)
+    db : ndarray of shape (n_out,)
+    """
+    code = activation_code(activation)
+    X, W = _check_dense(X, W)
+    shape = (X.shape[0], W.shape[1])
+    dY = as_float_array(dY, "dY", dtype=W.dtype, ndim=2)
+    Z = as_float_array(Z, "Z", dtype=W.dtype, ndim=2)
+    Y = as_float_array(Y, "Y", dtype=W.dtype, ndim=2)
+    for arr, name in ((dY, "dY"), (Z, "Z"), (Y, "Y")):
+        if arr.shape != shape:
+            raise ValueError(f"{name} has shape {arr.shape} but X @ W has shape {shape}")
+    dZ = check_out(dZ, "dZ", shape, W.dtype)
+    dW = check_out(dW, "dW", W.shape, W.dtype)
+    db = check_out(db, "db", (W.shape[1],), W.dtype)
+    if need_dX:
+        dX = check_out(dX, "dX", X.shape, W.dtype)
+    else:
+        dX = None
+    a = _alpha_array(activation, alpha, W.shape[1], W.dtype)
+    _backward_impl(dY, X, W, Z, Y, dZ, dW, db, dX, code, a, resolve_threads(n_threads))
+    return dX, dW, db
