@@ -102,10 +102,9 @@ cdef inline floating _abs(floating x) noexcept nogil:
 
 
 cdef inline floating _sigmoid(floating z) noexcept nogil:
-    # exp(-|z|) never overflows; the select picks the stable branch.
-    cdef floating e = _exp(-_abs(z))
-    cdef floating s = 1 / (1 + e)
-    return s if z >= 0 else e * s
+    # For z << 0, exp(-z) is +inf and the quotient an exact 0: no NaN, and no branch
+    # to keep the loop from vectorizing.
+    return 1 / (1 + _exp(-z))
 
 
 cdef int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
@@ -355,7 +354,7 @@ def _alpha_array(name, alpha, cols, dtype):
     if name == "prelu":
         if alpha is None:
             raise ValueError("prelu needs alpha: one slope per column")
-        a = as_float_array(alpha, "alpha", dtype=dtype, ndim=1)
+        a = as_float_array(alpha, "alpha", ndim=1).astype(dtype, copy=False)
         if a.shape[0] != cols:
             raise ValueError(f"alpha has shape {a.shape} but the input has {cols} columns")
         return a

@@ -1,0 +1,30 @@
+from cython cimport floating
+
+# Update rules; each reads the parameter, its gradient and up to three state buffers.
+cdef enum:
+    RULE_SGD = 0        # state: momentum buffer (NULL: no momentum)
+    RULE_ADAGRAD = 1    # state: sum of squared gradients
+    RULE_RMSPROP = 2    # state: square average, gradient average (NULL: not centered),
+                        #        momentum buffer (NULL: no momentum)
+    RULE_ADADELTA = 3   # state: square average, accumulated squared update
+    RULE_ADAM = 4       # state: first moment, second moment, running max of the second
+                        #        moment (NULL: no amsgrad)
+
+cdef struct OptimHyper:
+    int rule
+    double lr                     # step size: lr, Adagrad's decayed lr, Adam's lr / (1 - beta1^t)
+    double momentum               # SGD, RMSprop
+    double dampening              # SGD
+    double alpha                  # RMSprop smoothing constant
+    double rho                    # Adadelta
+    double beta1                  # Adam
+    double beta2                  # Adam
+    double bias_correction2_sqrt  # Adam: sqrt(1 - beta2^t)
+    double eps
+    double weight_decay           # L2 penalty: the gradient gets weight_decay * p added
+    double param_scale            # p := param_scale * p first (AdamW: 1 - lr * weight_decay)
+    bint nesterov                 # SGD
+    bint first                    # SGD: the momentum buffer is new and takes the gradient
+
+cdef void optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                     floating* s1, floating* s2, Py_ssize_t n, int n_threads) noexcept nogil

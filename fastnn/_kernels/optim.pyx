@@ -1,0 +1,317 @@
+"""Optimizer kernels: torch.optim's update rules as one fused, in-place pass per parameter.
+
+Each rule reads an element of the gradient once and updates the parameter and its
+state buffers in the same loop, in the parameter's precision. Scalars that depend
+only on the step (bias corrections, a decayed learning rate) are computed by the
+caller once per step and passed in. The formulas follow torch.optim term by term,
+so a run can be checked against torch step by step.
+
+Work is cut into blocks of a fixed size, independent of the thread count, so the
+result is bitwise the same whatever the number of threads.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt, sqrtf
+
+from fastnn._kernels.activations cimport threads_for
+
+import numpy as np
+
+from fastnn._kernels._checks import FLOAT_DTYPES, as_float_array, check_out, resolve_threads
+
+cdef Py_ssize_t BLOCK = 4096
+
+_EMPTY = {dtype: np.empty(0, dtype=dtype) for dtype in FLOAT_DTYPES}
+
+_HYPER_DEFAULTS = {
+    "lr": 0.0, "momentum": 0.0, "dampening": 0.0, "alpha": 0.0, "rho": 0.0,
+    "beta1": 0.0, "beta2": 0.0, "bias_correction2_sqrt": 1.0, "eps": 0.0,
+    "weight_decay": 0.0, "param_scale": 1.0, "nesterov": False, "first": False,
+}
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef void _sgd_span(const OptimHyper* h, floating* p, const floating* g, floating* buf,
+                    Py_ssize_t n) noexcept nogil:
+    """d := g + wd p; buf := d on the first step, else momentum buf + (1 - dampening) d;
+    p := p - lr (d + momentum buf if nesterov else buf), or p - lr d without momentum."""
+    cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay
+    cdef floating mu = <floating>h.momentum, keep = <floating>(1 - h.dampening)
+    cdef bint first = h.first, nesterov = h.nesterov
+    cdef Py_ssize_t j
+    cdef floating d, b
+    for j in range(n):
+        d = g[j]
+        if wd != 0:
+            d = d + wd * p[j]
+        if buf != NULL:
+            b = d if first else mu * buf[j] + keep * d
+            buf[j] = b
+            d = d + mu * b if nesterov else b
+        p[j] = p[j] - lr * d
+
+
+cdef void _adagrad_span(const OptimHyper* h, floating* p, const floating* g, floating* acc,
+                        Py_ssize_t n) noexcept nogil:
+    """d := g + wd p; acc := acc + d^2; p := p - lr d / (sqrt(acc) + eps)."""
+    cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
+    cdef Py_ssize_t j
+    cdef floating d, s
+    for j in range(n):
+        d = g[j]
+        if wd != 0:
+            d = d + wd * p[j]
+        s = acc[j] + d * d
+        acc[j] = s
+        p[j] = p[j] - lr * (d / (_sqrt(s) + eps))
+
+
+cdef void _rmsprop_span(const OptimHyper* h, floating* p, const floating* g, floating* sq,
+                        floating* ga, floating* buf, Py_ssize_t n) noexcept nogil:
+    """d := g + wd p; sq := alpha sq + (1 - alpha) d^2; ga := ga + (1 - alpha) (d - ga);
+    r := d / (sqrt(sq - ga^2 if centered else sq) + eps);
+    buf := momentum buf + r; p := p - lr (buf if momentum else r)."""
+    cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
+    cdef floating alpha = <floating>h.alpha, w = <floating>(1 - h.alpha)
+    cdef floating mu = <floating>h.momentum
+    cdef Py_ssize_t j
+    cdef floating d, s, a, r
+    for j in range(n):
+        d = g[j]
+        if wd != 0:
+            d = d + wd * p[j]
+        s = alpha * sq[j] + w * (d * d)
+        sq[j] = s
+        if ga != NULL:
+            a = ga[j] + w * (d - ga[j])
+            ga[j] = a
+            s = s - a * a
+        r = d / (_sqrt(s) + eps)
+        if buf != NULL:
+            r = mu * buf[j] + r
+            buf[j] = r
+        p[j] = p[j] - lr * r
+
+
+cdef void _adadelta_span(const OptimHyper* h, floating* p, const floating* g, floating* sq,
+                         floating* acc, Py_ssize_t n) noexcept nogil:
+    """d := g + wd p; sq := rho sq + (1 - rho) d^2; u := sqrt(acc + eps) / sqrt(sq + eps) d;
+    acc := rho acc + (1 - rho) u^2; p := p - lr u."""
+    cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
+    cdef floating rho = <floating>h.rho, w = <floating>(1 - h.rho)
+    cdef Py_ssize_t j
+    cdef floating d, s, u
+    for j in range(n):
+        d = g[j]
+        if wd != 0:
+            d = d + wd * p[j]
+        s = rho * sq[j] + w * (d * d)
+        sq[j] = s
+        u = _sqrt(acc[j] + eps) / _sqrt(s + eps) * d
+        acc[j] = rho * acc[j] + w * (u * u)
+        p[j] = p[j] - lr * u
+
+
+cdef void _adam_span(const OptimHyper* h, floating* p, const floating* g, floating* m,
+                     floating* v, floating* vmax, Py_ssize_t n) noexcept nogil:
+    """p := param_scale p; d := g + wd p; m := m + (1 - beta1) (d - m);
+    v := beta2 v + (1 - beta2) d^2; vmax := max(vmax, v) with amsgrad;
+    p := p - lr m / (sqrt(vmax or v) / sqrt(1 - beta2^t) + eps)."""
+    cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
+    cdef floating scale = <floating>h.param_scale, c2 = <floating>h.bias_correction2_sqrt
+    cdef floating w1 = <floating>(1 - h.beta1)
+    cdef floating beta2 = <floating>h.beta2, w2 = <floating>(1 - h.beta2)
+    cdef Py_ssize_t j
+    cdef floating x, d, a, s
+    for j in range(n):
+        x = p[j]
+        if scale != 1:
+            x = x * scale
+        d = g[j]
+        if wd != 0:
+            d = d + wd * x
+        a = m[j] + w1 * (d - m[j])
+        m[j] = a
+        s = beta2 * v[j] + w2 * (d * d)
+        v[j] = s
+        if vmax != NULL:
+            if vmax[j] > s:
+                s = vmax[j]
+            vmax[j] = s
+        p[j] = x - lr * (a / (_sqrt(s) / c2 + eps))
+
+
+cdef inline floating* _at(floating* s, Py_ssize_t offset) noexcept nogil:
+    return NULL if s == NULL else s + offset
+
+
+cdef void _step_span(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                     floating* s1, floating* s2, Py_ssize_t n) noexcept nogil:
+    if h.rule == RULE_SGD:
+        _sgd_span(h, p, g, s0, n)
+    elif h.rule == RULE_ADAGRAD:
+        _adagrad_span(h, p, g, s0, n)
+    elif h.rule == RULE_RMSPROP:
+        _rmsprop_span(h, p, g, s0, s1, s2, n)
+    elif h.rule == RULE_ADADELTA:
+        _adadelta_span(h, p, g, s0, s1, n)
+    elif h.rule == RULE_ADAM:
+        _adam_span(h, p, g, s0, s1, s2, n)
+
+
+cdef void optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                     floating* s1, floating* s2, Py_ssize_t n, int n_threads) noexcept nogil:
+    """p, s0, s1, s2 := rule(p, g, s0, s1, s2) elementwise over n elements, in place."""
+    cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
+    cdef int nt = threads_for(n, n_threads)
+    if nt > 1:
+        for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt):
+            start = i * BLOCK
+            stop = start + BLOCK if start + BLOCK < n else n
+            _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
+                       _at(s2, start), stop - start)
+    else:
+        for i in range(nblocks):
+            start = i * BLOCK
+            stop = start + BLOCK if start + BLOCK < n else n
+            _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
+                       _at(s2, start), stop - start)
+
+
+# ---------------------------------------------------------------------------
+# Python entry points: validate, flatten, pick threads, call the nogil core.
+
+def _apply(OptimHyper h, floating[::1] p, const floating[::1] g, floating[::1] s0,
+           floating[::1] s1, floating[::1] s2, int n_threads):
+    cdef Py_ssize_t n = p.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        optim_step(&h, &p[0], &g[0], &s0[0] if s0.shape[0] else NULL,
+                   &s1[0] if s1.shape[0] else NULL, &s2[0] if s2.shape[0] else NULL,
+                   n, n_threads)
+
+
+def _run(rule, param, grad, states, n_threads, **hyper):
+    """Check the arrays, then update param and the state buffers in place."""
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
+    if param.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"param has dtype {param.dtype}; fastnn computes in float32 or float64")
+    check_out(param, "param", param.shape, param.dtype)
+    grad = as_float_array(grad, "grad", dtype=param.dtype)
+    if grad.shape != param.shape:
+        raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
+    flat = [_EMPTY[param.dtype] if s is None
+            else check_out(s, name, param.shape, param.dtype).reshape(-1)
+            for name, s in states]
+    flat += [_EMPTY[param.dtype]] * (3 - len(flat))
+    h = dict(_HYPER_DEFAULTS, rule=rule, **hyper)
+    _apply(h, param.reshape(-1), grad.reshape(-1), *flat, resolve_threads(n_threads))
+
+
+def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
+             nesterov=False, weight_decay=0.0, first=False, n_threads=None):
+    """d := g + wd p; buf := momentum buf + (1 - dampening) d (buf := d when first);
+    p := p - lr (d + momentum buf if nesterov else buf); p := p - lr d without a buffer.
+
+    Parameters
+    ----------
+    param : ndarray of any shape, float32 or float64, C-contiguous; updated in place.
+    grad : ndarray of param's shape and dtype
+    momentum_buffer : ndarray like param, optional; updated in place. None: no momentum.
+    lr, momentum, dampening, weight_decay : float
+    nesterov : bool
+    first : bool
+        The buffer is new: it takes ``d`` as torch.optim.SGD does on its first step.
+    """
+    _run(RULE_SGD, param, grad, [("momentum_buffer", momentum_buffer)], n_threads,
+         lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+         weight_decay=weight_decay, first=first)
+
+
+def adagrad_step(param, grad, state_sum, *, lr, eps=1e-10, weight_decay=0.0, n_threads=None):
+    """d := g + wd p; sum := sum + d^2; p := p - lr d / (sqrt(sum) + eps).
+
+    Parameters
+    ----------
+    param : ndarray of any shape, float32 or float64, C-contiguous; updated in place.
+    grad : ndarray of param's shape and dtype
+    state_sum : ndarray like param; updated in place.
+    lr : float
+        The decayed learning rate of this step, ``lr / (1 + (t - 1) * lr_decay)``.
+    eps, weight_decay : float
+    """
+    _run(RULE_ADAGRAD, param, grad, [("state_sum", state_sum)], n_threads,
+         lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *, lr,
+                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, n_threads=None):
+    """d := g + wd p; sq := alpha sq + (1 - alpha) d^2; ga := ga + (1 - alpha) (d - ga);
+    r := d / (sqrt(sq - ga^2 if centered else sq) + eps); buf := momentum buf + r;
+    p := p - lr (buf if momentum else r).
+
+    Parameters
+    ----------
+    param : ndarray of any shape, float32 or float64, C-contiguous; updated in place.
+    grad : ndarray of param's shape and dtype
+    square_avg : ndarray like param; updated in place.
+    grad_avg : ndarray like param, optional; updated in place. None: not centered.
+    momentum_buffer : ndarray like param, optional; updated in place. None: no momentum.
+    lr, alpha, eps, weight_decay, momentum : float
+    """
+    _run(RULE_RMSPROP, param, grad, [("square_avg", square_avg), ("grad_avg", grad_avg),
+                                     ("momentum_buffer", momentum_buffer)], n_threads,
+         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0, n_threads=None):
+    """d := g + wd p; sq := rho sq + (1 - rho) d^2; u := sqrt(acc + eps) / sqrt(sq + eps) d;
+    acc := rho acc + (1 - rho) u^2; p := p - lr u.
+
+    Parameters
+    ----------
+    param : ndarray of any shape, float32 or float64, C-contiguous; updated in place.
+    grad : ndarray of param's shape and dtype
+    square_avg, acc_delta : ndarray like param; updated in place.
+    lr, rho, eps, weight_decay : float
+    """
+    _run(RULE_ADADELTA, param, grad, [("square_avg", square_avg), ("acc_delta", acc_delta)],
+         n_threads, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step_size, beta1,
+              beta2, bias_correction2_sqrt, eps=1e-8, weight_decay=0.0, param_scale=1.0,
+              n_threads=None):
+    """p := param_scale p; d := g + wd p; m := m + (1 - beta1) (d - m);
+    v := beta2 v + (1 - beta2) d^2; vmax := max(vmax, v);
+    p := p - step_size m / (sqrt(vmax if amsgrad else v) / bias_correction2_sqrt + eps).
+
+    Parameters
+    ----------
+    param : ndarray of any shape, float32 or float64, C-contiguous; updated in place.
+    grad : ndarray of param's shape and dtype
+    exp_avg, exp_avg_sq : ndarray like param; updated in place.
+    max_exp_avg_sq : ndarray like param, optional; updated in place. None: no amsgrad.
+    step_size : float
+        ``lr / (1 - beta1**t)`` at step t (counted from 1).
+    beta1, beta2, eps : float
+    bias_correction2_sqrt : float
+        ``sqrt(1 - beta2**t)``.
+    weight_decay : float
+        L2 penalty added to the gradient (Adam's form).
+    param_scale : float
+        Decoupled weight decay (AdamW's form): ``1 - lr * weight_decay``.
+    """
+    _run(RULE_ADAM, param, grad, [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq),
+                                  ("max_exp_avg_sq", max_exp_avg_sq)], n_threads,
+         lr=step_size, beta1=beta1, beta2=beta2, bias_correction2_sqrt=bias_correction2_sqrt,
+         eps=eps, weight_decay=weight_decay, param_scale=param_scale)

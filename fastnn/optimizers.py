@@ -1,0 +1,508 @@
+"""Optimizers with torch.optim's update rules, defaults and argument names, and gradient clipping.
+
+An optimizer updates a list of parameter arrays in place from a list of gradient
+arrays, one fused kernel call per parameter. Its state (momentum buffers, moment
+estimates) is made on the first step, one set of buffers per parameter position,
+in the parameter's shape and dtype, and reused afterwards.
+
+The learning rate is a float or a schedule: any callable ``schedule(step, epoch)``
+returning a float, such as the classes of `fastnn.schedules`. It is read once per
+step with the optimizer's `iterations` and `epoch`.
+"""
+import math
+import numbers
+
+import numpy as np
+import scipy.linalg
+
+from fastnn import _registry
+from fastnn._kernels import optim as _kernels
+from fastnn._kernels._checks import FLOAT_DTYPES
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+           "clip_gradients", "get", "serialize"]
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates the parameters in place.
+
+    Subclasses name their hyperparameters in `_config_keys` (attributes of the same
+    names) and define ``_slot_fill`` (the initial value of each state buffer, None for
+    a buffer the configuration does not use), ``_scalars`` (the kernel's keyword
+    arguments for one step) and the kernel, `_kernel`.
+
+    Attributes
+    ----------
+    iterations : int
+        Updates done so far.
+    epoch : int
+        The current epoch, counted from 0; set by the training loop at each epoch start.
+    """
+
+    _config_keys = ()
+
+    def __init__(self, lr, learning_rate, default_lr):
+        if learning_rate is not None:
+            if lr is not default_lr and lr != default_lr:
+                raise TypeError("give lr or its alias learning_rate, not both")
+            lr = learning_rate
+        self.learning_rate = lr
+        self.iterations = 0
+        self.epoch = 0
+        self._slots = []
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next step, as a float.
+
+        With a schedule, its value at ``(iterations, epoch)``. Setting a float or a
+        schedule replaces the current one.
+        """
+        lr = self._learning_rate
+        return float(lr(self.iterations, self.epoch)) if callable(lr) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if callable(value):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _real(value, "learning rate")
+
+    @property
+    def schedule(self):
+        """The learning-rate schedule, or None for a constant learning rate."""
+        lr = self._learning_rate
+        return lr if callable(lr) else None
+
+    def step(self, params, grads):
+        """Apply one update to every parameter, in place.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            float32 or float64, C-contiguous and writeable; any shapes. Updated in place.
+        grads : list of ndarray
+            One per parameter, of the same shape and dtype.
+        """
+        if len(params) != len(grads):
+            raise ValueError(f"got {len(params)} parameters but {len(grads)} gradients")
+        kwargs = self._scalars(self.learning_rate, self.iterations + 1)
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            fresh = i == len(self._slots)
+            slots = self._slots_for(i, param)
+            self._apply(param, grad, slots, kwargs, fresh)
+        self.iterations += 1
+
+    def _slots_for(self, i, param):
+        """The state buffers of parameter position `i`, made on first use."""
+        if not isinstance(param, np.ndarray) or param.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"parameter {i} must be a float32 or float64 numpy array, "
+                            f"got {type(param).__name__} {getattr(param, 'dtype', '')}")
+        if i == len(self._slots):
+            self._slots.append(tuple(
+                None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
+                for fill in self._slot_fill()))
+        slots = self._slots[i]
+        for s in slots:
+            if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
+                raise ValueError(f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
+                                 f"but its optimizer state has shape {s.shape} and dtype {s.dtype}")
+        return slots
+
+    def _apply(self, param, grad, slots, kwargs, fresh):
+        self._kernel(param, grad, *slots, **kwargs)
+
+    def _slot_fill(self):
+        return ()
+
+    def _scalars(self, lr, t):
+        raise NotImplementedError
+
+    def get_config(self):
+        """The constructor arguments as a JSON-serialisable dict.
+
+        A schedule is stored as ``fastnn._registry.serialize(schedule)``.
+        """
+        lr = self._learning_rate
+        if callable(lr):
+            if not hasattr(lr, "get_config"):
+                raise TypeError(f"the learning-rate schedule {lr!r} has no get_config, "
+                                "so the optimizer cannot be serialised")
+            lr = _registry.serialize(lr)
+        config = {"lr": lr}
+        for key in self._config_keys:
+            value = getattr(self, key)
+            config[key] = list(value) if isinstance(value, tuple) else value
+        return config
+
+    def get_state(self):
+        """``[iterations, *buffers]``: the step count, then the state buffers in order.
+
+        Returns
+        -------
+        list
+            A 0-d int64 array, then for each parameter position its buffers (as in
+            ``_slot_fill``, skipping unused ones). The arrays are the live buffers.
+        """
+        return [np.array(self.iterations, dtype=np.int64)] + [
+            s for slots in self._slots for s in slots if s is not None]
+
+    def set_state(self, state):
+        """Restore what `get_state` returned (the arrays are copied)."""
+        if len(state) < 1:
+            raise ValueError("the state needs at least the iteration count")
+        used = [fill is not None for fill in self._slot_fill()]
+        per_param = sum(used)
+        arrays = list(state[1:])
+        if (per_param == 0 and arrays) or (per_param and len(arrays) % per_param):
+            raise ValueError(f"{type(self).__name__} keeps {per_param} buffers per parameter; "
+                             f"got {len(arrays)} arrays")
+        iterations = int(np.asarray(state[0]))
+        if iterations < 0:
+            raise ValueError(f"iterations must be at least 0, got {iterations}")
+        slots = []
+        for start in range(0, len(arrays), max(per_param, 1)):
+            group = iter(arrays[start:start + per_param])
+            slots.append(tuple(_state_array(next(group)) if on else None for on in used))
+        self.iterations = iterations
+        self._slots = slots
+
+    def __repr__(self):
+        lr = self._learning_rate
+        args = ", ".join(f"{k}={v!r}" for k, v in
+                         [("lr", lr)] + [(k, getattr(self, k)) for k in self._config_keys])
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as torch.optim.SGD.
+
+    With ``d = g + weight_decay * p``: ``buf = momentum * buf + (1 - dampening) * d``
+    (``buf = d`` on the first step), then ``p -= lr * (d + momentum * buf)`` with
+    nesterov, ``p -= lr * buf`` without, and ``p -= lr * d`` when momentum is 0.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 0.01
+    momentum : float, default 0.0
+    dampening : float, default 0.0
+    nesterov : bool, default False
+        Needs momentum > 0 and dampening 0.
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient.
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _config_keys = ("momentum", "dampening", "nesterov", "weight_decay")
+    _kernel = staticmethod(_kernels.sgd_step)
+
+    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, *, learning_rate=None):
+        super().__init__(lr, learning_rate, 0.01)
+        self.momentum = _real(momentum, "momentum")
+        self.dampening = _real(dampening, "dampening", low=-math.inf)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
+
+    def _slot_fill(self):
+        return (0.0,) if self.momentum != 0 else ()
+
+    def _scalars(self, lr, t):
+        return {"lr": lr, "momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    def _apply(self, param, grad, slots, kwargs, fresh):
+        self._kernel(param, grad, *slots, first=fresh, **kwargs)
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as torch.optim.Adagrad.
+
+    With ``d = g + weight_decay * p`` at step t (from 1): ``sum += d**2``, then
+    ``p -= lr / (1 + (t - 1) * lr_decay) * d / (sqrt(sum) + eps)``.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 0.01
+    lr_decay : float, default 0.0
+    weight_decay : float, default 0.0
+    initial_accumulator_value : float, default 0.0
+    eps : float, default 1e-10
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _config_keys = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+    _kernel = staticmethod(_kernels.adagrad_step)
+
+    def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10, *, learning_rate=None):
+        super().__init__(lr, learning_rate, 0.01)
+        self.lr_decay = _real(lr_decay, "lr_decay")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.initial_accumulator_value = _real(initial_accumulator_value,
+                                               "initial_accumulator_value")
+        self.eps = _real(eps, "eps")
+
+    def _slot_fill(self):
+        return (self.initial_accumulator_value,)
+
+    def _scalars(self, lr, t):
+        return {"lr": lr / (1 + (t - 1) * self.lr_decay), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as torch.optim.RMSprop.
+
+    With ``d = g + weight_decay * p``: ``sq = alpha * sq + (1 - alpha) * d**2``;
+    centered, ``ga = alpha * ga + (1 - alpha) * d`` and ``r = d / (sqrt(sq - ga**2) + eps)``,
+    else ``r = d / (sqrt(sq) + eps)``; then ``buf = momentum * buf + r`` and
+    ``p -= lr * buf``, or ``p -= lr * r`` when momentum is 0.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 0.01
+    alpha : float, default 0.99
+    eps : float, default 1e-8
+    weight_decay : float, default 0.0
+    momentum : float, default 0.0
+    centered : bool, default False
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _config_keys = ("alpha", "eps", "weight_decay", "momentum", "centered")
+    _kernel = staticmethod(_kernels.rmsprop_step)
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, *, learning_rate=None):
+        super().__init__(lr, learning_rate, 0.01)
+        self.alpha = _real(alpha, "alpha")
+        self.eps = _real(eps, "eps")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.momentum = _real(momentum, "momentum")
+        self.centered = bool(centered)
+
+    def _slot_fill(self):
+        return (0.0, 0.0 if self.centered else None, 0.0 if self.momentum > 0 else None)
+
+    def _scalars(self, lr, t):
+        return {"lr": lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum}
+
+
+class Adadelta(Optimizer):
+    """Adadelta, as torch.optim.Adadelta.
+
+    With ``d = g + weight_decay * p``: ``sq = rho * sq + (1 - rho) * d**2``,
+    ``u = sqrt(acc + eps) / sqrt(sq + eps) * d``, ``acc = rho * acc + (1 - rho) * u**2``,
+    then ``p -= lr * u``.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 1.0
+    rho : float in [0, 1], default 0.9
+    eps : float, default 1e-6
+    weight_decay : float, default 0.0
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _config_keys = ("rho", "eps", "weight_decay")
+    _kernel = staticmethod(_kernels.adadelta_step)
+
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, learning_rate=None):
+        super().__init__(lr, learning_rate, 1.0)
+        self.rho = _real(rho, "rho", high=1.0)
+        self.eps = _real(eps, "eps")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+
+    def _slot_fill(self):
+        return (0.0, 0.0)
+
+    def _scalars(self, lr, t):
+        return {"lr": lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam, with weight decay as an L2 penalty on the gradient.
+
+    With ``d = g + weight_decay * p`` at step t (from 1): ``m = beta1 * m + (1 - beta1) * d``,
+    ``v = beta2 * v + (1 - beta2) * d**2`` (amsgrad: ``v`` is the running maximum of it),
+    then ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 1e-3
+    betas : (float, float) in [0, 1), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0.0
+    amsgrad : bool, default False
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _config_keys = ("betas", "eps", "weight_decay", "amsgrad")
+    _kernel = staticmethod(_kernels.adam_step)
+    _decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 *, learning_rate=None):
+        super().__init__(lr, learning_rate, 1e-3)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair of floats, got {betas!r}") from None
+        self.betas = (_real(beta1, "betas[0]", high=1.0, open_high=True),
+                      _real(beta2, "betas[1]", high=1.0, open_high=True))
+        self.eps = _real(eps, "eps")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.amsgrad = bool(amsgrad)
+
+    def _slot_fill(self):
+        return (0.0, 0.0, 0.0 if self.amsgrad else None)
+
+    def _scalars(self, lr, t):
+        beta1, beta2 = self.betas
+        kwargs = {"step_size": lr / (1 - beta1 ** t), "beta1": beta1, "beta2": beta2,
+                  "bias_correction2_sqrt": (1 - beta2 ** t) ** 0.5, "eps": self.eps}
+        if self._decoupled:
+            kwargs["param_scale"] = 1 - lr * self.weight_decay
+        else:
+            kwargs["weight_decay"] = self.weight_decay
+        return kwargs
+
+
+class AdamW(Adam):
+    """AdamW, as torch.optim.AdamW: Adam with decoupled weight decay.
+
+    Each step first shrinks the parameter, ``p *= 1 - lr * weight_decay``, then applies
+    Adam's update without an L2 term.
+
+    Parameters
+    ----------
+    lr : float or schedule, default 1e-3
+    betas : (float, float) in [0, 1), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0.01
+    amsgrad : bool, default False
+    learning_rate : float or schedule, optional
+        Alias of `lr`.
+    """
+
+    _decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 amsgrad=False, *, learning_rate=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, learning_rate=learning_rate)
+
+
+def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None):
+    """Clip gradients in place, with Keras's meaning of the three options (give at most one).
+
+    - `clipvalue`: every element is clipped to ``[-clipvalue, clipvalue]``.
+    - `clipnorm`: every array whose L2 norm exceeds `clipnorm` is scaled to norm `clipnorm`.
+    - `global_clipnorm`: all arrays are scaled by
+      ``global_clipnorm / max(global_norm, global_clipnorm)``, where `global_norm` is
+      the L2 norm of all the gradients taken together.
+
+    Parameters
+    ----------
+    grads : list of ndarray
+        float32 or float64, writeable; any shapes. Modified in place.
+    clipvalue, clipnorm, global_clipnorm : float > 0, optional
+
+    Returns
+    -------
+    list of ndarray
+        `grads` itself.
+    """
+    given = [(name, value) for name, value in (("clipvalue", clipvalue), ("clipnorm", clipnorm),
+                                               ("global_clipnorm", global_clipnorm))
+             if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of clipvalue, clipnorm and global_clipnorm, "
+                         f"got {', '.join(name for name, _ in given)}")
+    if not given:
+        return grads
+    name, limit = given[0]
+    limit = _real(limit, name, open_low=True)
+    for i, g in enumerate(grads):
+        if not isinstance(g, np.ndarray) or g.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"gradient {i} must be a float32 or float64 numpy array")
+        if not g.flags.writeable:
+            raise ValueError(f"gradient {i} is not writeable")
+    if name == "clipvalue":
+        for g in grads:
+            np.clip(g, -limit, limit, out=g)
+        return grads
+    norms = [_l2_norm(g) for g in grads]
+    if name == "clipnorm":
+        for g, norm in zip(grads, norms):
+            if norm > limit:
+                g *= limit / norm
+    else:
+        total = math.hypot(*norms)
+        if total > limit:
+            for g in grads:
+                g *= limit / total
+    return grads
+
+
+def _l2_norm(g):
+    """The L2 norm of all elements of `g`, without overflow for large values."""
+    return float(scipy.linalg.norm(g.reshape(-1), check_finite=False)) if g.size else 0.0
+
+
+def _real(value, name, low=0.0, high=math.inf, open_low=False, open_high=False):
+    """`value` as a float in the interval from `low` to `high` (closed unless said open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    below = value <= low if open_low else value < low
+    above = value >= high if open_high else value > high
+    if math.isnan(value) or below or above:
+        interval = (("(" if open_low else "[") + f"{low}, {high}" + (")" if open_high else "]"))
+        raise ValueError(f"invalid {name} {value}: must be in {interval}")
+    return value
+
+
+def _state_array(a):
+    """A C-contiguous float32/float64 copy of a saved state buffer."""
+    a = np.array(a, copy=True, order="C")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"optimizer state arrays must be float32 or float64, got {a.dtype}")
+    return a
+
+
+_CLASSES = (SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW)
+_TABLE = {cls.__name__.lower(): cls for cls in _CLASSES}
+
+
+def get(identifier):
+    """Resolve an optimizer.
+
+    Parameters
+    ----------
+    identifier : str, Optimizer or dict
+        A name (sgd, adagrad, rmsprop, adadelta, adam, adamw; case-insensitive), an
+        instance (returned as is), or ``{"class_name": ..., "config": {...}}`` as
+        written by `serialize`.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid names.
+    """
+    return _registry.get(identifier, _TABLE, "optimizer", Optimizer)
+
+
+serialize = _registry.serialize

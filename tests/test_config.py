@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastnn
+from fastnn._kernels._threads import openmp_enabled
+
+
+@pytest.mark.skipif(bool(os.environ.get("FASTNN_SKIP_OPENMP_TEST")),
+                    reason="FASTNN_SKIP_OPENMP_TEST is set: a serial build is expected")
+def test_openmp_is_compiled_in():
+    assert openmp_enabled(), "fastnn was built without OpenMP (set FASTNN_SKIP_OPENMP_TEST to allow)"
+
+
+def test_set_and_get_num_threads():
+    default = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert fastnn.get_num_threads() == 1
+        fastnn.set_num_threads(3)
+        assert fastnn.get_num_threads() == (3 if openmp_enabled() else 1)
+    finally:
+        fastnn.set_num_threads(None)
+    assert fastnn.get_num_threads() == default
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError):
+            fastnn.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not openmp_enabled(), reason="serial build")
+def test_omp_num_threads_is_honoured():
+    code = "import fastnn; print(fastnn.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_show_config_prints_the_essentials(capsys):
+    fastnn.show_config()
+    text = capsys.readouterr().out
+    assert fastnn.__version__ in text
+    for word in ("openmp", "threads", "blas", "float32", "float64"):
+        assert word in text
+    cfg = fastnn.config()
+    assert cfg["threads"] == fastnn.get_num_threads()
+    assert cfg["openmp"] == openmp_enabled()
