@@ -2,5 +2,14 @@
 __version__ = "0.1.0"
 
 from fastnn._config import config, get_num_threads, set_num_threads, show_config
+from fastnn import (activations, callbacks, constraints, datasets, initializers, layers, losses,
+                    optimizers, regularizers, schedules)
+from fastnn.errors import ModelFormatError
+from fastnn.model import Sequential, load_model
 
-__all__ = ["__version__", "config", "show_config", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "__version__", "config", "show_config", "get_num_threads", "set_num_threads",
+    "Sequential", "load_model", "ModelFormatError",
+    "activations", "callbacks", "constraints", "datasets", "initializers", "layers", "losses",
+    "optimizers", "regularizers", "schedules",
+]

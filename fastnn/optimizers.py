@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from fastnn import _registry
+from fastnn import _registry, schedules
 from fastnn._kernels import optim as _kernels
 from fastnn._kernels._checks import FLOAT_DTYPES
 
@@ -63,6 +63,8 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        if isinstance(value, dict):
+            value = schedules.get(value)
         if callable(value):
             self._learning_rate = value
         else:

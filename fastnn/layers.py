@@ -1,0 +1,430 @@
+"""Layers: Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, GaussianNoise.
+
+A layer is built once for an input width, a dtype and a random generator. In training
+its ``forward`` keeps only what ``backward`` needs; ``backward`` fills the gradients
+aligned with ``params`` and returns the gradient for the layer below. Outputs and
+gradients live in buffers that are made once per batch shape and then reused.
+"""
+import numpy as np
+
+from fastnn import activations, constraints, initializers, regularizers
+from fastnn._kernels import activations as act_kernels
+from fastnn._kernels import dense as dense_kernels
+
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "PReLU", "Maxout",
+           "GaussianNoise", "get", "LAYERS"]
+
+
+class Layer:
+    """Base class.
+
+    Subclasses set ``params`` (trainable arrays, Keras order first), ``grads`` (arrays
+    aligned with ``params``) and ``weights`` (everything `get_weights` returns, including
+    non-trainable state such as running statistics) in `build`.
+    """
+
+    def __init__(self, name=None):
+        self.name = name
+        self.built = False
+        self.input_dim = None
+        self.output_dim = None
+        self.dtype = None
+        self.params = []
+        self.grads = []
+        self._buffers = {}
+
+    # -- construction ------------------------------------------------------
+    def build(self, input_dim, dtype, rng):
+        """Make the weights for inputs of width `input_dim`; returns the output width."""
+        self.input_dim = int(input_dim)
+        self.dtype = np.dtype(dtype)
+        self.output_dim = self._build(rng)
+        self.built = True
+        return self.output_dim
+
+    def _build(self, rng):
+        return self.input_dim
+
+    # -- computation -------------------------------------------------------
+    def forward(self, X, training=False):
+        """Output for X of shape (batch, input_dim)."""
+        raise NotImplementedError
+
+    def backward(self, dY, need_dX=True):
+        """Fill ``grads`` from dY (batch, output_dim); return dX (or None when not needed)."""
+        raise NotImplementedError
+
+    def penalty(self):
+        """The regularization penalty this layer adds to the loss."""
+        return 0.0
+
+    def apply_constraints(self):
+        """Project the weights back onto their constraints after an update."""
+
+    def _buffer(self, key, shape):
+        """A reusable array for `key`, remade only when the shape changes."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, dtype=self.dtype)
+            self._buffers[key] = buf
+        return buf
+
+    # -- weights and config ------------------------------------------------
+    @property
+    def weights(self):
+        return list(self.params)
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"layer {self.name} takes {len(own)} arrays, got {len(weights)}")
+        for target, value in zip(own, weights):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"layer {self.name}: weight of shape {target.shape} "
+                                 f"cannot take an array of shape {value.shape}")
+            target[...] = value
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Dense(Layer):
+    """Y = act(X @ kernel + bias), kernel of shape (input_dim, units).
+
+    Parameters
+    ----------
+    units : int
+    activation : str, `fastnn.activations.Activation` or None
+    use_bias : bool
+    kernel_initializer, bias_initializer : str, initializer or config
+    kernel_regularizer, bias_regularizer : regularizer, str or None
+    kernel_constraint : constraint, str or None
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, name=None):
+        super().__init__(name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.kernel_mask = None  # set by pruning: pruned weights stay exactly zero
+        self.keep_preact = False  # set by the model when the loss reads this layer's logits
+
+    def _build(self, rng):
+        shape = (self.input_dim, self.units)
+        self.kernel = self.kernel_initializer(shape, self.dtype, rng).astype(self.dtype)
+        self.params = [self.kernel]
+        if self.use_bias:
+            self.bias = self.bias_initializer((self.units,), self.dtype, rng).astype(self.dtype)
+            self.params.append(self.bias)
+        else:
+            self.bias = None
+        self.grads = [np.zeros_like(p) for p in self.params]
+        return self.units
+
+    def forward(self, X, training=False):
+        batch = X.shape[0]
+        act = self.activation
+        Y = self._buffer("Y", (batch, self.units)) if training else None
+        keep = training and (act.needs_preact or self.keep_preact)
+        Z = self._buffer("Z", (batch, self.units)) if keep else None
+        Y = dense_kernels.dense_forward(X, self.kernel, self.bias, act.kernel, act.alpha,
+                                        out=Y, preact=Z)
+        if training:
+            self._X, self._Z, self._Y = X, (Y if Z is None else Z), Y
+        return Y
+
+    def backward(self, dY, need_dX=True, activation=None):
+        """Gradients from dY; `activation="linear"` when dY is already dZ (fused loss)."""
+        act = self.activation if activation is None else activations.get(activation)
+        batch = dY.shape[0]
+        dX = self._buffer("dX", (batch, self.input_dim)) if need_dX else None
+        dW = self.grads[0]
+        db = self.grads[1] if self.use_bias else self._buffer("db", (self.units,))
+        dZ = self._buffer("dZ", dY.shape)
+        dense_kernels.dense_backward(dY, self._X, self.kernel, self._Z, self._Y, act.kernel,
+                                     act.alpha, need_dX=need_dX, dZ=dZ, dW=dW, db=db, dX=dX)
+        if self.kernel_regularizer is not None:
+            dW += self.kernel_regularizer.gradient(self.kernel)
+        if self.use_bias and self.bias_regularizer is not None:
+            db += self.bias_regularizer.gradient(self.bias)
+        if self.kernel_mask is not None:
+            dW *= self.kernel_mask
+        return dX
+
+    def penalty(self):
+        total = 0.0
+        if self.kernel_regularizer is not None:
+            total += self.kernel_regularizer.penalty(self.kernel)
+        if self.use_bias and self.bias_regularizer is not None:
+            total += self.bias_regularizer.penalty(self.bias)
+        return total
+
+    def apply_constraints(self):
+        if self.kernel_constraint is not None:
+            self.kernel_constraint(self.kernel)
+        if self.kernel_mask is not None:
+            self.kernel *= self.kernel_mask
+
+    def get_config(self):
+        return {
+            "name": self.name, "units": self.units,
+            "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _maybe_serialize(regularizers, self.kernel_regularizer),
+            "bias_regularizer": _maybe_serialize(regularizers, self.bias_regularizer),
+            "kernel_constraint": _maybe_serialize(constraints, self.kernel_constraint),
+        }
+
+
+def _maybe_serialize(module, obj):
+    return None if obj is None else module.serialize(obj)
+
+
+class Activation(Layer):
+    """Applies an activation by name (any of `fastnn.activations.NAMES`)."""
+
+    def __init__(self, activation, name=None):
+        super().__init__(name)
+        self.activation = activations.get(activation)
+
+    def forward(self, X, training=False):
+        act = self.activation
+        Y = act_kernels.activation_forward(X, act.kernel, alpha=act.alpha,
+                                           out=self._buffer("Y", X.shape) if training else None)
+        if training:
+            self._Z, self._Y = X, Y
+        return Y
+
+    def backward(self, dY, need_dX=True):
+        act = self.activation
+        return act_kernels.activation_backward(dY, self._Z, self._Y, act.kernel, alpha=act.alpha,
+                                               out=self._buffer("dX", dY.shape))
+
+    def get_config(self):
+        return {"name": self.name, "activation": activations.serialize(self.activation)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, drop each input with probability `rate` and scale the
+    rest by 1 / (1 - rate); the identity at inference."""
+
+    def __init__(self, rate, name=None):
+        super().__init__(name)
+        if not 0 <= rate < 1:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def _build(self, rng):
+        self._rng = rng
+        return self.input_dim
+
+    def forward(self, X, training=False):
+        if not training or self.rate == 0:
+            self._scale = None
+            return X
+        u = self._buffer("u", X.shape)
+        self._rng.random(dtype=u.dtype, out=u)
+        scale = self._buffer("scale", X.shape)
+        np.greater_equal(u, self.rate, out=scale, casting="unsafe")
+        scale *= 1.0 / (1.0 - self.rate)
+        self._scale = scale
+        return np.multiply(X, scale, out=self._buffer("Y", X.shape))
+
+    def backward(self, dY, need_dX=True):
+        if self._scale is None:
+            return dY
+        return np.multiply(dY, self._scale, out=self._buffer("dX", dY.shape))
+
+    def get_config(self):
+        return {"name": self.name, "rate": self.rate}
+
+
+class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise of `stddev` to the inputs in training (a vector form of
+    data augmentation); the identity at inference."""
+
+    def __init__(self, stddev, name=None):
+        super().__init__(name)
+        if stddev < 0:
+            raise ValueError(f"stddev must be non-negative, got {stddev}")
+        self.stddev = float(stddev)
+
+    def _build(self, rng):
+        self._rng = rng
+        return self.input_dim
+
+    def forward(self, X, training=False):
+        if not training or self.stddev == 0:
+            return X
+        noise = self._buffer("noise", X.shape)
+        self._rng.standard_normal(dtype=noise.dtype, out=noise)
+        noise *= self.stddev
+        return np.add(X, noise, out=self._buffer("Y", X.shape))
+
+    def backward(self, dY, need_dX=True):
+        return dY
+
+    def get_config(self):
+        return {"name": self.name, "stddev": self.stddev}
+
+
+class BatchNormalization(Layer):
+    """Per-feature normalization with PyTorch's conventions.
+
+    Training uses the batch mean and (biased) variance and updates
+    ``running = (1 - momentum) * running + momentum * batch``, the running variance with
+    the unbiased batch variance; inference uses the running statistics. ``gamma`` and
+    ``beta`` are learned. Weights in Keras order: gamma, beta, running mean, running var.
+    """
+
+    def __init__(self, momentum=0.1, eps=1e-5, name=None):
+        super().__init__(name)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+
+    def _build(self, rng):
+        n = self.input_dim
+        self.gamma = np.ones(n, self.dtype)
+        self.beta = np.zeros(n, self.dtype)
+        self.running_mean = np.zeros(n, self.dtype)
+        self.running_var = np.ones(n, self.dtype)
+        self.params = [self.gamma, self.beta]
+        self.grads = [np.zeros_like(self.gamma), np.zeros_like(self.beta)]
+        return n
+
+    @property
+    def weights(self):
+        return [self.gamma, self.beta, self.running_mean, self.running_var]
+
+    def forward(self, X, training=False):
+        if not training:
+            inv = 1.0 / np.sqrt(self.running_var + self.eps)
+            return (X - self.running_mean) * (inv * self.gamma) + self.beta
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError("BatchNormalization needs at least 2 samples per training batch")
+        mean = X.mean(axis=0)
+        var = X.var(axis=0)
+        m = self.momentum
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean
+        self.running_var *= 1 - m
+        self.running_var += m * var * (n / (n - 1))
+        self._inv_std = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
+        self._xhat = ((X - mean) * self._inv_std).astype(self.dtype, copy=False)
+        return self._xhat * self.gamma + self.beta
+
+    def backward(self, dY, need_dX=True):
+        xhat = self._xhat
+        np.sum(dY * xhat, axis=0, out=self.grads[0])
+        np.sum(dY, axis=0, out=self.grads[1])
+        if not need_dX:
+            return None
+        n = dY.shape[0]
+        g = self.gamma * self._inv_std
+        return (g / n) * (n * dY - self.grads[1] - xhat * self.grads[0])
+
+    def get_config(self):
+        return {"name": self.name, "momentum": self.momentum, "eps": self.eps}
+
+
+class PReLU(Layer):
+    """x if x > 0 else alpha[j] * x, with one learnable slope per unit."""
+
+    def __init__(self, alpha_initializer=0.25, name=None):
+        super().__init__(name)
+        self.alpha_initializer = initializers.get(alpha_initializer)
+
+    def _build(self, rng):
+        self.alpha = self.alpha_initializer((self.input_dim,), self.dtype, rng).astype(self.dtype)
+        self.params = [self.alpha]
+        self.grads = [np.zeros_like(self.alpha)]
+        return self.input_dim
+
+    def forward(self, X, training=False):
+        Y = act_kernels.activation_forward(X, "prelu", alpha=self.alpha,
+                                           out=self._buffer("Y", X.shape) if training else None)
+        if training:
+            self._Z, self._Y = X, Y
+        return Y
+
+    def backward(self, dY, need_dX=True):
+        self.grads[0][...] = act_kernels.prelu_alpha_grad(dY, self._Z)
+        return act_kernels.activation_backward(dY, self._Z, self._Y, "prelu", alpha=self.alpha,
+                                               out=self._buffer("dX", dY.shape))
+
+    def get_config(self):
+        return {"name": self.name,
+                "alpha_initializer": initializers.serialize(self.alpha_initializer)}
+
+
+class Maxout(Dense):
+    """units outputs, each the largest of `pieces` linear pieces: a Dense layer of
+    units * pieces outputs followed by a max over each group of `pieces` columns."""
+
+    def __init__(self, units, pieces=2, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, name=None):
+        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
+            raise ValueError(f"pieces must be a positive integer, got {pieces!r}")
+        super().__init__(units * pieces, None, True, kernel_initializer, bias_initializer,
+                         kernel_regularizer, bias_regularizer, kernel_constraint, name)
+        self.pieces = int(pieces)
+        self.maxout_units = int(units)
+
+    def _build(self, rng):
+        super()._build(rng)
+        return self.maxout_units
+
+    def forward(self, X, training=False):
+        Z = super().forward(X, training)
+        Y, idx = act_kernels.maxout_forward(Z, self.pieces)
+        if training:
+            self._idx = idx
+        return Y
+
+    def backward(self, dY, need_dX=True):
+        return super().backward(act_kernels.maxout_backward(dY, self._idx, self.pieces), need_dX)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"], config["use_bias"]
+        config["units"] = self.maxout_units
+        config["pieces"] = self.pieces
+        return config
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, BatchNormalization, PReLU,
+                                        Maxout, GaussianNoise)}
+"""The fixed table of layer classes by name: files name a layer, never import one."""
+
+
+def get(config):
+    """A layer from ``{"class_name": ..., "config": {...}}``, through the fixed table."""
+    from fastnn import _registry
+    table = {name.lower(): cls for name, cls in LAYERS.items()}
+    return _registry.get(config, table, "layer", Layer)

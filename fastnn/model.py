@@ -1,0 +1,649 @@
+"""The Sequential model: build, compile, fit, evaluate, predict, save and load."""
+import json
+import re
+import time
+
+import numpy as np
+
+from fastnn import callbacks as cb
+from fastnn import io, layers as layers_mod, losses, optimizers
+from fastnn._kernels import dense as dense_kernels
+from fastnn.errors import ModelFormatError
+
+__all__ = ["Sequential", "load_model", "GradientReport"]
+
+FORMAT = "fastnn-model"
+FORMAT_VERSION = "1"
+# Gradient-health thresholds (see `Sequential.gradient_report`).
+VANISHING_RATIO = 1e-5
+EXPLODING_RATIO = 10.0
+DEAD_FRACTION = 0.5
+SATURATED_FRACTION = 0.5
+
+
+def _as_model_input(X, dtype, name="X"):
+    """X as a C-ordered 2-D array of the model's dtype; ValueError on NaN, inf or no rows."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {X.dtype}; expected a real numeric array")
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
+class Sequential:
+    """A stack of layers trained with a loss and an optimizer.
+
+    Parameters
+    ----------
+    layers : list of `fastnn.layers.Layer`
+    input_dim : int, optional
+        Number of input features; without it the model is built by the first `fit`.
+    dtype : "float32" or "float64"
+        The dtype of every weight and computation; inputs are converted to it.
+    seed : int, optional
+        Fixes initialisation, dropout, noise and shuffling: the same seed and thread count
+        give the same trained weights.
+    """
+
+    def __init__(self, layers=None, input_dim=None, dtype="float32", seed=None,
+                 name="sequential"):
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype}")
+        self.dtype = dtype
+        self.seed = seed
+        self.name = name
+        self._rng = np.random.default_rng(seed)
+        self.layers = []
+        self.input_dim = None
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self._clip = {}
+        for layer in layers or []:
+            self.add(layer)
+        if input_dim is not None:
+            self.build(input_dim)
+
+    # -- structure ---------------------------------------------------------
+    @property
+    def built(self):
+        return self.input_dim is not None
+
+    @property
+    def output_dim(self):
+        return self.layers[-1].output_dim if self.built else None
+
+    def add(self, layer):
+        """Append a layer (built at once when the model already is)."""
+        if not isinstance(layer, layers_mod.Layer):
+            raise TypeError(f"expected a fastnn layer, got {type(layer).__name__}")
+        if layer.built:
+            raise ValueError(f"layer {layer.name!r} is already part of a built model")
+        base = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(layer).__name__).lower()
+        if layer.name is None:
+            taken = {l.name for l in self.layers}
+            k, name = 0, base
+            while name in taken:
+                k += 1
+                name = f"{base}_{k}"
+            layer.name = name
+        self.layers.append(layer)
+        if self.built:
+            layer.build(self.layers[-2].output_dim if len(self.layers) > 1 else self.input_dim,
+                        self.dtype, self._rng)
+        self._wire()
+
+    def build(self, input_dim):
+        """Make every layer's weights for inputs of width `input_dim`."""
+        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) \
+                or input_dim < 1:
+            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        if self.built:
+            if input_dim != self.input_dim:
+                raise ValueError(f"the model is built for {self.input_dim} features, "
+                                 f"not {input_dim}")
+            return
+        dim = int(input_dim)
+        for layer in self.layers:
+            dim = layer.build(dim, self.dtype, self._rng)
+        self.input_dim = int(input_dim)
+        self._wire()
+
+    def _wire(self):
+        """Derive the flat parameter lists and the fused-loss choice from the layers."""
+        self._params = [p for l in self.layers if l.built for p in l.params]
+        self._grads = [g for l in self.layers if l.built for g in l.grads]
+        first = [i for i, l in enumerate(self.layers) if l.params]
+        self._first_trainable = first[0] if first else len(self.layers)
+        last = self.layers[-1] if self.layers else None
+        self._fused = bool(
+            self.loss is not None and isinstance(last, layers_mod.Dense)
+            and not isinstance(last, layers_mod.Maxout)
+            and self.loss.logits_activation is not None
+            and last.activation.kernel == self.loss.logits_activation)
+        for layer in self.layers:
+            if isinstance(layer, layers_mod.Dense):
+                layer.keep_preact = self._fused and layer is last
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, clipnorm=None, clipvalue=None,
+                global_clipnorm=None):
+        """Set the optimizer, loss and metrics, and gradient clipping (Keras's meaning)."""
+        if loss is None:
+            raise ValueError(f"compile needs a loss; valid names: "
+                             f"{', '.join(sorted(k for k in losses._TABLE if '_' in k))}")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self.metrics = [losses.get_metric(m) for m in (metrics or [])]
+        clip = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
+        self._clip = {k: v for k, v in clip.items() if v is not None}
+        if self._clip:
+            optimizers.clip_gradients([], **self._clip)  # validates the values
+        self._wire()
+
+    # -- input checks ------------------------------------------------------
+    def _check_X(self, X, name="X"):
+        X = _as_model_input(X, self.dtype, name)
+        if self.built and X.shape[1] != self.input_dim:
+            first = self.layers[0]
+            raise ValueError(f"layer {first.name!r} ({type(first).__name__}) expects inputs of "
+                             f"shape (n, {self.input_dim}), but {name} has shape {X.shape}")
+        return X
+
+    def _check_y(self, y, n, name="y"):
+        y = np.asarray(y)
+        if y.shape[:1] != (n,):
+            raise ValueError(f"X has {n} samples but {name} has shape {y.shape}")
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has dtype {y.dtype}; expected numbers")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        y = self.loss.check_targets(y, self.output_dim)
+        if y.dtype.kind == "f" or not isinstance(self.loss, losses.SparseCategoricalCrossentropy):
+            y = np.ascontiguousarray(y, dtype=self.dtype)
+        return y
+
+    def _require_built(self, what):
+        if not self.built:
+            raise RuntimeError(f"the model is not built: call build(input_dim) or fit before "
+                               f"{what}")
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"the model is not compiled: call compile before {what}")
+
+    # -- computation -------------------------------------------------------
+    def _forward(self, X, training):
+        for layer in self.layers:
+            X = layer.forward(X, training=training)
+        return X
+
+    def _loss_and_grad(self, yb, out, wb):
+        if self._fused:
+            return self.loss.from_logits(yb, self.layers[-1]._Z, out, wb)
+        return self.loss(yb, out, wb)
+
+    def _backward(self, dY):
+        last = len(self.layers) - 1
+        for i in range(last, self._first_trainable - 1, -1):
+            layer = self.layers[i]
+            need_dX = i > self._first_trainable
+            if i == last and self._fused:
+                dY = layer.backward(dY, need_dX, activation="linear")
+            else:
+                dY = layer.backward(dY, need_dX)
+
+    def _penalty(self):
+        return sum(layer.penalty() for layer in self.layers)
+
+    def _train_step(self, Xb, yb, wb):
+        """One update; returns the batch loss and output. A non-finite loss leaves the
+        weights alone."""
+        out = self._forward(Xb, training=True)
+        value, grad = self._loss_and_grad(yb, out, wb)
+        value += self._penalty()
+        if not np.isfinite(value):
+            return value, out
+        self._backward(grad)
+        if self._clip:
+            optimizers.clip_gradients(self._grads, **self._clip)
+        self.optimizer.step(self._params, self._grads)
+        for layer in self.layers:
+            layer.apply_constraints()
+        return value, out
+
+    def _sample_weights(self, y, n, sample_weight, class_weight):
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight has shape {w.shape}; expected ({n},)")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must be finite and non-negative")
+        if class_weight is not None:
+            labels = y if y.ndim == 1 else (np.argmax(y, axis=1) if y.shape[1] > 1
+                                            else (y[:, 0] > 0.5).astype(np.int64))
+            cw = np.ones(max(int(labels.max()) + 1, max(class_weight) + 1))
+            for label, weight in class_weight.items():
+                cw[int(label)] = weight
+            w = cw[labels.astype(np.int64)] * (1.0 if w is None else w)
+        return w
+
+    def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
+            shuffle=True, callbacks=None, verbose=1, sample_weight=None, class_weight=None):
+        """Train for `epochs` passes over (X, y); returns a `fastnn.callbacks.History`.
+
+        ``validation_split`` holds out the last fraction of the samples (before shuffling),
+        as Keras does. A non-finite loss stops training with
+        `fastnn.callbacks.NonFiniteLossError`, and the model keeps its last finite weights.
+        """
+        self._require_compiled("fit")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        X = _as_model_input(X, self.dtype)
+        if not self.built:
+            self.build(X.shape[1])
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        w = self._sample_weights(y, X.shape[0], sample_weight, class_weight)
+        if validation_data is None and validation_split > 0:
+            n_val = int(round(X.shape[0] * validation_split))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves no samples for "
+                                 f"{'validation' if n_val < 1 else 'training'}")
+            cut = X.shape[0] - n_val
+            validation_data = (X[cut:], y[cut:]) + (() if w is None else (w[cut:],))
+            X, y, w = X[:cut], y[:cut], (None if w is None else w[:cut])
+        if validation_data is not None:
+            validation_data = self._check_validation(validation_data)
+
+        history = cb.History()
+        cbs = [history] + list(callbacks or [])
+        if not any(isinstance(c, cb.TerminateOnNaN) for c in cbs):
+            cbs.append(cb.TerminateOnNaN())
+        for c in cbs:
+            c.set_model(self)
+        self.history = history
+        self.stop_training = False
+        n = X.shape[0]
+        batch_size = min(int(batch_size), n)
+        Xb_full = np.empty((batch_size, X.shape[1]), dtype=self.dtype)
+        for c in cbs:
+            c.on_train_begin({})
+        try:
+            for epoch in range(epochs):
+                snapshot = [p.copy() for p in self._params]
+                self.optimizer.epoch = epoch
+                for c in cbs:
+                    c.on_epoch_begin(epoch, {})
+                logs = self._run_epoch(X, y, w, batch_size, Xb_full, shuffle, cbs, epoch,
+                                       epochs, verbose, snapshot)
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data[:2], sample_weight=(
+                        validation_data[2] if len(validation_data) > 2 else None))
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["lr"] = self.optimizer.learning_rate
+                if verbose:
+                    print(self._epoch_line(epoch, epochs, logs), flush=True)
+                for c in cbs:
+                    c.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except cb.NonFiniteLossError as exc:
+            exc.history = history
+            raise
+        finally:
+            for c in cbs:
+                c.on_train_end({})
+        return history
+
+    def _check_validation(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, weights)")
+        Xv = self._check_X(data[0], "X_val")
+        yv = self._check_y(data[1], Xv.shape[0], "y_val")
+        return (Xv, yv) + tuple(data[2:])
+
+    def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose,
+                   snapshot):
+        n = X.shape[0]
+        order = self._rng.permutation(n) if shuffle else np.arange(n)
+        n_batches = (n + batch_size - 1) // batch_size
+        bar = None
+        if verbose == 1:
+            from tqdm import tqdm
+            bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="sample", leave=False)
+        total_loss = 0.0
+        metric_sums = [0.0] * len(self.metrics)
+        start = time.perf_counter()
+        try:
+            for b in range(n_batches):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                Xb = Xb_full[:len(idx)]
+                np.take(X, idx, axis=0, out=Xb)
+                yb = y[idx]
+                wb = None if w is None else w[idx]
+                value, out = self._train_step(Xb, yb, wb)
+                if not np.isfinite(value) and not all(np.all(np.isfinite(p))
+                                                      for p in self._params):
+                    for p, saved in zip(self._params, snapshot):
+                        p[...] = saved
+                for c in cbs:
+                    c.on_batch_end(b, {"loss": value})
+                total_loss += value * len(idx)
+                for k, (_, fn) in enumerate(self.metrics):
+                    metric_sums[k] += fn(yb, out) * len(idx)
+                if bar is not None:
+                    bar.update(len(idx))
+                    bar.set_postfix(loss=f"{total_loss / min((b + 1) * batch_size, n):.4f}",
+                                    refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        logs = {"loss": total_loss / n}
+        for (name, _), s in zip(self.metrics, metric_sums):
+            logs[name] = s / n
+        logs["time"] = time.perf_counter() - start
+        return logs
+
+    @staticmethod
+    def _epoch_line(epoch, epochs, logs):
+        parts = [f"{k}: {v:.4g}" for k, v in logs.items() if k != "time"]
+        return f"Epoch {epoch + 1}/{epochs} - {logs['time']:.2f}s - " + " - ".join(parts)
+
+    def predict(self, X, batch_size=None):
+        """Outputs for X of shape (n, input_dim), as an array of shape (n, output_dim)."""
+        self._require_built("predict")
+        X = self._check_X(X)
+        if batch_size is None or batch_size >= X.shape[0]:
+            return np.ascontiguousarray(self._forward(X, training=False))
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        return np.concatenate([self._forward(X[i:i + batch_size], training=False)
+                               for i in range(0, X.shape[0], batch_size)])
+
+    def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
+        """The loss (with regularization penalties) and metrics on (X, y), as a dict."""
+        self._require_compiled("evaluate")
+        self._require_built("evaluate")
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        w = self._sample_weights(y, X.shape[0], sample_weight, None)
+        if self._fused:
+            last = self.layers[-1]
+            hidden = X
+            for layer in self.layers[:-1]:
+                hidden = layer.forward(hidden, training=False)
+            logits = dense_kernels.dense_forward(hidden, last.kernel, last.bias, "linear")
+            out = last.activation(logits)
+            value, _ = self.loss.from_logits(y, logits, out, w)
+        else:
+            out = self.predict(X, batch_size)
+            value, _ = self.loss(y, out, w)
+        result = {"loss": value + self._penalty()}
+        for name, fn in self.metrics:
+            result[name] = fn(y, out)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in result.items()))
+        return result
+
+    # -- weights -----------------------------------------------------------
+    def get_weights(self):
+        """Copies of every layer's weights, in Keras order (kernel, bias, then others)."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        self._require_built("set_weights")
+        weights = list(weights)
+        expected = sum(len(layer.weights) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"the model takes {expected} arrays, got {len(weights)}")
+        k = 0
+        for layer in self.layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[k:k + n])
+            k += n
+
+    def count_params(self):
+        self._require_built("count_params")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print):
+        """Print (and return) a table: layer, output shape, parameters, nonzeros."""
+        self._require_built("summary")
+        rows = [("Layer (type)", "Output shape", "Params", "Nonzeros")]
+        for layer in self.layers:
+            nnz = sum(int(np.count_nonzero(w)) for w in layer.weights)
+            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.output_dim})",
+                         str(layer.count_params()), str(nnz)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        line = "-" * (sum(widths) + 6)
+        out = [line]
+        for i, r in enumerate(rows):
+            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+            if i == 0:
+                out.append(line)
+        total = self.count_params()
+        nnz = sum(int(np.count_nonzero(w)) for layer in self.layers for w in layer.weights)
+        out += [line, f"Total params: {total}  Nonzeros: {nnz}  dtype: {self.dtype}"]
+        text = "\n".join(out)
+        print_fn(text)
+        return text
+
+    # -- gradient health ---------------------------------------------------
+    def gradient_report(self, X, y):
+        """Gradient health per layer on (X, y), without changing the model.
+
+        For every layer with weights: the gradient norm ``|g|``, the weight norm ``|w|``,
+        the update-to-weight ratio ``lr * |g| / |w|``, and for activation layers the
+        fraction of dead ReLU units (never positive on X) and of saturated sigmoid/tanh
+        outputs (sigmoid < 0.01 or > 0.99, |tanh| > 0.99). A layer is flagged
+        ``vanishing`` when ``|g| / |w| < 1e-5``, ``exploding`` when it exceeds 10 or is not
+        finite, ``dead`` or ``saturated`` when more than half its units are.
+        """
+        self._require_compiled("gradient_report")
+        X = self._check_X(X)
+        if not self.built:
+            self.build(X.shape[1])
+        y = self._check_y(y, X.shape[0])
+        saved = self.get_weights()
+        try:
+            out = self._forward(X, training=True)
+            _, grad = self._loss_and_grad(y, out, None)
+            self._backward(grad)
+            rows = [self._health_row(layer) for layer in self.layers if layer.params]
+        finally:
+            self.set_weights(saved)
+        return GradientReport(rows)
+
+    def _health_row(self, layer):
+        g = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in layer.grads)))
+        wn = float(np.sqrt(sum(float(np.sum(np.square(p, dtype=np.float64)))
+                               for p in layer.params)))
+        lr = self.optimizer.learning_rate
+        ratio = g / wn if wn > 0 else float("inf")
+        dead = saturated = 0.0
+        act = getattr(getattr(layer, "activation", None), "kernel", None)
+        Y = getattr(layer, "_Y", None)
+        if Y is not None and act == "relu":
+            dead = float(np.mean(np.all(Y <= 0, axis=0)))
+        elif Y is not None and act == "sigmoid":
+            saturated = float(np.mean((Y < 0.01) | (Y > 0.99)))
+        elif Y is not None and act == "tanh":
+            saturated = float(np.mean(np.abs(Y) > 0.99))
+        flags = []
+        if not np.isfinite(ratio) or ratio > EXPLODING_RATIO:
+            flags.append("exploding")
+        elif ratio < VANISHING_RATIO:
+            flags.append("vanishing")
+        if dead > DEAD_FRACTION:
+            flags.append("dead")
+        if saturated > SATURATED_FRACTION:
+            flags.append("saturated")
+        return {"layer": layer.name, "grad_norm": g, "weight_norm": wn,
+                "update_ratio": lr * ratio if np.isfinite(ratio) else ratio,
+                "dead_fraction": dead, "saturated_fraction": saturated,
+                "flag": ",".join(flags)}
+
+    # -- saving ------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "input_dim": self.input_dim, "dtype": self.dtype.name,
+                "seed": self.seed,
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
+                           for l in self.layers]}
+
+    def save(self, path):
+        """Write the model to one safetensors file, atomically.
+
+        Weights are tensors (a kernel that is mostly zeros is stored as CSR: values,
+        column indices and row pointers, so pruned models shrink); the architecture and
+        training configuration are JSON in the metadata, with a format version.
+        """
+        self._require_built("save")
+        tensors = {}
+        sparse = {}
+        for i, layer in enumerate(self.layers):
+            for j, w in enumerate(layer.weights):
+                key = f"layers.{i}.{j}"
+                if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
+                    indptr, indices, values = _to_csr(w)
+                    tensors[key + ".indptr"] = indptr
+                    tensors[key + ".indices"] = indices
+                    tensors[key + ".values"] = values
+                    sparse[key] = list(w.shape)
+                else:
+                    tensors[key] = w
+        masks = [i for i, l in enumerate(self.layers)
+                 if getattr(l, "kernel_mask", None) is not None]
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "architecture": json.dumps(self.get_config()),
+                "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks)}
+        if self.loss is not None:
+            meta["training"] = json.dumps({
+                "optimizer": optimizers.serialize(self.optimizer),
+                "loss": losses.serialize(self.loss),
+                "metrics": [name for name, _ in self.metrics], "clip": self._clip})
+        io.save_tensors(path, tensors, meta)
+
+
+def _to_csr(w):
+    rows, cols = np.nonzero(w)
+    indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
+    index_dtype = np.uint16 if w.shape[1] <= 65536 else np.int32
+    return indptr, cols.astype(index_dtype), w[rows, cols]
+
+
+def _from_csr(shape, indptr, indices, values, key):
+    n_rows, n_cols = shape
+    if indptr.ndim != 1 or indptr.shape[0] != n_rows + 1 or indptr.dtype.kind not in "iu":
+        raise ModelFormatError(f"{key}: row pointers must be {n_rows + 1} integers")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != values.shape[0]:
+        raise ModelFormatError(f"{key}: row pointers must rise from 0 to the number of values")
+    if indices.shape != values.shape or indices.ndim != 1 or indices.dtype.kind not in "iu":
+        raise ModelFormatError(f"{key}: indices and values must be 1-D of one length")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ModelFormatError(f"{key}: a column index lies outside [0, {n_cols})")
+    w = np.zeros(shape, dtype=values.dtype)
+    rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+    w[rows, indices.astype(np.int64)] = values
+    return w
+
+
+def load_model(path):
+    """Read a model written by `Sequential.save`; never executes code from the file.
+
+    Raises
+    ------
+    fastnn.ModelFormatError
+        On the first problem: unreadable or truncated file, unknown format or version,
+        unknown layer kind or activation, inconsistent shapes or dtypes, non-finite weights.
+    """
+    tensors, meta = io.load_tensors(path)
+    if meta.get("format") != FORMAT:
+        raise ModelFormatError(f"not a fastnn model file (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFormatError(f"unsupported model format version {meta.get('format_version')!r}"
+                               f" (this fastnn reads {FORMAT_VERSION})")
+    arch = io.metadata_json(meta, "architecture")
+    sparse = io.metadata_json(meta, "sparse")
+    masked = io.metadata_json(meta, "masked_layers")
+    try:
+        model = Sequential([layers_mod.get(c) for c in arch["layers"]], dtype=arch["dtype"],
+                           seed=arch.get("seed"), name=arch.get("name", "sequential"))
+        model.build(arch["input_dim"])
+        if "training" in meta:
+            training = json.loads(meta["training"])
+            model.compile(optimizers.get(training["optimizer"]), losses.get(training["loss"]),
+                          training["metrics"], **training["clip"])
+    except ModelFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFormatError(f"invalid architecture: {exc}") from None
+    weights = []
+    for i, layer in enumerate(model.layers):
+        for j, target in enumerate(layer.weights):
+            key = f"layers.{i}.{j}"
+            if key in sparse:
+                parts = [tensors.get(f"{key}.{p}") for p in ("indptr", "indices", "values")]
+                if any(p is None for p in parts) or list(sparse[key]) != list(target.shape):
+                    raise ModelFormatError(f"{key}: incomplete or misshapen sparse tensor")
+                value = _from_csr(target.shape, *parts, key)
+            elif key in tensors:
+                value = tensors[key]
+            else:
+                raise ModelFormatError(f"missing tensor {key} for layer {layer.name!r}")
+            if value.dtype != model.dtype or value.shape != target.shape:
+                raise ModelFormatError(f"{key}: expected {model.dtype} {target.shape}, got "
+                                       f"{value.dtype} {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ModelFormatError(f"{key}: non-finite weights")
+            weights.append(value)
+    model.set_weights(weights)
+    if not isinstance(masked, list):
+        raise ModelFormatError("masked_layers must be a list")
+    for i in masked:
+        if not isinstance(i, int) or not 0 <= i < len(model.layers) \
+                or not isinstance(model.layers[i], layers_mod.Dense):
+            raise ModelFormatError(f"masked_layers names a layer that has no kernel: {i!r}")
+        layer = model.layers[i]
+        layer.kernel_mask = (layer.kernel != 0).astype(model.dtype)
+    return model
+
+
+class GradientReport:
+    """Rows of `Sequential.gradient_report`, printable as a table; ``to_dict()`` for data."""
+
+    COLUMNS = ("layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction",
+               "saturated_fraction", "flag")
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def to_dict(self):
+        return {row["layer"]: {k: row[k] for k in self.COLUMNS[1:]} for row in self.rows}
+
+    def __str__(self):
+        def fmt(v):
+            return f"{v:.3g}" if isinstance(v, float) else str(v)
+        table = [self.COLUMNS] + [tuple(fmt(r[c]) for c in self.COLUMNS) for r in self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table)
+
+    __repr__ = __str__
