@@ -5,6 +5,7 @@ from fastnn._config import config, get_num_threads, set_num_threads, show_config
 from fastnn import (activations, callbacks, constraints, datasets, initializers, layers, losses,
                     optimizers, regularizers, schedules)
 from fastnn.errors import ModelFormatError
+from fastnn import io
 from fastnn.model import Sequential, load_model
 
 __all__ = [
