@@ -145,7 +145,8 @@ class Sequential:
                              f"{', '.join(sorted(k for k in losses._TABLE if '_' in k))}")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
-        self.metrics = [losses.get_metric(m) for m in (metrics or [])]
+        self._metric_specs = list(metrics or [])
+        self.metrics = [losses.get_metric(m) for m in self._metric_specs]
         clip = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
         self._clip = {k: v for k, v in clip.items() if v is not None}
         if self._clip:
@@ -501,6 +502,24 @@ class Sequential:
                 "dead_fraction": dead, "saturated_fraction": saturated,
                 "flag": ",".join(flags)}
 
+    def copy(self):
+        """An independent model with the same layers, weights, masks and compile settings."""
+        self._require_built("copy")
+        clone = Sequential([layers_mod.get({"class_name": type(l).__name__,
+                                            "config": l.get_config()}) for l in self.layers],
+                           input_dim=self.input_dim, dtype=self.dtype, seed=self.seed,
+                           name=self.name)
+        clone.set_weights(self.get_weights())
+        for src, dst in zip(self.layers, clone.layers):
+            mask = getattr(src, "kernel_mask", None)
+            if mask is not None:
+                dst.kernel_mask = mask.copy()
+        if self.loss is not None:
+            clone.compile(optimizers.get(optimizers.serialize(self.optimizer)),
+                          losses.get(losses.serialize(self.loss)),
+                          self._metric_specs, **self._clip)
+        return clone
+
     # -- saving ------------------------------------------------------------
     def get_config(self):
         return {"name": self.name, "input_dim": self.input_dim, "dtype": self.dtype.name,
@@ -538,7 +557,8 @@ class Sequential:
             meta["training"] = json.dumps({
                 "optimizer": optimizers.serialize(self.optimizer),
                 "loss": losses.serialize(self.loss),
-                "metrics": [name for name, _ in self.metrics], "clip": self._clip})
+                "metrics": [m for m in self._metric_specs if isinstance(m, str)],
+                "clip": self._clip})
         io.save_tensors(path, tensors, meta)
 
 

@@ -1,0 +1,95 @@
+"""Turn a trained `Sequential` into an `InferenceEngine`.
+
+Dropout and GaussianNoise are dropped (they are the identity at inference).
+BatchNormalization, an affine map ``x * s + t`` at inference, is folded into the Dense
+layer before it when that layer has no activation, else into the Dense layer after it
+when nothing but the BatchNormalization stands between; otherwise it stays as an
+affine step. An Activation or PReLU layer becomes the activation of the step before it
+when that step has none.
+"""
+import numpy as np
+
+from fastnn import layers as L
+from fastnn.engine import InferenceEngine
+
+__all__ = ["deploy", "engine_layers"]
+
+
+def _bn_affine(layer):
+    scale = layer.gamma.astype(np.float64) / np.sqrt(layer.running_var.astype(np.float64)
+                                                     + layer.eps)
+    return scale, layer.beta - layer.running_mean * scale
+
+
+def engine_layers(model):
+    """The model as engine layer specs (float64 arrays, folded where exact)."""
+    model._require_built("deploy")
+    specs = []
+    pending = None  # an affine (scale, shift) waiting to be folded into the next Dense
+    for layer in model.layers:
+        if isinstance(layer, (L.Dropout, L.GaussianNoise)):
+            continue
+        last = specs[-1] if specs else None
+        if isinstance(layer, L.Dense):
+            W = layer.kernel.astype(np.float64)
+            b = np.zeros(W.shape[1]) if layer.bias is None else layer.bias.astype(np.float64)
+            if pending is not None:
+                scale, shift = pending
+                b = b + shift @ W
+                W = W * scale[:, None]
+                pending = None
+            spec = {"kind": "dense", "W": W, "b": b, "activation": "linear", "alpha": None}
+            if isinstance(layer, L.Maxout):
+                spec["pieces"] = layer.pieces
+            else:
+                spec["activation"] = layer.activation.kernel
+                spec["alpha"] = layer.activation.alpha
+            specs.append(spec)
+        elif isinstance(layer, L.BatchNormalization):
+            if pending is not None:
+                specs.append(_affine(*pending))
+            scale, shift = _bn_affine(layer)
+            if (last is not None and last["kind"] == "dense" and last["activation"] == "linear"
+                    and last.get("pieces", 1) == 1 and pending is None):
+                last["W"] = last["W"] * scale
+                last["b"] = last["b"] * scale + shift
+            else:
+                pending = (scale, shift)
+        elif isinstance(layer, (L.Activation, L.PReLU)):
+            if pending is not None:
+                specs.append(_affine(*pending))
+                pending = None
+                last = specs[-1]
+            if isinstance(layer, L.PReLU):
+                act, alpha = "prelu", layer.alpha.astype(np.float64)
+            else:
+                act, alpha = layer.activation.kernel, layer.activation.alpha
+            if last is None or last["activation"] != "linear":
+                specs.append(_affine(np.ones(layer.input_dim), np.zeros(layer.input_dim)))
+                last = specs[-1]
+            last["activation"], last["alpha"] = act, alpha
+        else:
+            raise TypeError(f"cannot deploy layer {layer.name!r} of type {type(layer).__name__}")
+    if pending is not None:
+        specs.append(_affine(*pending))
+    return specs
+
+
+def _affine(scale, shift):
+    return {"kind": "affine", "scale": np.asarray(scale, np.float64),
+            "shift": np.asarray(shift, np.float64), "activation": "linear", "alpha": None}
+
+
+def deploy(model, layout="auto", **engine_options):
+    """Compile `model` for inference: an `InferenceEngine` in the model's dtype.
+
+    Parameters
+    ----------
+    model : Sequential
+    layout : {"auto", "dense", "sparse"}
+        Storage of Dense kernels: chosen per layer from density and batch size, or forced.
+    **engine_options
+        Passed to `InferenceEngine` (``max_batch``, ``n_threads``).
+    """
+    return InferenceEngine(engine_layers(model), dtype=model.dtype.name, layout=layout,
+                           **engine_options)

@@ -1,0 +1,484 @@
+"""Pruning: unstructured magnitude pruning with masks, structured removal of hidden units,
+sparsity schedules for prune-and-fine-tune, a budgeted pruning loop, and a report.
+
+Unstructured pruning keeps a 0/1 mask per kernel (``Dense.kernel_mask``); `fit` then keeps
+pruned weights at exactly zero (masked gradients, and the mask applied again after every
+update). Structured pruning removes units physically and returns a smaller dense model.
+Either way `fastnn.deploy` turns the result into an engine that is smaller and faster.
+"""
+import time
+
+import numpy as np
+
+from fastnn import callbacks, layers as L
+from fastnn.model import Sequential
+
+__all__ = ["prune_magnitude", "prune_neurons", "ConstantSparsity", "PolynomialDecay",
+           "prune_until", "report", "PruningReport", "sparsity"]
+
+# Layers that act on each unit separately: a unit can be removed through them.
+_ELEMENTWISE = (L.BatchNormalization, L.PReLU, L.Activation, L.Dropout, L.GaussianNoise)
+
+
+def _kernel_layers(model):
+    return [l for l in model.layers if isinstance(l, L.Dense)]
+
+
+def sparsity(model):
+    """Fraction of kernel weights that are zero, over every Dense kernel."""
+    kernels = [l.kernel for l in _kernel_layers(model)]
+    total = sum(k.size for k in kernels)
+    return 1.0 - sum(int(np.count_nonzero(k)) for k in kernels) / total if total else 0.0
+
+
+def _set_mask(layer, keep):
+    mask = keep.astype(layer.dtype)
+    if layer.kernel_mask is not None:
+        mask *= layer.kernel_mask
+    layer.kernel_mask = mask
+    layer.kernel *= mask
+
+
+def _smallest(magnitudes, count):
+    """Boolean mask of the `count` smallest entries (exactly `count`, ties by position)."""
+    flat = magnitudes.ravel()
+    drop = np.zeros(flat.size, dtype=bool)
+    if count > 0:
+        drop[np.argpartition(flat, count - 1, kind="introselect")[:count]] = True
+    return drop.reshape(magnitudes.shape)
+
+
+def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
+    """Zero the kernel weights of smallest magnitude and keep them zero from then on.
+
+    Parameters
+    ----------
+    model : Sequential
+        Pruned in place (and returned). Biases are never pruned.
+    sparsity : float in [0, 1)
+        Target fraction of zeros, over all kernels together (``scope="global"``) or in
+        each kernel (``scope="layer"``). Weights already pruned count toward it.
+    scope : "global" or "layer"
+    threshold : float, optional
+        Instead of a target sparsity: prune every weight with ``|w| < threshold``.
+
+    Returns
+    -------
+    model : Sequential
+    """
+    model._require_built("pruning")
+    dense = _kernel_layers(model)
+    if not dense:
+        raise ValueError("the model has no Dense kernels to prune")
+    if threshold is not None:
+        if threshold < 0:
+            raise ValueError(f"threshold must be non-negative, got {threshold}")
+        for layer in dense:
+            _set_mask(layer, np.abs(layer.kernel) >= threshold)
+        return model
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    if scope == "layer":
+        for layer in dense:
+            mags = np.abs(layer.kernel)
+            _set_mask(layer, ~_smallest(mags, int(round(sparsity * mags.size))))
+    elif scope == "global":
+        mags = np.concatenate([np.abs(l.kernel).ravel() for l in dense])
+        drop = _smallest(mags, int(round(sparsity * mags.size)))
+        start = 0
+        for layer in dense:
+            n = layer.kernel.size
+            _set_mask(layer, ~drop[start:start + n].reshape(layer.kernel.shape))
+            start += n
+    else:
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    return model
+
+
+# -- structured pruning -------------------------------------------------------------------
+def _unit_groups(model):
+    """(i, between, j) for each Dense i whose units feed Dense j through elementwise layers."""
+    groups = []
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, L.Dense) or isinstance(layer, L.Maxout):
+            continue
+        k = i + 1
+        while k < len(layers) and isinstance(layers[k], _ELEMENTWISE):
+            k += 1
+        if k < len(layers) and isinstance(layers[k], L.Dense) and layer.units > 1:
+            groups.append((i, list(range(i + 1, k)), k))
+    return groups
+
+
+def _activations(model, X):
+    """The input of every layer on X (inference mode): a list, one array per layer."""
+    inputs = []
+    h = model._check_X(X)
+    for layer in model.layers:
+        inputs.append(h)
+        h = layer.forward(h, training=False)
+    return inputs
+
+
+def _redundant_units(A, count):
+    """Greedy merge plan: [(removed j, twin i or -1, alpha, beta)] with a_j ≈ alpha a_i + beta.
+
+    Constant units (twin -1) go first: they are their mean. Then, repeatedly, the unit best
+    explained by a remaining one (highest squared correlation) is folded into it.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    mean = A.mean(axis=0)
+    centered = A - mean
+    var = (centered ** 2).mean(axis=0)
+    plan = []
+    alive = np.ones(A.shape[1], dtype=bool)
+    for j in np.flatnonzero(var <= 1e-12 * max(var.max(), 1e-30)):
+        if len(plan) < count:
+            plan.append((int(j), -1, 0.0, float(mean[j])))
+            alive[j] = False
+    cov = centered.T @ centered / A.shape[0]
+    std = np.sqrt(np.maximum(var, 1e-300))
+    corr2 = (cov / np.outer(std, std)) ** 2
+    np.fill_diagonal(corr2, -1)
+    while len(plan) < count and alive.sum() > 1:
+        sub = np.where(alive[:, None] & alive[None, :], corr2, -1)
+        j, i = np.unravel_index(np.argmax(sub), sub.shape)  # unit j explained by unit i
+        alpha = cov[i, j] / var[i]
+        plan.append((int(j), int(i), float(alpha), float(mean[j] - alpha * mean[i])))
+        alive[j] = False
+    return plan
+
+
+def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
+    """Remove hidden units physically; returns a smaller dense model (the input is kept).
+
+    Every Dense layer whose units feed another Dense layer (through BatchNormalization,
+    PReLU, Activation, Dropout or GaussianNoise) loses ``round(amount * units)`` units.
+    Removing unit j drops column j of its kernel, its bias, its BatchNorm and PReLU
+    entries, and row j of the next kernel.
+
+    Parameters
+    ----------
+    model : Sequential
+    amount : float in [0, 1)
+        Fraction of each such layer's units to remove (at least one unit stays).
+    criterion : "l2", "activation" or "redundancy"
+        ``"l2"``: the smallest L2 norms of incoming weights go. ``"activation"``: on X, the
+        smallest mean absolute activation goes first (dead ReLU units first; ties go to the
+        unit inactive most often). ``"redundancy"``: on X, a unit whose activations are
+        near-duplicates of another's (a_j ≈ alpha a_i + beta) is merged into its twin: its
+        outgoing weights, times alpha, are added to the twin's and beta times them to the
+        next bias.
+    X : ndarray of shape (n, input_dim), optional
+        Calibration data; required by "activation" and "redundancy".
+    compensate : bool, optional
+        Add each removed unit's mean activation on X times its outgoing weights to the next
+        layer's bias. Defaults to True when X is given. (Redundancy merging always folds.)
+
+    Returns
+    -------
+    Sequential
+        A new, smaller model, compiled like the input when it was.
+    """
+    model._require_built("pruning")
+    if not 0 <= amount < 1:
+        raise ValueError(f"amount must be in [0, 1), got {amount}")
+    if criterion not in ("l2", "activation", "redundancy"):
+        raise ValueError(f"criterion must be 'l2', 'activation' or 'redundancy', got {criterion!r}")
+    if criterion != "l2" and X is None:
+        raise ValueError(f"criterion {criterion!r} needs calibration data X")
+    compensate = (X is not None) if compensate is None else compensate
+    if compensate and X is None:
+        raise ValueError("compensation needs calibration data X")
+    inputs = _activations(model, X) if X is not None else None
+    weights = {i: [w.astype(np.float64) for w in layer.get_weights()]
+               for i, layer in enumerate(model.layers)}
+    keep = {}
+    for i, between, j in _unit_groups(model):
+        layer = model.layers[i]
+        n_remove = min(int(round(amount * layer.units)), layer.units - 1)
+        if n_remove == 0:
+            continue
+        A = inputs[j] if inputs is not None else None  # activations of layer i's units
+        W_next, b_next = weights[j][0], weights[j][1]
+        if criterion == "redundancy":
+            plan = _redundant_units(A, n_remove)
+            removed = [p[0] for p in plan]
+            for r, twin, alpha, beta in plan:
+                if twin >= 0:
+                    W_next[twin] += alpha * W_next[r]
+                b_next += beta * W_next[r]
+        else:
+            if criterion == "l2":
+                order = np.argsort(np.linalg.norm(weights[i][0], axis=0), kind="stable")
+            else:
+                mean_abs = np.abs(A).mean(axis=0)
+                inactive = (A <= 0).mean(axis=0)
+                order = np.lexsort((-inactive, mean_abs))
+            removed = [int(r) for r in order[:n_remove]]
+            if compensate:
+                b_next += A[:, removed].mean(axis=0) @ W_next[removed]
+        kept = np.setdiff1d(np.arange(layer.units), removed)
+        keep[i] = kept
+        weights[i] = [weights[i][0][:, kept]] + [w[kept] for w in weights[i][1:]]
+        for k in between:
+            weights[k] = [w[kept] for w in weights[k]]
+        weights[j] = [W_next[kept]] + weights[j][1:]
+    configs = []
+    for i, layer in enumerate(model.layers):
+        config = layer.get_config()
+        if i in keep:
+            config["units"] = int(keep[i].size)
+        configs.append(L.get({"class_name": type(layer).__name__, "config": config}))
+    pruned = Sequential(configs, input_dim=model.input_dim, dtype=model.dtype, seed=model.seed,
+                        name=model.name)
+    pruned.set_weights([w for i in range(len(model.layers)) for w in weights[i]])
+    for i, (src, dst) in enumerate(zip(model.layers, pruned.layers)):
+        if getattr(src, "kernel_mask", None) is not None:
+            mask = src.kernel_mask
+            if i in keep:
+                mask = mask[:, keep[i]]
+            prev = [g for g in keep if _feeds(model, g, i)]
+            for g in prev:
+                mask = mask[keep[g]]
+            dst.kernel_mask = np.ascontiguousarray(mask)
+    if model.loss is not None:
+        from fastnn import losses, optimizers
+        pruned.compile(optimizers.get(optimizers.serialize(model.optimizer)),
+                       losses.get(losses.serialize(model.loss)), model._metric_specs,
+                       **model._clip)
+    return pruned
+
+
+def _feeds(model, i, j):
+    """True when the units of Dense layer i are the inputs of Dense layer j."""
+    return any(g == (i, j) for g in ((a, c) for a, _, c in _unit_groups(model)))
+
+
+# -- schedules ------------------------------------------------------------------------------
+class _SparsitySchedule(callbacks.Callback):
+    """Prunes by magnitude to ``target(step)`` every `frequency` optimizer steps."""
+
+    def __init__(self, begin_step, end_step, frequency, scope):
+        if frequency < 1:
+            raise ValueError(f"frequency must be at least 1, got {frequency}")
+        self.begin_step = int(begin_step)
+        self.end_step = end_step
+        self.frequency = int(frequency)
+        self.scope = scope
+
+    def target(self, step):
+        raise NotImplementedError
+
+    def on_batch_end(self, batch, logs=None):
+        step = self.model.optimizer.iterations
+        if step < self.begin_step or (self.end_step is not None and step > self.end_step):
+            return
+        if (step - self.begin_step) % self.frequency == 0:
+            prune_magnitude(self.model, self.target(step), scope=self.scope)
+
+
+class ConstantSparsity(_SparsitySchedule):
+    """Prune to a fixed `sparsity` from `begin_step` on, every `frequency` steps (a fit
+    callback; steps are optimizer updates)."""
+
+    def __init__(self, sparsity, begin_step=0, frequency=100, end_step=None, scope="global"):
+        super().__init__(begin_step, end_step, frequency, scope)
+        if not 0 <= sparsity < 1:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        self.sparsity = sparsity
+
+    def target(self, step):
+        return self.sparsity
+
+
+class PolynomialDecay(_SparsitySchedule):
+    """Sparsity rising from `initial_sparsity` at `begin_step` to `final_sparsity` at
+    `end_step` as ``final + (initial - final) * (1 - progress) ** power``, applied every
+    `frequency` steps (a fit callback; steps are optimizer updates)."""
+
+    def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step, power=3,
+                 frequency=100, scope="global"):
+        if not 0 <= initial_sparsity <= final_sparsity < 1:
+            raise ValueError("need 0 <= initial_sparsity <= final_sparsity < 1")
+        if end_step <= begin_step:
+            raise ValueError("end_step must come after begin_step")
+        super().__init__(begin_step, end_step, frequency, scope)
+        self.initial_sparsity = initial_sparsity
+        self.final_sparsity = final_sparsity
+        self.power = power
+
+    def target(self, step):
+        progress = min(max((step - self.begin_step) / (self.end_step - self.begin_step), 0), 1)
+        return self.final_sparsity + (self.initial_sparsity - self.final_sparsity) * (
+            1 - progress) ** self.power
+
+
+# -- the budgeted loop -------------------------------------------------------------------------
+def _score(model, X, y, metric):
+    result = model.evaluate(X, y)
+    return result[metric] if metric != "loss" else -result["loss"]
+
+
+def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, method="magnitude",
+                step=0.2, max_sparsity=0.99, X_train=None, y_train=None, fine_tune_epochs=2,
+                batch_size=32, criterion="l2", verbose=0):
+    """Prune step by step while the validation metric stays within budget.
+
+    Each round removes a further `step` of what remains (weights for
+    ``method="magnitude"``, hidden units for ``method="neurons"``), fine-tunes on
+    (X_train, y_train) when given, and scores on (X_val, y_val). The loop stops before the
+    metric falls more than `max_metric_drop` below the unpruned model's.
+
+    Parameters
+    ----------
+    model : Sequential, compiled; left unchanged
+    metric : str, optional
+        A compiled metric name; defaults to the first compiled metric, else the loss (for
+        which the drop is the rise in loss).
+
+    Returns
+    -------
+    best : Sequential
+        The last model within budget (the unpruned copy when even the first step fails).
+    steps : list of dict
+        One entry per round: ``sparsity`` (weights) or ``units`` (neurons), ``metric``,
+        ``within_budget``.
+    """
+    model._require_compiled("prune_until")
+    if method not in ("magnitude", "neurons"):
+        raise ValueError(f"method must be 'magnitude' or 'neurons', got {method!r}")
+    if not 0 < step < 1:
+        raise ValueError(f"step must be in (0, 1), got {step}")
+    metric = metric or (model.metrics[0][0] if model.metrics else "loss")
+    baseline = _score(model, X_val, y_val, metric)
+    best = model.copy()
+    steps = []
+    density = 1.0 - sparsity(model)
+    while True:
+        candidate = best.copy()
+        if method == "magnitude":
+            density *= 1 - step
+            target = 1 - density
+            if target > max_sparsity:
+                break
+            prune_magnitude(candidate, target)
+        else:
+            candidate = prune_neurons(candidate, step, criterion=criterion,
+                                      X=None if criterion == "l2" else X_val)
+            if candidate.count_params() == best.count_params():
+                break
+        if X_train is not None and fine_tune_epochs:
+            candidate.fit(X_train, y_train, epochs=fine_tune_epochs, batch_size=batch_size,
+                          verbose=0)
+        score = _score(candidate, X_val, y_val, metric)
+        ok = baseline - score <= max_metric_drop
+        entry = {"sparsity": sparsity(candidate), "params": candidate.count_params(),
+                 "metric": score if metric != "loss" else -score, "within_budget": ok}
+        steps.append(entry)
+        if verbose:
+            print(f"sparsity {entry['sparsity']:.3f}  params {entry['params']}  "
+                  f"{metric} {entry['metric']:.4f}  {'kept' if ok else 'over budget'}")
+        if not ok:
+            break
+        best = candidate
+    return best, steps
+
+
+# -- report ------------------------------------------------------------------------------------
+class PruningReport:
+    """Per-layer and total size, sparsity and FLOPs of a model as deployed; printable."""
+
+    COLUMNS = ("layer", "params", "nonzeros", "sparsity", "bytes_dense", "bytes_deployed",
+               "storage", "flops_dense", "flops_effective")
+
+    def __init__(self, rows, total, extra):
+        self.rows, self.total, self.extra = rows, total, extra
+
+    def to_dict(self):
+        return {"layers": self.rows, "total": self.total, **self.extra}
+
+    def __str__(self):
+        def fmt(v):
+            if isinstance(v, float):
+                return f"{v:.3f}"
+            return str(v)
+        table = [self.COLUMNS] + [tuple(fmt(r.get(c, "")) for c in self.COLUMNS)
+                                  for r in self.rows + [self.total]]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table]
+        for key, value in self.extra.items():
+            lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _latency_us(engine, X, batch, repeats=50):
+    Xb = np.ascontiguousarray(np.resize(X, (batch, X.shape[1])))
+    engine.predict(Xb)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        engine.predict(Xb)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e6)
+
+
+def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
+    """Bytes of a deployed Dense layer: the bias, plus the dense kernel and/or its CSR form
+    (values, column indices of `index_dtype`, int64 row pointers)."""
+    total = n_out * itemsize
+    if "dense" in entry["storage"]:
+        total += n_in * n_out * itemsize
+    if "csr" in entry["storage"]:
+        total += nnz * (itemsize + np.dtype(entry["index_dtype"]).itemsize) + (n_out + 1) * 8
+    return total
+
+
+def report(model, X=None, y=None, batches=(1, 32, 256)):
+    """Size, sparsity and FLOPs per layer as deployed, and with data the metric and latency.
+
+    Columns per Dense layer: parameters, nonzeros, sparsity of the kernel, bytes if stored
+    dense, bytes as deployed by `fastnn.deploy` (index overhead included), the storage the
+    engine chose, and multiply-add FLOPs per sample, dense (2 * n_in * n_out) and effective
+    (2 * nonzeros). With X: the engine's median latency (microseconds) at each batch size;
+    with y too: the model's first compiled metric (or loss).
+    """
+    from fastnn.deploy import deploy
+
+    engine = deploy(model)
+    deployed = [entry for entry in engine.layout() if entry["kind"] == "dense"]
+    rows = []
+    itemsize = model.dtype.itemsize
+    for layer, entry in zip(_kernel_layers(model), deployed):
+        nnz = int(np.count_nonzero(layer.kernel))
+        n_in, n_out = layer.kernel.shape
+        bias = 0 if layer.bias is None else layer.bias.size
+        rows.append({
+            "layer": layer.name, "params": layer.kernel.size + bias,
+            "nonzeros": nnz + (0 if layer.bias is None else int(np.count_nonzero(layer.bias))),
+            "sparsity": 1 - nnz / layer.kernel.size,
+            "bytes_dense": (layer.kernel.size + bias) * itemsize,
+            "bytes_deployed": _deployed_bytes(entry, nnz, n_in, n_out, itemsize),
+            "storage": entry["storage"],
+            "flops_dense": 2 * n_in * n_out, "flops_effective": 2 * nnz,
+        })
+    total = {"layer": "total"}
+    for key in ("params", "nonzeros", "bytes_dense", "bytes_deployed", "flops_dense",
+                "flops_effective"):
+        total[key] = sum(r[key] for r in rows)
+    kernel_sizes = sum(l.kernel.size for l in _kernel_layers(model))
+    total["sparsity"] = sparsity(model) if kernel_sizes else 0.0
+    total["storage"] = ""
+    extra = {}
+    if X is not None:
+        X = model._check_X(X)
+        if y is not None and model.loss is not None:
+            result = model.evaluate(X, y)
+            name = model.metrics[0][0] if model.metrics else "loss"
+            extra[name] = result[name]
+        for b in batches:
+            extra[f"latency_us_batch_{b}"] = _latency_us(engine, X, b)
+    return PruningReport(rows, total, extra)
