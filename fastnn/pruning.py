@@ -211,7 +211,7 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
                 b_next += beta * W_next[r]
         else:
             if criterion == "l2":
-                order = np.argsort(np.linalg.norm(weights[i][0], axis=0), kind="stable")
+                order = np.argsort(np.linalg.norm(layer.kernel, axis=0), kind="stable")
             else:
                 mean_abs = np.abs(A).mean(axis=0)
                 inactive = (A <= 0).mean(axis=0)
