@@ -7,10 +7,13 @@ from fastnn import (activations, callbacks, constraints, datasets, initializers,
 from fastnn.errors import ModelFormatError
 from fastnn import io
 from fastnn.model import Sequential, load_model
+from fastnn.engine import InferenceEngine, load_engine
+from fastnn.deployment import deploy
+from fastnn import pruning
 
 __all__ = [
     "__version__", "config", "show_config", "get_num_threads", "set_num_threads",
-    "Sequential", "load_model", "ModelFormatError",
+    "Sequential", "load_model", "ModelFormatError", "deploy", "InferenceEngine", "load_engine",
     "activations", "callbacks", "constraints", "datasets", "initializers", "layers", "losses",
-    "optimizers", "regularizers", "schedules",
+    "optimizers", "pruning", "regularizers", "schedules",
 ]

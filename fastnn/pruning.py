@@ -446,7 +446,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256)):
     (2 * nonzeros). With X: the engine's median latency (microseconds) at each batch size;
     with y too: the model's first compiled metric (or loss).
     """
-    from fastnn.deploy import deploy
+    from fastnn.deployment import deploy
 
     engine = deploy(model)
     deployed = [entry for entry in engine.layout() if entry["kind"] == "dense"]
