@@ -119,7 +119,7 @@ class EarlyStopping(Callback):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -148,10 +148,11 @@ class ReduceLROnPlateau(Callback):
         self.cooldown_left = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._monitor.improved(self._monitor.value(logs)):
-            self.wait = 0
-        elif self.cooldown_left > 0:
+        improved = self._monitor.improved(self._monitor.value(logs))
+        if self.cooldown_left > 0:
             self.cooldown_left -= 1
+        elif improved:
+            self.wait = 0
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -159,7 +160,8 @@ class ReduceLROnPlateau(Callback):
                 if opt.schedule is not None:
                     raise TypeError("ReduceLROnPlateau needs a float learning rate, "
                                     "not a schedule")
-                opt.learning_rate = max(opt.learning_rate * self.factor, self.min_lr)
+                lr = opt.learning_rate
+                opt.learning_rate = min(lr, max(lr * self.factor, self.min_lr))
                 self.wait = 0
                 self.cooldown_left = self.cooldown
 

@@ -208,20 +208,33 @@ class Sequential:
     def _penalty(self):
         return sum(layer.penalty() for layer in self.layers)
 
-    def _train_step(self, Xb, yb, wb):
-        """One update; returns the batch loss and output. A non-finite loss leaves the
-        weights alone."""
+    def _train_step(self, Xb, yb, wb, snapshot):
+        """One update; returns the batch loss and output.
+
+        A non-finite loss leaves the weights alone; an update that would make a weight
+        non-finite is undone from `snapshot` (buffers like the parameters) and raises
+        `fastnn.callbacks.NonFiniteLossError`.
+        """
         out = self._forward(Xb, training=True)
-        value, grad = self._loss_and_grad(yb, out, wb)
-        value += self._penalty()
+        with np.errstate(over="ignore", invalid="ignore"):
+            value, grad = self._loss_and_grad(yb, out, wb)
+            value += self._penalty()
         if not np.isfinite(value):
             return value, out
         self._backward(grad)
         if self._clip:
             optimizers.clip_gradients(self._grads, **self._clip)
+        for saved, p in zip(snapshot, self._params):
+            np.copyto(saved, p)
         self.optimizer.step(self._params, self._grads)
         for layer in self.layers:
             layer.apply_constraints()
+        if not all(np.isfinite(p).all() for p in self._params):
+            for saved, p in zip(snapshot, self._params):
+                np.copyto(p, saved)
+            raise cb.NonFiniteLossError("an update made the weights non-finite (the learning "
+                                        "rate is likely too large); training stopped and the "
+                                        "model keeps its last finite weights")
         return value, out
 
     def _sample_weights(self, y, n, sample_weight, class_weight):
@@ -288,8 +301,8 @@ class Sequential:
         for c in cbs:
             c.on_train_begin({})
         try:
+            snapshot = [np.empty_like(p) for p in self._params]
             for epoch in range(epochs):
-                snapshot = [p.copy() for p in self._params]
                 self.optimizer.epoch = epoch
                 for c in cbs:
                     c.on_epoch_begin(epoch, {})
@@ -340,11 +353,7 @@ class Sequential:
                 np.take(X, idx, axis=0, out=Xb)
                 yb = y[idx]
                 wb = None if w is None else w[idx]
-                value, out = self._train_step(Xb, yb, wb)
-                if not np.isfinite(value) and not all(np.all(np.isfinite(p))
-                                                      for p in self._params):
-                    for p, saved in zip(self._params, snapshot):
-                        p[...] = saved
+                value, out = self._train_step(Xb, yb, wb, snapshot)
                 for c in cbs:
                     c.on_batch_end(b, {"loss": value})
                 total_loss += value * len(idx)

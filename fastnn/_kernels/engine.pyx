@@ -1,0 +1,377 @@
+"""Compiled plan of an inference engine: every layer of a network in one call without the GIL.
+
+A `Plan` holds one C descriptor per layer (pointers into arrays the plan keeps
+alive) and runs the whole network inside a single ``with nogil:`` block. Scratch
+memory comes from a small pool of preallocated sets; a lock is taken only to pick
+a set, so many Python threads can run one plan at once, each on its own set.
+
+Activations flow in one of two layouts: rows (batch, width), or transposed
+(width, batch) when a batched sparse layer needs the batch contiguous. A plan
+transposes only where a layer needs the other layout: before the first batched
+sparse layer, before a softmax (it needs whole rows) and at the end. Dense layers
+and affine layers work in either layout. For one row both layouts are the same
+memory and nothing is ever transposed.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport sgemv, dgemv
+
+cimport numpy as cnp
+
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
+                                          ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
+from fastnn._kernels.dense cimport gemm, dense_forward_core
+from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
+
+import threading
+
+import numpy as np
+
+cnp.import_array()
+
+cdef enum:
+    KIND_DENSE = 0
+    KIND_AFFINE = 1
+
+KINDS = {"dense": KIND_DENSE, "affine": KIND_AFFINE}
+"""Kernel code of each layer kind, by name."""
+
+# Floats per scratch buffer at most: wide networks run in smaller chunks of rows.
+SCRATCH_ELEMENTS = 1 << 21
+
+
+cdef struct Layer:
+    int kind
+    int act
+    int pieces
+    Py_ssize_t n_in
+    Py_ssize_t n_z              # width before maxout (n_out * pieces)
+    Py_ssize_t n_out
+    Py_ssize_t sparse_max_batch  # the CSR form runs for chunks of at most this many rows
+    void* W                     # (n_in, n_z) row-major, or NULL
+    int64_t* indptr             # CSR of W.T, or NULL
+    void* indices
+    bint wide_indices           # int32 indices, else uint16
+    void* data
+    void* b                     # (n_z,) or NULL
+    void* alpha                 # (n_out,) for prelu, else (1,)
+    void* scale                 # affine only, (n_in,)
+    void* shift
+
+
+cdef inline void* _ptr(object a) noexcept:
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef void _gemv(const floating* W, const floating* x, floating* y, Py_ssize_t n_in,
+                Py_ssize_t n_z) noexcept nogil:
+    """y := W.T @ x for row-major W (n_in, n_z), which BLAS sees as column-major W.T."""
+    cdef char trans = b'N'
+    cdef int m = <int>n_z, n = <int>n_in, inc = 1
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        sgemv(&trans, &m, &n, &one, <float*>W, &m, <float*>x, &inc, &zero, y, &inc)
+    else:
+        dgemv(&trans, &m, &n, &one, <double*>W, &m, <double*>x, &inc, &zero, y, &inc)
+
+
+cdef inline void _bias_act_row(floating* y, const floating* b, Py_ssize_t n, int act,
+                               const floating* alpha) noexcept nogil:
+    cdef Py_ssize_t j
+    if b != NULL:
+        for j in range(n):
+            y[j] = y[j] + b[j]
+    act_forward_row(act, y, y, n, alpha)
+
+
+cdef inline void _bias_act_trow(floating* y, floating bias, Py_ssize_t nb, int act,
+                                const floating* alpha, Py_ssize_t r) noexcept nogil:
+    """One row r of the transposed layout: its bias and slope are scalars."""
+    cdef Py_ssize_t j
+    if bias != 0:
+        for j in range(nb):
+            y[j] = y[j] + bias
+    if act == ACT_PRELU:
+        act_forward_row(ACT_LEAKY_RELU, y, y, nb, alpha + r)
+    elif act != ACT_SOFTMAX and act != ACT_LINEAR:
+        act_forward_row(act, y, y, nb, alpha)
+
+
+cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n, bint t,
+                    int act, const floating* alpha, int n_threads) noexcept nogil:
+    """Z := act(Z + b) in either layout; softmax is skipped in the transposed one."""
+    cdef Py_ssize_t i
+    cdef int nt = threads_for(nb * n, n_threads)
+    if t:
+        if nt > 1:
+            for i in prange(n, nogil=True, schedule="static", num_threads=nt):
+                _bias_act_trow(Z + i * nb, b[i] if b != NULL else 0, nb, act, alpha, i)
+        else:
+            for i in range(n):
+                _bias_act_trow(Z + i * nb, b[i] if b != NULL else 0, nb, act, alpha, i)
+    elif nt > 1:
+        for i in prange(nb, nogil=True, schedule="static", num_threads=nt):
+            _bias_act_row(Z + i * n, b, n, act, alpha)
+    else:
+        for i in range(nb):
+            _bias_act_row(Z + i * n, b, n, act, alpha)
+
+
+cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
+                       bint use_sparse, int act, int n_threads) noexcept nogil:
+    """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed)."""
+    cdef const floating* b = <const floating*>L.b
+    cdef const floating* alpha = <const floating*>L.alpha
+    if use_sparse:
+        if nb == 1:
+            if L.wide_indices:
+                csr_matvec(X, L.indptr, <const int*>L.indices, <const floating*>L.data, b, Z,
+                           L.n_z, act, alpha, n_threads)
+            else:
+                csr_matvec(X, L.indptr, <const unsigned short*>L.indices,
+                           <const floating*>L.data, b, Z, L.n_z, act, alpha, n_threads)
+        elif L.wide_indices:
+            csr_forward_t(X, L.indptr, <const int*>L.indices, <const floating*>L.data, b, Z,
+                          L.n_z, nb, act, alpha, n_threads)
+        else:
+            csr_forward_t(X, L.indptr, <const unsigned short*>L.indices, <const floating*>L.data,
+                          b, Z, L.n_z, nb, act, alpha, n_threads)
+    elif nb == 1:
+        _gemv(<const floating*>L.W, X, Z, L.n_in, L.n_z)
+        _bias_act(Z, b, 1, L.n_z, False, act, alpha, n_threads)
+    elif t:
+        gemm(True, False, <int>L.n_z, <int>nb, <int>L.n_in, <const floating*>L.W, <int>L.n_z,
+             X, <int>nb, <floating>0, Z, <int>nb)
+        _bias_act(Z, b, nb, L.n_z, True, act, alpha, n_threads)
+    else:
+        dense_forward_core(X, <const floating*>L.W, b, NULL, Z, nb, L.n_in, L.n_z, act, alpha,
+                           n_threads)
+
+
+cdef void _affine_layer(const Layer* L, const floating* X, floating* Y, Py_ssize_t nb, bint t,
+                        int act, int n_threads) noexcept nogil:
+    """Y := act(X * scale + shift), per feature, in the layout of X."""
+    cdef const floating* scale = <const floating*>L.scale
+    cdef const floating* shift = <const floating*>L.shift
+    cdef Py_ssize_t i, j, n = L.n_in
+    cdef floating s, c
+    if t:
+        for i in range(n):
+            s = scale[i]
+            c = shift[i]
+            for j in range(nb):
+                Y[i * nb + j] = X[i * nb + j] * s + c
+    else:
+        for i in range(nb):
+            for j in range(n):
+                Y[i * n + j] = X[i * n + j] * scale[j] + shift[j]
+    _bias_act(Y, <const floating*>NULL, nb, n, t, act, <const floating*>L.alpha, n_threads)
+
+
+cdef void _maxout(const floating* Z, floating* Y, Py_ssize_t nb, Py_ssize_t units, int pieces,
+                  bint t) noexcept nogil:
+    """Y[., u] := max_p Z[., u * pieces + p], in either layout."""
+    cdef Py_ssize_t i, u, j
+    cdef int p
+    cdef const floating* z
+    cdef floating* y
+    cdef floating v
+    if t:
+        for u in range(units):
+            y = Y + u * nb
+            z = Z + u * pieces * nb
+            memcpy(y, z, nb * sizeof(floating))
+            for p in range(1, pieces):
+                for j in range(nb):
+                    v = z[p * nb + j]
+                    y[j] = v if v > y[j] else y[j]
+    else:
+        for i in range(nb):
+            for u in range(units):
+                z = Z + (i * units + u) * pieces
+                v = z[0]
+                for p in range(1, pieces):
+                    v = z[p] if z[p] > v else v
+                Y[i * units + u] = v
+
+
+cdef inline floating* _other(floating** bufs, const floating* cur) noexcept nogil:
+    return bufs[1] if cur == bufs[0] else bufs[0]
+
+
+cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
+                     Py_ssize_t nb, floating** bufs, int n_threads) noexcept nogil:
+    """Y := network(X) for nb rows; bufs holds three scratch buffers of nb * max_width."""
+    cdef const floating* cur = X
+    cdef floating* dst
+    cdef floating* z
+    cdef bint t = False, use_sparse, last
+    cdef Py_ssize_t width = layers[0].n_in
+    cdef int l, act
+    cdef const Layer* L
+    for l in range(n_layers):
+        L = &layers[l]
+        last = l == n_layers - 1
+        use_sparse = L.kind == KIND_DENSE and nb <= L.sparse_max_batch
+        if nb > 1 and use_sparse and not t:
+            dst = _other(bufs, cur)
+            transpose(cur, dst, nb, width, n_threads)
+            cur = dst
+            t = True
+        dst = Y if last and not t else _other(bufs, cur)
+        # With maxout the activation follows the max; otherwise it is fused.
+        z = bufs[2] if L.pieces > 1 else dst
+        act = ACT_LINEAR if L.pieces > 1 else L.act
+        if L.kind == KIND_DENSE:
+            _dense_layer(L, cur, z, nb, t, use_sparse, act, n_threads)
+        else:
+            _affine_layer(L, cur, z, nb, t, act, n_threads)
+        if L.pieces > 1:
+            _maxout(z, dst, nb, L.n_out, L.pieces, t)
+            _bias_act(dst, <const floating*>NULL, nb, L.n_out, t, L.act,
+                      <const floating*>L.alpha, n_threads)
+        cur = dst
+        width = L.n_out
+        if t and L.act == ACT_SOFTMAX:
+            dst = Y if last else _other(bufs, cur)
+            transpose(cur, dst, width, nb, n_threads)
+            act_forward_rows(ACT_SOFTMAX, dst, dst, nb, width, <const floating*>L.alpha,
+                             n_threads)
+            cur = dst
+            t = False
+    if cur != Y:
+        if t:
+            transpose(cur, Y, width, nb, n_threads)
+        else:
+            memcpy(Y, cur, nb * width * sizeof(floating))
+
+
+cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
+               Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
+               int n_threads) noexcept nogil:
+    cdef floating* bufs[3]
+    cdef Py_ssize_t c0, nb
+    cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
+    bufs[0] = scratch
+    bufs[1] = scratch + stride
+    bufs[2] = scratch + 2 * stride
+    c0 = 0
+    while c0 < batch:
+        nb = chunk if c0 + chunk <= batch else batch - c0
+        _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs, n_threads)
+        c0 += nb
+
+
+cdef class Plan:
+    """The compiled network: layer descriptors, the arrays behind them and a scratch pool.
+
+    Parameters
+    ----------
+    layers : list of dict
+        Already validated: ``kind`` (a `KINDS` code), ``act`` (an activation code),
+        ``pieces``, ``n_in``, ``n_z``, ``sparse_max_batch`` and the C-contiguous arrays
+        ``W``, ``indptr``, ``indices``, ``data``, ``b``, ``alpha``, ``scale``, ``shift``
+        (None where absent), all of `dtype` but the CSR index arrays.
+    dtype : float32 or float64
+    max_batch : int
+        Rows per chunk; bigger batches run chunk by chunk through the same scratch.
+    max_pool : int
+        Scratch sets kept for reuse; callers beyond this allocate per call.
+    """
+    cdef Layer* layers
+    cdef int n_layers
+    cdef readonly bint is_double
+    cdef readonly Py_ssize_t n_in, n_out, chunk, stride
+    cdef object dtype
+    cdef list _keep
+    cdef list _pool
+    cdef int max_pool
+    cdef object _lock
+
+    def __cinit__(self):
+        self.layers = NULL
+
+    def __init__(self, list layers, dtype, Py_ssize_t max_batch, int max_pool=4):
+        cdef Py_ssize_t i, max_width
+        cdef Layer* L
+        if not layers:
+            raise ValueError("a plan needs at least one layer")
+        self.dtype = np.dtype(dtype)
+        self.is_double = self.dtype == np.float64
+        self.n_layers = len(layers)
+        self.layers = <Layer*>calloc(self.n_layers, sizeof(Layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self._keep = []
+        max_width = 1
+        for i, spec in enumerate(layers):
+            L = &self.layers[i]
+            L.kind = spec["kind"]
+            L.act = spec["act"]
+            L.pieces = spec["pieces"]
+            L.n_in = spec["n_in"]
+            L.n_z = spec["n_z"]
+            L.n_out = L.n_z // L.pieces
+            L.sparse_max_batch = spec["sparse_max_batch"]
+            for name in ("W", "indptr", "indices", "data", "b", "alpha", "scale", "shift"):
+                a = spec.get(name)
+                if a is not None:
+                    if not (isinstance(a, np.ndarray) and a.flags.c_contiguous):
+                        raise TypeError(f"layer {i}: {name} must be a C-contiguous array")
+                    self._keep.append(a)
+            L.W = _ptr(spec.get("W"))
+            L.indptr = <int64_t*>_ptr(spec.get("indptr"))
+            L.indices = _ptr(spec.get("indices"))
+            L.wide_indices = spec.get("indices") is not None and spec["indices"].dtype == np.int32
+            L.data = _ptr(spec.get("data"))
+            L.b = _ptr(spec.get("b"))
+            L.alpha = _ptr(spec["alpha"])
+            L.scale = _ptr(spec.get("scale"))
+            L.shift = _ptr(spec.get("shift"))
+            max_width = max(max_width, L.n_in, L.n_z)
+        self.n_in = self.layers[0].n_in
+        self.n_out = self.layers[self.n_layers - 1].n_out
+        self.chunk = max(1, min(max_batch, SCRATCH_ELEMENTS // max_width))
+        self.stride = self.chunk * max_width
+        self.max_pool = max_pool
+        self._lock = threading.Lock()
+        self._pool = [self._new_scratch()]
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def _new_scratch(self):
+        return np.empty(3 * self.stride, dtype=self.dtype)
+
+    def run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
+        """Y := network(X); X (batch, n_in) and Y (batch, n_out) C-ordered of the plan's dtype.
+
+        The caller checks shapes, dtypes and contiguity: nothing is checked here.
+        """
+        cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0)
+        cdef cnp.ndarray scratch
+        cdef void* xp = cnp.PyArray_DATA(X)
+        cdef void* yp = cnp.PyArray_DATA(Y)
+        cdef void* sp
+        if batch == 0:
+            return
+        with self._lock:
+            scratch = self._pool.pop() if self._pool else None
+        if scratch is None:
+            scratch = self._new_scratch()
+        sp = cnp.PyArray_DATA(scratch)
+        try:
+            with nogil:
+                if self.is_double:
+                    _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
+                         self.chunk, <double*>sp, self.stride, n_threads)
+                else:
+                    _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
+                         self.chunk, <float*>sp, self.stride, n_threads)
+        finally:
+            with self._lock:
+                if len(self._pool) < self.max_pool:
+                    self._pool.append(scratch)

@@ -1,0 +1,586 @@
+"""Inference engine: a network compiled into one plan, each layer stored dense or sparse.
+
+An `InferenceEngine` is built from a list of layer specs, independent of any model
+class, so that a deployment step only has to translate layers:
+
+- ``{"kind": "dense", "W": (n_in, n_out), "b": (n_out,) or None, "activation": name,
+  "alpha": float or (units,) or None, "pieces": int}``: ``Y := act(X @ W + b)``; with
+  ``pieces > 1`` it is a maxout layer, ``Y[:, u] := act(max_p Z[:, u * pieces + p])``
+  over ``units = n_out / pieces`` groups of consecutive columns of ``Z = X @ W + b``;
+- ``{"kind": "affine", "scale": (n,), "shift": (n,), "activation": name, "alpha": ...}``:
+  ``Y := act(X * scale + shift)``, a per-feature affine that could not be folded.
+
+``predict`` is a single call into compiled code that runs every layer without the
+GIL (see `fastnn._kernels.engine`).
+
+Choosing a layer's storage
+--------------------------
+A dense layer is kept dense (BLAS GEMV for one row, GEMM otherwise), in CSR (the
+kernels of `fastnn._kernels.sparse`), or both, from a cost model fitted on the
+development machine (AMD EPYC Zen3, AVX2/FMA, OpenBLAS 0.3.30) with
+``python bench/bench_engine.py --calibrate``, which times both forms of single
+layers of several shapes, densities and batch sizes. On that machine the time per
+multiply-add of the sparse kernels, relative to the dense ones, does not depend on
+the layer's shape to first order, only on the batch size, so the model is a
+crossover density per batch size (`CROSSOVER_DENSITY`): CSR wins for a batch of
+``m`` rows when the density is at most the crossover at ``m``. Each layer gets the
+largest batch (chunk of rows) for which CSR wins, ``sparse_max_batch``: the CSR
+form runs for chunks of up to that many rows, the dense form above it. A layer
+keeps both forms only when the crossover falls inside the range of chunk sizes.
+`InferenceEngine.layout` reports the choice, the density and the crossovers.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+from fastnn._kernels._threads import get_num_threads
+from fastnn._kernels.activations import CODES
+from fastnn._kernels.engine import KINDS, SCRATCH_ELEMENTS, Plan
+from fastnn._kernels.sparse import check_csr, csr_from_dense, index_dtype
+from fastnn.errors import ModelFormatError
+from fastnn.io import load_tensors, metadata_json, save_tensors
+
+__all__ = ["InferenceEngine", "load_engine", "CROSSOVER_DENSITY"]
+
+FORMAT = "fastnn-engine"
+FORMAT_VERSION = "1"
+LAYOUTS = ("auto", "dense", "sparse")
+DTYPES = ("float32", "float64")
+DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+
+CROSSOVER_DENSITY = ((1, 0.40), (2, 0.22), (8, 0.22), (32, 0.22), (128, 0.22), (1 << 30, 0.22))
+"""(batch, density) pairs: CSR wins for a batch up to ``batch`` rows below ``density``.
+
+Fitted on the development machine (see the module docstring); read as a step
+function of the batch size.
+"""
+
+# Limits of the loader; a file beyond them is refused before anything is allocated.
+MAX_LAYERS = 4096
+MAX_WIDTH = 1 << 22
+MAX_BATCH = 1 << 16
+DEFAULT_MAX_BATCH = 256
+
+
+def _crossover(batch):
+    for upto, density in CROSSOVER_DENSITY:
+        if batch <= upto:
+            return density
+    return CROSSOVER_DENSITY[-1][1]
+
+
+def sparse_max_batch(density, chunk):
+    """The largest batch (at most `chunk`) for which CSR beats dense at `density`; 0 for none."""
+    best = 0
+    for upto, crossover in CROSSOVER_DENSITY:
+        if density > crossover:
+            break
+        best = upto
+    return min(best, chunk)
+
+
+def check_canonical(indptr, indices):
+    """ValueError unless the column indices of every CSR row strictly increase.
+
+    Kernels accept any order, but the dense form rebuilt from CSR must hold the
+    same matrix: no index may repeat within a row.
+    """
+    if indices.shape[0] < 2:
+        return
+    step = np.diff(indices.astype(np.int64))
+    starts = indptr[1:-1]
+    starts = starts[(starts > 0) & (starts < indices.shape[0])]
+    step[starts - 1] = 1  # a row may start below where the one before ended
+    if (step <= 0).any():
+        raise ValueError("column indices must strictly increase within each row")
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _array(x, name, dtype, shape):
+    """x as a fresh C-ordered array of `dtype` and `shape`, finite; ValueError otherwise."""
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not a numeric array: {exc}") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+    a = np.array(a, dtype=dtype, order="C", copy=True)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return a
+
+
+def _activation(spec, name):
+    act = spec.get("activation", "linear")
+    if act is None:
+        act = "linear"
+    if not isinstance(act, str) or act not in CODES:
+        raise ValueError(f"{name}: unknown activation {act!r}; valid names: "
+                         f"{', '.join(sorted(CODES))}")
+    return act
+
+
+def _alpha(spec, act, units, dtype, name):
+    alpha = spec.get("alpha")
+    if act == "prelu":
+        if alpha is None:
+            raise ValueError(f"{name}: prelu needs alpha, one slope per unit")
+        if np.ndim(alpha) == 0:
+            alpha = np.full(units, alpha)
+        return _array(alpha, f"{name} alpha", dtype, (units,))
+    if alpha is None:
+        alpha = DEFAULT_ALPHA.get(act, 0.0)
+    if np.ndim(alpha) != 0:
+        raise ValueError(f"{name}: {act} takes a scalar alpha, got shape {np.shape(alpha)}")
+    return _array(np.reshape(alpha, 1), f"{name} alpha", dtype, (1,))
+
+
+class _Layer:
+    """One validated layer: its arrays in the engine's dtype and its storage decision."""
+
+    def __init__(self, kind, act, n_in, n_z, pieces, arrays):
+        self.kind, self.act, self.n_in, self.n_z, self.pieces = kind, act, n_in, n_z, pieces
+        self.n_out = n_z // pieces
+        self.arrays = arrays          # W, indptr, indices, data, b, alpha, scale, shift
+        self.sparse_max_batch = 0
+        self.nnz = None
+
+    @property
+    def density(self):
+        return self.nnz / (self.n_in * self.n_z) if self.n_in * self.n_z else 1.0
+
+    def plan_spec(self):
+        return dict(self.arrays, kind=KINDS[self.kind], act=CODES[self.act], pieces=self.pieces,
+                    n_in=self.n_in, n_z=self.n_z, sparse_max_batch=self.sparse_max_batch)
+
+
+def _dense_layer(spec, i, n_in, dtype):
+    name = f"layer {i}"
+    csr = spec.get("csr")
+    if csr is not None:
+        indptr, indices, data = csr
+        n_csr = spec.get("n_in")
+        if not _is_int(n_csr) or (n_in is not None and n_csr != n_in):
+            raise ValueError(f"{name}: a CSR layer needs n_in={n_in if n_in else 'its fan-in'}, "
+                             f"got {n_csr!r}")
+        n_in = int(n_csr)
+        n_z = len(indptr) - 1
+    else:
+        W = spec.get("W")
+        if W is None:
+            raise ValueError(f"{name}: a dense layer needs W of shape (n_in, n_out)")
+        shape = np.shape(W)
+        if len(shape) != 2:
+            raise ValueError(f"{name}: W must be 2-D (n_in, n_out), got shape {shape}")
+        if n_in is not None and shape[0] != n_in:
+            raise ValueError(f"{name}: W has shape {shape} but the layer before gives "
+                             f"{n_in} features")
+        n_in, n_z = shape
+        W = _array(W, f"{name} W", dtype, shape)
+    if n_in < 1 or n_z < 1:
+        raise ValueError(f"{name}: widths must be positive, got n_in={n_in}, n_out={n_z}")
+    pieces = spec.get("pieces", 1)
+    pieces = 1 if pieces is None else pieces
+    if not _is_int(pieces) or pieces < 1 or n_z % pieces:
+        raise ValueError(f"{name}: pieces={pieces!r} must be a positive divisor of n_out={n_z}")
+    pieces = int(pieces)
+    act = _activation(spec, name)
+    b = spec.get("b")
+    arrays = {"b": None if b is None else _array(b, f"{name} b", dtype, (n_z,)),
+              "alpha": _alpha(spec, act, n_z // pieces, dtype, name)}
+    layer = _Layer("dense", act, int(n_in), int(n_z), pieces, arrays)
+    if csr is not None:
+        check_csr(indptr, indices, data, n_in, n_z)
+        check_canonical(indptr, indices)
+        arrays.update(indptr=indptr, indices=indices.astype(index_dtype(n_in)),
+                      data=_array(data, f"{name} data", dtype, data.shape))
+        layer.nnz = int(indptr[-1])
+    else:
+        arrays["W"] = W
+        layer.nnz = int(np.count_nonzero(W))
+    return layer
+
+
+def _affine_layer(spec, i, n_in, dtype):
+    name = f"layer {i}"
+    scale = spec.get("scale")
+    if scale is None:
+        raise ValueError(f"{name}: an affine layer needs scale of shape (n,)")
+    n = np.shape(scale)[0] if np.ndim(scale) == 1 else -1
+    if n < 1:
+        raise ValueError(f"{name}: scale must be a non-empty 1-D array, got shape "
+                         f"{np.shape(scale)}")
+    if n_in is not None and n != n_in:
+        raise ValueError(f"{name}: scale has shape ({n},) but the layer before gives "
+                         f"{n_in} features")
+    shift = spec.get("shift")
+    act = _activation(spec, name)
+    arrays = {"scale": _array(scale, f"{name} scale", dtype, (n,)),
+              "shift": _array(np.zeros(n) if shift is None else shift, f"{name} shift",
+                              dtype, (n,)),
+              "alpha": _alpha(spec, act, n, dtype, name)}
+    return _Layer("affine", act, n, n, 1, arrays)
+
+
+def _choose_storage(layer, layout, chunk):
+    """Set the layer's sparse_max_batch and keep only the forms it needs."""
+    a = layer.arrays
+    if layout == "dense":
+        smb = 0
+    elif layout == "sparse":
+        smb = sys.maxsize
+    else:
+        smb = sparse_max_batch(layer.density, chunk)
+        smb = sys.maxsize if smb >= chunk else smb
+    layer.sparse_max_batch = smb
+    dtype = a["alpha"].dtype
+    if smb > 0 and a.get("indptr") is None:
+        a["indptr"], a["indices"], a["data"] = csr_from_dense(a["W"], dtype=dtype)
+    if smb < sys.maxsize and a.get("W") is None:
+        W = np.zeros((layer.n_z, layer.n_in), dtype=dtype)
+        rows = np.repeat(np.arange(layer.n_z), np.diff(a["indptr"]))
+        W[rows, a["indices"]] = a["data"]
+        a["W"] = np.ascontiguousarray(W.T)
+    if smb == 0:
+        a["indptr"] = a["indices"] = a["data"] = None
+    if smb == sys.maxsize:
+        a["W"] = None
+
+
+class InferenceEngine:
+    """A network compiled for inference: one call into compiled code per `predict`.
+
+    Parameters
+    ----------
+    layers : list of dict
+        Layer specs, first to last (see the module docstring). The width of each
+        layer's input must match the output of the one before.
+    dtype : {"float32", "float64"}
+        The compute dtype; weights are converted to it.
+    layout : {"auto", "dense", "sparse"}
+        Storage of dense layers: chosen per layer by the fitted cost model, or forced.
+    max_batch : int
+        Rows per chunk: scratch for this many rows is made ahead of time, and larger
+        batches run chunk by chunk.
+    n_threads : int, optional
+        Threads of the kernels; default the global setting (`fastnn.set_num_threads`).
+        BLAS calls use the BLAS library's own thread count.
+
+    Examples
+    --------
+    >>> engine = InferenceEngine([{"kind": "dense", "W": W1, "b": b1, "activation": "relu"},
+    ...                           {"kind": "dense", "W": W2, "b": b2, "activation": "softmax"}])
+    >>> proba = engine.predict(X)
+    """
+
+    def __init__(self, layers, dtype="float32", layout="auto", *, max_batch=DEFAULT_MAX_BATCH,
+                 n_threads=None):
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if not _is_int(max_batch) or not 1 <= max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be an integer in [1, {MAX_BATCH}], got {max_batch!r}")
+        if isinstance(layers, dict) or not hasattr(layers, "__iter__"):
+            raise TypeError("layers must be a list of layer specs (dicts)")
+        layers = list(layers)
+        if not layers:
+            raise ValueError("an engine needs at least one layer")
+        self._dtype = np.dtype(str(dtype))
+        self._layout = layout
+        self._max_batch = int(max_batch)
+        self.n_threads = n_threads
+        built, width = [], None
+        for i, spec in enumerate(layers):
+            if not isinstance(spec, dict):
+                raise TypeError(f"layer {i} must be a dict, got {type(spec).__name__}")
+            kind = spec.get("kind")
+            if kind == "dense":
+                layer = _dense_layer(spec, i, width, self._dtype)
+            elif kind == "affine":
+                layer = _affine_layer(spec, i, width, self._dtype)
+            else:
+                raise ValueError(f"layer {i}: unknown kind {kind!r}; valid kinds: affine, dense")
+            built.append(layer)
+            width = layer.n_out
+        self._layers = built
+        self._plan = None
+        widest = max(max(layer.n_in, layer.n_z) for layer in built)
+        chunk = max(1, min(self._max_batch, SCRATCH_ELEMENTS // widest))
+        for layer in built:
+            if layer.kind == "dense":
+                _choose_storage(layer, layout, chunk)
+        self._plan = Plan([layer.plan_spec() for layer in built], self._dtype, self._max_batch,
+                          max(2, os.cpu_count() or 1))
+        self.n_in = built[0].n_in
+        self.n_out = built[-1].n_out
+
+    @property
+    def dtype(self):
+        """The compute dtype."""
+        return self._dtype
+
+    def __repr__(self):
+        shapes = " -> ".join([str(self.n_in)] + [str(layer.n_out) for layer in self._layers])
+        return f"InferenceEngine({shapes}, dtype={self._dtype.name}, layout={self._layout!r})"
+
+    def predict(self, X, *, out=None):
+        """Y := network(X), one call into compiled code with the GIL released.
+
+        Parameters
+        ----------
+        X : array_like of shape (batch, n_in), or (n_in,) for one row
+            Converted to the engine's dtype when of another float or integer dtype.
+        out : ndarray of shape (batch, n_out) and the engine's dtype, optional
+            C-contiguous; receives the result.
+
+        Returns
+        -------
+        Y : ndarray of shape (batch, n_out), or `out`
+        """
+        if not (type(X) is np.ndarray and X.dtype == self._dtype and X.ndim == 2
+                and X.flags.c_contiguous):
+            X = self._as_input(X)
+        if X.shape[1] != self.n_in:
+            raise ValueError(f"X has shape {X.shape} but the engine expects "
+                             f"(batch, {self.n_in})")
+        shape = (X.shape[0], self.n_out)
+        if out is None:
+            out = np.empty(shape, dtype=self._dtype)
+        elif not (isinstance(out, np.ndarray) and out.dtype == self._dtype and out.shape == shape
+                  and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {self._dtype.name} array "
+                             f"of shape {shape}")
+        n_threads = self.n_threads if self.n_threads is not None else get_num_threads()
+        self._plan.run(X, out, n_threads)
+        return out
+
+    def _as_input(self, X):
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X has dtype {X.dtype}; expected a real numeric array")
+        if X.ndim == 1:
+            if X.shape[0] != self.n_in:
+                raise ValueError(f"X has shape {X.shape} but the engine expects "
+                                 f"(batch, {self.n_in}) or ({self.n_in},)")
+            X = X.reshape(1, -1)
+        elif X.ndim != 2:
+            raise ValueError(f"X has shape {X.shape} but the engine expects (batch, {self.n_in})")
+        return np.ascontiguousarray(X, dtype=self._dtype)
+
+    def layout(self):
+        """Per layer: the storage chosen and why.
+
+        Returns
+        -------
+        list of dict
+            ``kind``, ``shape`` (n_in, n_out), ``activation``, and for dense layers
+            ``storage`` ("dense", "csr" or "dense+csr"), ``density``, ``index_dtype``,
+            ``sparse_max_batch`` (CSR runs for chunks of at most this many rows; None for
+            any) and ``reason`` naming the crossover densities of the cost model.
+        """
+        report = []
+        for layer in self._layers:
+            entry = {"kind": layer.kind, "shape": (layer.n_in, layer.n_z),
+                     "activation": layer.act}
+            if layer.pieces > 1:
+                entry["pieces"] = layer.pieces
+            if layer.kind == "dense":
+                smb = layer.sparse_max_batch
+                has_w = layer.arrays.get("W") is not None
+                has_csr = layer.arrays.get("indptr") is not None
+                entry["storage"] = "+".join(s for s, h in (("dense", has_w), ("csr", has_csr))
+                                            if h)
+                entry["density"] = layer.density
+                entry["index_dtype"] = index_dtype(layer.n_in).name if has_csr else None
+                entry["sparse_max_batch"] = None if smb == sys.maxsize else smb
+                if self._layout != "auto":
+                    entry["reason"] = f"layout={self._layout!r} requested"
+                else:
+                    entry["reason"] = (f"density {layer.density:.3f}; CSR wins below "
+                                       f"{_crossover(1):.2f} at batch 1 and below "
+                                       f"{_crossover(1 << 30):.2f} at large batches")
+            report.append(entry)
+        return report
+
+    # -- files ---------------------------------------------------------------
+
+    def save(self, path):
+        """Write the engine to a safetensors file (atomically).
+
+        Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
+        int32 ``indices``, ``data``), so the file shrinks with the number of nonzeros;
+        the others as dense ``W``. Read it back with `load_engine`.
+        """
+        tensors, described = {}, []
+        for i, layer in enumerate(self._layers):
+            a = layer.arrays
+            entry = {"kind": layer.kind, "activation": layer.act, "n_in": layer.n_in,
+                     "n_out": layer.n_z}
+            if layer.kind == "dense":
+                csr = a.get("indptr") is not None
+                entry.update(pieces=layer.pieces, storage="csr" if csr else "dense",
+                             bias=a["b"] is not None)
+                names = ("indptr", "indices", "data") if csr else ("W",)
+                names += ("b",) if a["b"] is not None else ()
+            else:
+                names = ("scale", "shift")
+            for name in names + ("alpha",):
+                tensors[f"{i}.{name}"] = a[name]
+            described.append(entry)
+        save_tensors(path, tensors, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self._dtype.name,
+            "layout": self._layout, "max_batch": str(self._max_batch),
+            "layers": json.dumps(described)})
+
+
+def _fail(message):
+    raise ModelFormatError(message)
+
+
+def _meta_choice(meta, key, choices):
+    value = meta.get(key)
+    if value not in choices:
+        _fail(f"metadata {key}={value!r} is not one of {sorted(choices)}")
+    return value
+
+
+def _meta_int(entry, key, low, high, where):
+    value = entry.get(key)
+    if not _is_int(value) or not low <= value <= high:
+        _fail(f"{where}: {key}={value!r} must be an integer in [{low}, {high}]")
+    return int(value)
+
+
+def _tensor(tensors, name, dtype, shape):
+    """The tensor `name`, checked for dtype, shape and finite values, as an aligned copy."""
+    if name not in tensors:
+        _fail(f"tensor {name!r} is missing")
+    t = tensors[name]
+    if t.dtype != dtype:
+        _fail(f"tensor {name!r} has dtype {t.dtype}, expected {np.dtype(dtype)}")
+    if t.shape != tuple(shape):
+        _fail(f"tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
+    t = np.array(t, order="C", copy=True)
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        _fail(f"tensor {name!r} holds NaN or infinite values")
+    return t
+
+
+def _layer_from_file(entry, i, tensors, dtype, layout, width, used):
+    where = f"layer {i}"
+    if not isinstance(entry, dict):
+        _fail(f"{where}: description must be a JSON object")
+    kind = entry.get("kind")
+    if kind not in ("dense", "affine"):
+        _fail(f"{where}: unknown kind {kind!r}")
+    act = entry.get("activation")
+    if not isinstance(act, str) or act not in CODES:
+        _fail(f"{where}: unknown activation {act!r}")
+    n_in = _meta_int(entry, "n_in", 1, MAX_WIDTH, where)
+    n_z = _meta_int(entry, "n_out", 1, MAX_WIDTH, where)
+    if width is not None and n_in != width:
+        _fail(f"{where}: takes {n_in} features but the layer before gives {width}")
+    spec = {"kind": kind, "activation": act}
+    prefix = f"{i}."
+    if kind == "dense":
+        keys = {"kind", "activation", "n_in", "n_out", "pieces", "storage", "bias"}
+        pieces = _meta_int(entry, "pieces", 1, n_z, where)
+        if n_z % pieces:
+            _fail(f"{where}: pieces={pieces} does not divide n_out={n_z}")
+        storage = entry.get("storage")
+        if storage not in ("dense", "csr"):
+            _fail(f"{where}: unknown storage {storage!r}")
+        if storage == "csr" and layout == "dense":
+            _fail(f"{where}: CSR storage in an engine of dense layout")
+        if not isinstance(entry.get("bias"), bool):
+            _fail(f"{where}: bias must be true or false")
+        units = n_z // pieces
+        spec["pieces"] = pieces
+        if storage == "dense":
+            spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
+            names = ["W"]
+        else:
+            indptr = _tensor(tensors, prefix + "indptr", np.int64, (n_z + 1,))
+            if prefix + "data" not in tensors:
+                _fail(f"tensor {prefix + 'data'!r} is missing")
+            nnz = tensors[prefix + "data"].shape[0] if tensors[prefix + "data"].ndim == 1 else -1
+            if nnz < 0:
+                _fail(f"tensor {prefix + 'data'!r} must be 1-D")
+            if nnz > n_in * n_z:
+                _fail(f"{where}: {nnz} nonzeros in a {n_in} x {n_z} matrix")
+            data = _tensor(tensors, prefix + "data", dtype, (nnz,))
+            indices = _tensor(tensors, prefix + "indices", index_dtype(n_in), (nnz,))
+            try:
+                check_csr(indptr, indices, data, n_in, n_z)
+                check_canonical(indptr, indices)
+            except ValueError as exc:
+                _fail(f"{where}: {exc}")
+            spec["csr"] = (indptr, indices, data)
+            spec["n_in"] = n_in
+            names = ["indptr", "indices", "data"]
+        if entry["bias"]:
+            spec["b"] = _tensor(tensors, prefix + "b", dtype, (n_z,))
+            names.append("b")
+    else:
+        keys = {"kind", "activation", "n_in", "n_out"}
+        if n_in != n_z:
+            _fail(f"{where}: an affine layer maps {n_in} features to {n_z}")
+        units = n_in
+        spec["scale"] = _tensor(tensors, prefix + "scale", dtype, (n_in,))
+        spec["shift"] = _tensor(tensors, prefix + "shift", dtype, (n_in,))
+        names = ["scale", "shift"]
+    if set(entry) != keys:
+        _fail(f"{where}: description has keys {sorted(entry)}, expected {sorted(keys)}")
+    spec["alpha"] = _tensor(tensors, prefix + "alpha", dtype, (units if act == "prelu" else 1,))
+    if act != "prelu":
+        spec["alpha"] = float(spec["alpha"][0])
+    used.update(prefix + name for name in names + ["alpha"])
+    return spec, units
+
+
+def load_engine(path):
+    """Read an engine written by `InferenceEngine.save`.
+
+    Everything is checked before any kernel sees the data: the format name and
+    version, layer kinds and activation names (from fixed tables), shapes between
+    layers, dtypes, CSR invariants and finite values.
+
+    Raises
+    ------
+    fastnn.errors.ModelFormatError
+        At the first violation, or when the file is not a safetensors file.
+    """
+    tensors, meta = load_tensors(path)
+    if meta.get("format") != FORMAT:
+        _fail(f"not a {FORMAT} file (format={meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        _fail(f"unsupported format_version {meta.get('format_version')!r}; "
+              f"this fastnn reads {FORMAT_VERSION!r}")
+    dtype = np.dtype(_meta_choice(meta, "dtype", DTYPES))
+    layout = _meta_choice(meta, "layout", LAYOUTS)
+    max_batch = meta.get("max_batch", "")
+    if not (max_batch.isascii() and max_batch.isdigit() and len(max_batch) <= 6
+            and 1 <= int(max_batch) <= MAX_BATCH):
+        _fail(f"metadata max_batch={max_batch!r} must be an integer in [1, {MAX_BATCH}]")
+    described = metadata_json(meta, "layers")
+    if not isinstance(described, list) or not 1 <= len(described) <= MAX_LAYERS:
+        _fail(f"layers must be a list of 1 to {MAX_LAYERS} layer descriptions")
+    specs, used, width = [], set(), None
+    for i, entry in enumerate(described):
+        spec, width = _layer_from_file(entry, i, tensors, dtype, layout, width, used)
+        specs.append(spec)
+    extra = set(tensors) - used
+    if extra:
+        _fail(f"unexpected tensors {sorted(extra)[:5]}")
+    try:
+        return InferenceEngine(specs, dtype=dtype.name, layout=layout, max_batch=int(max_batch))
+    except (ValueError, TypeError) as exc:
+        raise ModelFormatError(f"invalid engine: {exc}") from None
