@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 
+from fastnn._kernels._blas_threads import get_blas_threads
 from fastnn._kernels._threads import get_num_threads, openmp_enabled, set_num_threads
 
 __all__ = ["show_config", "get_num_threads", "set_num_threads", "config"]
@@ -29,6 +30,7 @@ def config():
         "openmp": openmp_enabled(),
         "threads": get_num_threads(),
         "blas": _scipy_blas(),
+        "blas_threads": get_blas_threads(),
         "dtypes": ["float32", "float64"],
     }
 
@@ -40,4 +42,4 @@ def show_config():
             value = ", ".join(value)
         elif isinstance(value, bool):
             value = "on" if value else "off (serial build)"
-        print(f"{key:>8}: {value}")
+        print(f"{key:>12}: {value}")

@@ -1,6 +1,8 @@
 """Thread control for the kernels, and whether OpenMP was compiled in."""
 from fastnn._kernels._openmp cimport FASTNN_OPENMP_ENABLED, omp_get_max_threads
 
+from fastnn._kernels._blas_threads import set_blas_threads
+
 cdef int _user_threads = 0
 
 
@@ -12,15 +14,19 @@ def openmp_enabled():
 def set_num_threads(n):
     """Use at most `n` threads in the kernels; ``None`` returns to the default.
 
-    The default is OpenMP's own (``OMP_NUM_THREADS`` when set, else the core count).
+    This covers the kernels' OpenMP loops and the BLAS their matrix products call
+    (scipy's OpenBLAS, whose thread count is process-wide). The default is OpenMP's own
+    (``OMP_NUM_THREADS`` when set, else the core count) and the BLAS's own.
     """
     global _user_threads
     if n is None:
         _user_threads = 0
+        set_blas_threads(None)
         return
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
     _user_threads = n
+    set_blas_threads(n)
 
 
 def get_num_threads():

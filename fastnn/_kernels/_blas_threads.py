@@ -1,0 +1,50 @@
+"""The thread count of the BLAS behind ``scipy.linalg.cython_blas``, where it can be set.
+
+scipy's wheels ship OpenBLAS with the ``scipy_openblas_`` symbol prefix; distribution
+builds link a plain OpenBLAS. Both expose a ``set_num_threads`` entry point, found here
+among the libraries loaded into the process. Elsewhere (another BLAS, another OS) the
+BLAS keeps its own setting and these functions do nothing.
+"""
+import ctypes
+import sys
+
+_NAMES = (("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+          ("openblas_set_num_threads", "openblas_get_num_threads"))
+
+
+def _find_openblas():
+    if not sys.platform.startswith("linux"):
+        return None
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that the kernels call)
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths, key=lambda p: "scipy" not in p):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _NAMES:
+            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
+    return None
+
+
+_OPENBLAS = _find_openblas()
+DEFAULT = _OPENBLAS[1]() if _OPENBLAS else None
+
+
+def set_blas_threads(n):
+    """Use `n` BLAS threads (None: the count the BLAS had when fastnn was imported)."""
+    if _OPENBLAS is not None:
+        _OPENBLAS[0](DEFAULT if n is None else int(n))
+
+
+def get_blas_threads():
+    """The BLAS's thread count, or None when it cannot be read."""
+    return _OPENBLAS[1]() if _OPENBLAS is not None else None
