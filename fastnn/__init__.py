@@ -1,6 +1,12 @@
 """fastnn: a compact CPU engine for training dense neural networks and serving pruned ones."""
 __version__ = "0.1.0"
 
+import os as _os
+
+# Idle OpenMP threads sleep instead of spinning, so that they never compete for the cores
+# with the BLAS threads of the next matrix product (set it yourself to choose otherwise).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from fastnn._config import config, get_num_threads, set_num_threads, show_config
 from fastnn import (activations, callbacks, constraints, datasets, initializers, layers, losses,
                     optimizers, regularizers, schedules)

@@ -316,9 +316,14 @@ class PolynomialDecay(_SparsitySchedule):
 
 
 # -- the budgeted loop -------------------------------------------------------------------------
+# Metrics for which lower is better; a budget on them limits their rise.
+_LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+
+
 def _score(model, X, y, metric):
-    result = model.evaluate(X, y)
-    return result[metric] if metric != "loss" else -result["loss"]
+    """The metric on (X, y), signed so that higher is always better."""
+    value = model.evaluate(X, y)[metric]
+    return -value if metric in _LOWER_IS_BETTER else value
 
 
 def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, method="magnitude",
@@ -335,8 +340,8 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
     ----------
     model : Sequential, compiled; left unchanged
     metric : str, optional
-        A compiled metric name; defaults to the first compiled metric, else the loss (for
-        which the drop is the rise in loss).
+        A compiled metric name; defaults to the first compiled metric, else the loss. For
+        the loss, mse and mae the drop is their rise.
 
     Returns
     -------
@@ -375,7 +380,8 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
         score = _score(candidate, X_val, y_val, metric)
         ok = baseline - score <= max_metric_drop
         entry = {"sparsity": sparsity(candidate), "params": candidate.count_params(),
-                 "metric": score if metric != "loss" else -score, "within_budget": ok}
+                 "metric": -score if metric in _LOWER_IS_BETTER else score,
+                 "within_budget": ok}
         steps.append(entry)
         if verbose:
             print(f"sparsity {entry['sparsity']:.3f}  params {entry['params']}  "
