@@ -10,6 +10,10 @@ class, so that a deployment step only has to translate layers:
 - ``{"kind": "affine", "scale": (n,), "shift": (n,), "activation": name, "alpha": ...}``:
   ``Y := act(X * scale + shift)``, a per-feature affine that could not be folded.
 
+A dense layer may give ``"csr": (indptr, indices, data)`` and ``"n_in"`` instead of
+``W``: the CSR arrays of W.T as made by `fastnn._kernels.sparse.csr_from_dense`
+(column indices strictly increasing within each row).
+
 ``predict`` is a single call into compiled code that runs every layer without the
 GIL (see `fastnn._kernels.engine`).
 
@@ -17,17 +21,21 @@ Choosing a layer's storage
 --------------------------
 A dense layer is kept dense (BLAS GEMV for one row, GEMM otherwise), in CSR (the
 kernels of `fastnn._kernels.sparse`), or both, from a cost model fitted on the
-development machine (AMD EPYC Zen3, AVX2/FMA, OpenBLAS 0.3.30) with
+development machine (AMD EPYC Zen3, 2 cores, AVX2/FMA, OpenBLAS 0.3.30) with
 ``python bench/bench_engine.py --calibrate``, which times both forms of single
-layers of several shapes, densities and batch sizes. On that machine the time per
-multiply-add of the sparse kernels, relative to the dense ones, does not depend on
-the layer's shape to first order, only on the batch size, so the model is a
-crossover density per batch size (`CROSSOVER_DENSITY`): CSR wins for a batch of
-``m`` rows when the density is at most the crossover at ``m``. Each layer gets the
-largest batch (chunk of rows) for which CSR wins, ``sparse_max_batch``: the CSR
-form runs for chunks of up to that many rows, the dense form above it. A layer
-keeps both forms only when the crossover falls inside the range of chunk sizes.
-`InferenceEngine.layout` reports the choice, the density and the crossovers.
+layers of several shapes over densities and batch sizes. On that machine the
+time of the CSR kernels relative to the dense ones depends, to first order, on
+the density and the batch size, much less on the layer's shape; so the model is
+a crossover density per range of batch sizes (`CROSSOVER_DENSITY`): CSR runs for
+a chunk of m rows when the layer's density is at most the crossover at m, with
+the lowest crossover measured over the shapes as the margin. The crossover is
+low for one row (GEMV streams the weights at memory speed), high for a few rows
+(GEMM on a thin matrix is inefficient) and low again for many rows (GEMM with
+two threads near its peak).
+A layer keeps both forms only when the crossover splits the range of chunk sizes
+(1 to ``max_batch``); the choice is a function of the weights alone, so a loaded
+engine makes the same one. `InferenceEngine.layout` reports it with the density
+and the crossovers.
 """
 import json
 import os
@@ -35,6 +43,7 @@ import sys
 
 import numpy as np
 
+from fastnn._kernels._checks import resolve_threads
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES
 from fastnn._kernels.engine import KINDS, SCRATCH_ELEMENTS, Plan
@@ -42,7 +51,7 @@ from fastnn._kernels.sparse import check_csr, csr_from_dense, index_dtype
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_tensors, metadata_json, save_tensors
 
-__all__ = ["InferenceEngine", "load_engine", "CROSSOVER_DENSITY"]
+__all__ = ["InferenceEngine", "load_engine", "CROSSOVER_DENSITY", "sparse_batches"]
 
 FORMAT = "fastnn-engine"
 FORMAT_VERSION = "1"
@@ -50,35 +59,41 @@ LAYOUTS = ("auto", "dense", "sparse")
 DTYPES = ("float32", "float64")
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
-CROSSOVER_DENSITY = ((1, 0.40), (2, 0.22), (8, 0.22), (32, 0.22), (128, 0.22), (1 << 30, 0.22))
-"""(batch, density) pairs: CSR wins for a batch up to ``batch`` rows below ``density``.
+CROSSOVER_DENSITY = ((1, 0.11), (2, 0.25), (8, 0.40), (32, 0.25), (128, 0.15), (256, 0.12),
+                     (sys.maxsize, 0.11))
+"""(batch, density) steps: for chunks up to ``batch`` rows (and above the step before),
+CSR beats dense when the layer's density is at most ``density``.
 
-Fitted on the development machine (see the module docstring); read as a step
-function of the batch size.
+Measured crossovers on the development machine with the default thread counts
+(``--calibrate``, layers 784x256, 256x128 and 1024x1024): 0.10-0.15 for one row,
+0.25-0.40 for two, 0.40-0.50 for 8, 0.30-0.50 for 32, 0.15-0.30 for 128,
+0.10-0.30 for 256 and 0.10-0.25 for 1024 rows; the table takes about the lowest
+(where CSR and dense are within the measurements' noise at 0.10-0.11, CSR), and
+0.25 for 32 rows, where whole networks at density 0.3 ran 15% slower on CSR.
 """
 
 # Limits of the loader; a file beyond them is refused before anything is allocated.
 MAX_LAYERS = 4096
 MAX_WIDTH = 1 << 22
 MAX_BATCH = 1 << 16
-DEFAULT_MAX_BATCH = 256
+DEFAULT_MAX_BATCH = 1024
 
 
-def _crossover(batch):
-    for upto, density in CROSSOVER_DENSITY:
-        if batch <= upto:
-            return density
-    return CROSSOVER_DENSITY[-1][1]
+def sparse_batches(density, chunk):
+    """(lo, hi): CSR runs for chunks of lo to hi rows; (1, 0) when it never wins.
 
-
-def sparse_max_batch(density, chunk):
-    """The largest batch (at most `chunk`) for which CSR beats dense at `density`; 0 for none."""
-    best = 0
+    The crossover of `CROSSOVER_DENSITY` rises, then falls with the batch size, so
+    the batches for which `density` is below it form one range.
+    """
+    lo, hi, below = None, 0, 1
     for upto, crossover in CROSSOVER_DENSITY:
-        if density > crossover:
-            break
-        best = upto
-    return min(best, chunk)
+        if density <= crossover:
+            lo = below if lo is None else lo
+            hi = upto
+        below = upto + 1
+    if lo is None or lo > chunk:
+        return 1, 0
+    return lo, (sys.maxsize if hi >= chunk else hi)
 
 
 def check_canonical(indptr, indices):
@@ -149,7 +164,7 @@ class _Layer:
         self.kind, self.act, self.n_in, self.n_z, self.pieces = kind, act, n_in, n_z, pieces
         self.n_out = n_z // pieces
         self.arrays = arrays          # W, indptr, indices, data, b, alpha, scale, shift
-        self.sparse_max_batch = 0
+        self.sparse_batches = (1, 0)
         self.nnz = None
 
     @property
@@ -158,7 +173,7 @@ class _Layer:
 
     def plan_spec(self):
         return dict(self.arrays, kind=KINDS[self.kind], act=CODES[self.act], pieces=self.pieces,
-                    n_in=self.n_in, n_z=self.n_z, sparse_max_batch=self.sparse_max_batch)
+                    n_in=self.n_in, n_z=self.n_z, sparse_batches=self.sparse_batches)
 
 
 def _dense_layer(spec, i, n_in, dtype):
@@ -230,27 +245,28 @@ def _affine_layer(spec, i, n_in, dtype):
 
 
 def _choose_storage(layer, layout, chunk):
-    """Set the layer's sparse_max_batch and keep only the forms it needs."""
+    """Set the layer's range of CSR batch sizes and keep only the forms it needs."""
     a = layer.arrays
     if layout == "dense":
-        smb = 0
+        lo, hi = 1, 0
     elif layout == "sparse":
-        smb = sys.maxsize
+        lo, hi = 1, sys.maxsize
     else:
-        smb = sparse_max_batch(layer.density, chunk)
-        smb = sys.maxsize if smb >= chunk else smb
-    layer.sparse_max_batch = smb
+        lo, hi = sparse_batches(layer.density, chunk)
+    layer.sparse_batches = lo, hi
+    needs_csr = lo <= hi
+    needs_dense = not (lo == 1 and hi == sys.maxsize)
     dtype = a["alpha"].dtype
-    if smb > 0 and a.get("indptr") is None:
+    if needs_csr and a.get("indptr") is None:
         a["indptr"], a["indices"], a["data"] = csr_from_dense(a["W"], dtype=dtype)
-    if smb < sys.maxsize and a.get("W") is None:
+    if needs_dense and a.get("W") is None:
         W = np.zeros((layer.n_z, layer.n_in), dtype=dtype)
         rows = np.repeat(np.arange(layer.n_z), np.diff(a["indptr"]))
         W[rows, a["indices"]] = a["data"]
         a["W"] = np.ascontiguousarray(W.T)
-    if smb == 0:
+    if not needs_csr:
         a["indptr"] = a["indices"] = a["data"] = None
-    if smb == sys.maxsize:
+    if not needs_dense:
         a["W"] = None
 
 
@@ -327,6 +343,15 @@ class InferenceEngine:
         """The compute dtype."""
         return self._dtype
 
+    @property
+    def n_threads(self):
+        """Threads of the kernels, or None for the global setting."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, n):
+        self._n_threads = None if n is None else resolve_threads(n)
+
     def __repr__(self):
         shapes = " -> ".join([str(self.n_in)] + [str(layer.n_out) for layer in self._layers])
         return f"InferenceEngine({shapes}, dtype={self._dtype.name}, layout={self._layout!r})"
@@ -345,22 +370,15 @@ class InferenceEngine:
         -------
         Y : ndarray of shape (batch, n_out), or `out`
         """
-        if not (type(X) is np.ndarray and X.dtype == self._dtype and X.ndim == 2
-                and X.flags.c_contiguous):
+        n_threads = self._n_threads if self._n_threads is not None else get_num_threads()
+        Y = self._plan.predict(X, out, n_threads)
+        if Y is None:
             X = self._as_input(X)
-        if X.shape[1] != self.n_in:
-            raise ValueError(f"X has shape {X.shape} but the engine expects "
-                             f"(batch, {self.n_in})")
-        shape = (X.shape[0], self.n_out)
-        if out is None:
-            out = np.empty(shape, dtype=self._dtype)
-        elif not (isinstance(out, np.ndarray) and out.dtype == self._dtype and out.shape == shape
-                  and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(f"out must be a writeable C-contiguous {self._dtype.name} array "
-                             f"of shape {shape}")
-        n_threads = self.n_threads if self.n_threads is not None else get_num_threads()
-        self._plan.run(X, out, n_threads)
-        return out
+            if X.shape[1] != self.n_in:
+                raise ValueError(f"X has shape {X.shape} but the engine expects "
+                                 f"(batch, {self.n_in})")
+            Y = self._plan.predict(X, out, n_threads)
+        return Y
 
     def _as_input(self, X):
         X = np.asarray(X)
@@ -383,9 +401,12 @@ class InferenceEngine:
         list of dict
             ``kind``, ``shape`` (n_in, n_out), ``activation``, and for dense layers
             ``storage`` ("dense", "csr" or "dense+csr"), ``density``, ``index_dtype``,
-            ``sparse_max_batch`` (CSR runs for chunks of at most this many rows; None for
-            any) and ``reason`` naming the crossover densities of the cost model.
+            ``csr_batches`` (the chunk sizes, in rows, that run on the CSR form: a
+            (lo, hi) pair, hi None for no limit; None when CSR never runs) and
+            ``reason`` with the crossover densities of the cost model.
         """
+        crossovers = ", ".join(f"{d:.2f} up to {b if b < sys.maxsize else 'any'} rows"
+                               for b, d in CROSSOVER_DENSITY)
         report = []
         for layer in self._layers:
             entry = {"kind": layer.kind, "shape": (layer.n_in, layer.n_z),
@@ -393,20 +414,20 @@ class InferenceEngine:
             if layer.pieces > 1:
                 entry["pieces"] = layer.pieces
             if layer.kind == "dense":
-                smb = layer.sparse_max_batch
+                lo, hi = layer.sparse_batches
                 has_w = layer.arrays.get("W") is not None
                 has_csr = layer.arrays.get("indptr") is not None
                 entry["storage"] = "+".join(s for s, h in (("dense", has_w), ("csr", has_csr))
                                             if h)
                 entry["density"] = layer.density
                 entry["index_dtype"] = index_dtype(layer.n_in).name if has_csr else None
-                entry["sparse_max_batch"] = None if smb == sys.maxsize else smb
+                entry["csr_batches"] = (lo, None if hi == sys.maxsize else hi) if lo <= hi \
+                    else None
                 if self._layout != "auto":
                     entry["reason"] = f"layout={self._layout!r} requested"
                 else:
-                    entry["reason"] = (f"density {layer.density:.3f}; CSR wins below "
-                                       f"{_crossover(1):.2f} at batch 1 and below "
-                                       f"{_crossover(1 << 30):.2f} at large batches")
+                    entry["reason"] = (f"density {layer.density:.3f} against crossover "
+                                       f"densities {crossovers}")
             report.append(entry)
         return report
 
@@ -417,7 +438,10 @@ class InferenceEngine:
 
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
         int32 ``indices``, ``data``), so the file shrinks with the number of nonzeros;
-        the others as dense ``W``. Read it back with `load_engine`.
+        the others as dense ``W``. The metadata holds the format name and version,
+        the dtype, the requested layout, ``max_batch`` and a JSON list of the layers
+        (kind, activation, n_in, n_out, and for dense layers pieces, layout and
+        whether there is a bias). Read it back with `load_engine`.
         """
         tensors, described = {}, []
         for i, layer in enumerate(self._layers):
@@ -426,7 +450,7 @@ class InferenceEngine:
                      "n_out": layer.n_z}
             if layer.kind == "dense":
                 csr = a.get("indptr") is not None
-                entry.update(pieces=layer.pieces, storage="csr" if csr else "dense",
+                entry.update(pieces=layer.pieces, layout="csr" if csr else "dense",
                              bias=a["b"] is not None)
                 names = ("indptr", "indices", "data") if csr else ("W",)
                 names += ("b",) if a["b"] is not None else ()
@@ -491,13 +515,13 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used):
     spec = {"kind": kind, "activation": act}
     prefix = f"{i}."
     if kind == "dense":
-        keys = {"kind", "activation", "n_in", "n_out", "pieces", "storage", "bias"}
+        keys = {"kind", "activation", "n_in", "n_out", "pieces", "layout", "bias"}
         pieces = _meta_int(entry, "pieces", 1, n_z, where)
         if n_z % pieces:
             _fail(f"{where}: pieces={pieces} does not divide n_out={n_z}")
-        storage = entry.get("storage")
+        storage = entry.get("layout")
         if storage not in ("dense", "csr"):
-            _fail(f"{where}: unknown storage {storage!r}")
+            _fail(f"{where}: unknown layout {storage!r}")
         if storage == "csr" and layout == "dense":
             _fail(f"{where}: CSR storage in an engine of dense layout")
         if not isinstance(entry.get("bias"), bool):

@@ -17,16 +17,16 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK)
 from scipy.linalg.cython_blas cimport sgemv, dgemv
 
 cimport numpy as cnp
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows,
                                           ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
-from fastnn._kernels.dense cimport gemm, dense_forward_core
-from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
-
-import threading
+from fastnn._kernels.dense cimport gemm
+from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, threads_for_work, transpose
 
 import numpy as np
 
@@ -50,7 +50,8 @@ cdef struct Layer:
     Py_ssize_t n_in
     Py_ssize_t n_z              # width before maxout (n_out * pieces)
     Py_ssize_t n_out
-    Py_ssize_t sparse_max_batch  # the CSR form runs for chunks of at most this many rows
+    Py_ssize_t sparse_min_batch  # the CSR form runs for chunks of sparse_min_batch to
+    Py_ssize_t sparse_max_batch  # sparse_max_batch rows, the dense form for the others
     void* W                     # (n_in, n_z) row-major, or NULL
     int64_t* indptr             # CSR of W.T, or NULL
     void* indices
@@ -101,17 +102,18 @@ cdef inline void _bias_act_trow(floating* y, floating bias, Py_ssize_t nb, int a
 
 
 cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n, bint t,
-                    int act, const floating* alpha, int n_threads) noexcept nogil:
-    """Z := act(Z + b) in either layout; softmax is skipped in the transposed one."""
+                    Py_ssize_t ld, int act, const floating* alpha, int n_threads) noexcept nogil:
+    """Z := act(Z + b) in either layout (transposed rows ld apart); softmax is skipped in
+    the transposed one."""
     cdef Py_ssize_t i
-    cdef int nt = threads_for(nb * n, n_threads)
+    cdef int nt = threads_for_work(nb * n, n_threads)
     if t:
         if nt > 1:
             for i in prange(n, nogil=True, schedule="static", num_threads=nt):
-                _bias_act_trow(Z + i * nb, b[i] if b != NULL else 0, nb, act, alpha, i)
+                _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
         else:
             for i in range(n):
-                _bias_act_trow(Z + i * nb, b[i] if b != NULL else 0, nb, act, alpha, i)
+                _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
     elif nt > 1:
         for i in prange(nb, nogil=True, schedule="static", num_threads=nt):
             _bias_act_row(Z + i * n, b, n, act, alpha)
@@ -121,8 +123,8 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
 
 
 cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
-                       bint use_sparse, int act, int n_threads) noexcept nogil:
-    """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed)."""
+                       Py_ssize_t ld, bint use_sparse, int act, int n_threads) noexcept nogil:
+    """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed, rows ld apart)."""
     cdef const floating* b = <const floating*>L.b
     cdef const floating* alpha = <const floating*>L.alpha
     if use_sparse:
@@ -134,25 +136,29 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
                 csr_matvec(X, L.indptr, <const unsigned short*>L.indices,
                            <const floating*>L.data, b, Z, L.n_z, act, alpha, n_threads)
         elif L.wide_indices:
-            csr_forward_t(X, L.indptr, <const int*>L.indices, <const floating*>L.data, b, Z,
-                          L.n_z, nb, act, alpha, n_threads)
+            csr_forward_t(X, ld, L.indptr, <const int*>L.indices, <const floating*>L.data, b,
+                          Z, ld, L.n_z, nb, act, alpha, n_threads)
         else:
-            csr_forward_t(X, L.indptr, <const unsigned short*>L.indices, <const floating*>L.data,
-                          b, Z, L.n_z, nb, act, alpha, n_threads)
+            csr_forward_t(X, ld, L.indptr, <const unsigned short*>L.indices,
+                          <const floating*>L.data, b, Z, ld, L.n_z, nb, act, alpha, n_threads)
     elif nb == 1:
         _gemv(<const floating*>L.W, X, Z, L.n_in, L.n_z)
-        _bias_act(Z, b, 1, L.n_z, False, act, alpha, n_threads)
-    elif t:
-        gemm(True, False, <int>L.n_z, <int>nb, <int>L.n_in, <const floating*>L.W, <int>L.n_z,
-             X, <int>nb, <floating>0, Z, <int>nb)
-        _bias_act(Z, b, nb, L.n_z, True, act, alpha, n_threads)
+        _bias_act(Z, b, 1, L.n_z, False, 1, act, alpha, 1)
     else:
-        dense_forward_core(X, <const floating*>L.W, b, NULL, Z, nb, L.n_in, L.n_z, act, alpha,
-                           n_threads)
+        # The bias and activation pass after BLAS stays on one thread: it costs little
+        # next to the product, and an OpenMP team left spinning after it would take
+        # cores from the BLAS threads of the next product.
+        if t:
+            gemm(True, False, <int>L.n_z, <int>nb, <int>L.n_in, <const floating*>L.W,
+                 <int>L.n_z, X, <int>ld, <floating>0, Z, <int>ld)
+        else:
+            gemm(False, False, <int>nb, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
+                 <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)
+        _bias_act(Z, b, nb, L.n_z, t, ld, act, alpha, 1)
 
 
 cdef void _affine_layer(const Layer* L, const floating* X, floating* Y, Py_ssize_t nb, bint t,
-                        int act, int n_threads) noexcept nogil:
+                        Py_ssize_t ld, int act, int n_threads) noexcept nogil:
     """Y := act(X * scale + shift), per feature, in the layout of X."""
     cdef const floating* scale = <const floating*>L.scale
     cdef const floating* shift = <const floating*>L.shift
@@ -163,16 +169,16 @@ cdef void _affine_layer(const Layer* L, const floating* X, floating* Y, Py_ssize
             s = scale[i]
             c = shift[i]
             for j in range(nb):
-                Y[i * nb + j] = X[i * nb + j] * s + c
+                Y[i * ld + j] = X[i * ld + j] * s + c
     else:
         for i in range(nb):
             for j in range(n):
                 Y[i * n + j] = X[i * n + j] * scale[j] + shift[j]
-    _bias_act(Y, <const floating*>NULL, nb, n, t, act, <const floating*>L.alpha, n_threads)
+    _bias_act(Y, <const floating*>NULL, nb, n, t, ld, act, <const floating*>L.alpha, n_threads)
 
 
 cdef void _maxout(const floating* Z, floating* Y, Py_ssize_t nb, Py_ssize_t units, int pieces,
-                  bint t) noexcept nogil:
+                  bint t, Py_ssize_t ld) noexcept nogil:
     """Y[., u] := max_p Z[., u * pieces + p], in either layout."""
     cdef Py_ssize_t i, u, j
     cdef int p
@@ -181,12 +187,12 @@ cdef void _maxout(const floating* Z, floating* Y, Py_ssize_t nb, Py_ssize_t unit
     cdef floating v
     if t:
         for u in range(units):
-            y = Y + u * nb
-            z = Z + u * pieces * nb
+            y = Y + u * ld
+            z = Z + u * pieces * ld
             memcpy(y, z, nb * sizeof(floating))
             for p in range(1, pieces):
                 for j in range(nb):
-                    v = z[p * nb + j]
+                    v = z[p * ld + j]
                     y[j] = v if v > y[j] else y[j]
     else:
         for i in range(nb):
@@ -204,7 +210,8 @@ cdef inline floating* _other(floating** bufs, const floating* cur) noexcept nogi
 
 cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
                      Py_ssize_t nb, floating** bufs, int n_threads) noexcept nogil:
-    """Y := network(X) for nb rows; bufs holds three scratch buffers of nb * max_width."""
+    """Y := network(X) for nb rows; bufs holds three scratch buffers of
+    (nb + 16) * max_width elements (nb * max_width below 16 rows)."""
     cdef const floating* cur = X
     cdef floating* dst
     cdef floating* z
@@ -212,13 +219,17 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
     cdef Py_ssize_t width = layers[0].n_in
     cdef int l, act
     cdef const Layer* L
+    # Row stride of the transposed layout: one cache line more than nb, so that rows
+    # a power of two apart do not all fall into the same cache sets.
+    cdef Py_ssize_t ld = nb + 64 // sizeof(floating) if nb >= 16 else nb
     for l in range(n_layers):
         L = &layers[l]
         last = l == n_layers - 1
-        use_sparse = L.kind == KIND_DENSE and nb <= L.sparse_max_batch
+        use_sparse = (L.kind == KIND_DENSE and L.sparse_min_batch <= nb
+                      and nb <= L.sparse_max_batch)
         if nb > 1 and use_sparse and not t:
             dst = _other(bufs, cur)
-            transpose(cur, dst, nb, width, n_threads)
+            transpose(cur, width, dst, ld, nb, width, n_threads)
             cur = dst
             t = True
         dst = Y if last and not t else _other(bufs, cur)
@@ -226,25 +237,25 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
         z = bufs[2] if L.pieces > 1 else dst
         act = ACT_LINEAR if L.pieces > 1 else L.act
         if L.kind == KIND_DENSE:
-            _dense_layer(L, cur, z, nb, t, use_sparse, act, n_threads)
+            _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads)
         else:
-            _affine_layer(L, cur, z, nb, t, act, n_threads)
+            _affine_layer(L, cur, z, nb, t, ld, act, n_threads)
         if L.pieces > 1:
-            _maxout(z, dst, nb, L.n_out, L.pieces, t)
-            _bias_act(dst, <const floating*>NULL, nb, L.n_out, t, L.act,
+            _maxout(z, dst, nb, L.n_out, L.pieces, t, ld)
+            _bias_act(dst, <const floating*>NULL, nb, L.n_out, t, ld, L.act,
                       <const floating*>L.alpha, n_threads)
         cur = dst
         width = L.n_out
         if t and L.act == ACT_SOFTMAX:
             dst = Y if last else _other(bufs, cur)
-            transpose(cur, dst, width, nb, n_threads)
+            transpose(cur, ld, dst, width, width, nb, n_threads)
             act_forward_rows(ACT_SOFTMAX, dst, dst, nb, width, <const floating*>L.alpha,
-                             n_threads)
+                             threads_for_work(nb * width, n_threads))
             cur = dst
             t = False
     if cur != Y:
         if t:
-            transpose(cur, Y, width, nb, n_threads)
+            transpose(cur, ld, Y, width, width, nb, n_threads)
         else:
             memcpy(Y, cur, nb * width * sizeof(floating))
 
@@ -272,7 +283,8 @@ cdef class Plan:
     ----------
     layers : list of dict
         Already validated: ``kind`` (a `KINDS` code), ``act`` (an activation code),
-        ``pieces``, ``n_in``, ``n_z``, ``sparse_max_batch`` and the C-contiguous arrays
+        ``pieces``, ``n_in``, ``n_z``, ``sparse_batches`` (the range of chunk sizes for
+        which the CSR form runs; (1, 0) for none) and the C-contiguous arrays
         ``W``, ``indptr``, ``indices``, ``data``, ``b``, ``alpha``, ``scale``, ``shift``
         (None where absent), all of `dtype` but the CSR index arrays.
     dtype : float32 or float64
@@ -283,16 +295,19 @@ cdef class Plan:
     """
     cdef Layer* layers
     cdef int n_layers
-    cdef readonly bint is_double
+    cdef int typenum
     cdef readonly Py_ssize_t n_in, n_out, chunk, stride
     cdef object dtype
     cdef list _keep
     cdef list _pool
     cdef int max_pool
-    cdef object _lock
+    cdef PyThread_type_lock _lock
 
     def __cinit__(self):
         self.layers = NULL
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
 
     def __init__(self, list layers, dtype, Py_ssize_t max_batch, int max_pool=4):
         cdef Py_ssize_t i, max_width
@@ -300,7 +315,9 @@ cdef class Plan:
         if not layers:
             raise ValueError("a plan needs at least one layer")
         self.dtype = np.dtype(dtype)
-        self.is_double = self.dtype == np.float64
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"a plan computes in float32 or float64, not {self.dtype}")
+        self.typenum = self.dtype.num
         self.n_layers = len(layers)
         self.layers = <Layer*>calloc(self.n_layers, sizeof(Layer))
         if self.layers == NULL:
@@ -315,7 +332,7 @@ cdef class Plan:
             L.n_in = spec["n_in"]
             L.n_z = spec["n_z"]
             L.n_out = L.n_z // L.pieces
-            L.sparse_max_batch = spec["sparse_max_batch"]
+            L.sparse_min_batch, L.sparse_max_batch = spec["sparse_batches"]
             for name in ("W", "indptr", "indices", "data", "b", "alpha", "scale", "shift"):
                 a = spec.get(name)
                 if a is not None:
@@ -335,43 +352,75 @@ cdef class Plan:
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
         self.chunk = max(1, min(max_batch, SCRATCH_ELEMENTS // max_width))
-        self.stride = self.chunk * max_width
+        # Room for the padded rows of the transposed layout (see _run_chunk).
+        self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
         self.max_pool = max_pool
-        self._lock = threading.Lock()
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):
         free(self.layers)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
 
     def _new_scratch(self):
         return np.empty(3 * self.stride, dtype=self.dtype)
 
-    def run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
-        """Y := network(X); X (batch, n_in) and Y (batch, n_out) C-ordered of the plan's dtype.
+    def predict(self, object X, object out, int n_threads):
+        """network(X) into `out` (made when None), or None when X is not ready to run.
 
-        The caller checks shapes, dtypes and contiguity: nothing is checked here.
+        X is ready when it is a C-ordered 2-D array of the plan's dtype and width;
+        otherwise the caller converts it and calls again. A given `out` must be a
+        writeable C-ordered array of shape (batch, n_out) and the plan's dtype.
         """
+        cdef cnp.ndarray x, y
+        cdef cnp.npy_intp dims[2]
+        if not (cnp.PyArray_Check(X) and cnp.PyArray_TYPE(<cnp.ndarray>X) == self.typenum
+                and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
+                and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
+            return None
+        x = <cnp.ndarray>X
+        dims[0] = cnp.PyArray_DIM(x, 0)
+        dims[1] = self.n_out
+        if out is None:
+            y = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        elif (cnp.PyArray_Check(out) and cnp.PyArray_TYPE(<cnp.ndarray>out) == self.typenum
+              and cnp.PyArray_NDIM(<cnp.ndarray>out) == 2
+              and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
+              and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)
+              and cnp.PyArray_DIM(<cnp.ndarray>out, 0) == dims[0]
+              and cnp.PyArray_DIM(<cnp.ndarray>out, 1) == dims[1]):
+            y = <cnp.ndarray>out
+        else:
+            raise ValueError(f"out must be a writeable C-contiguous {self.dtype.name} array "
+                             f"of shape {(dims[0], dims[1])}")
+        self._run(x, y, n_threads)
+        return y
+
+    cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
         cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0)
-        cdef cnp.ndarray scratch
+        cdef object scratch = None
         cdef void* xp = cnp.PyArray_DATA(X)
         cdef void* yp = cnp.PyArray_DATA(Y)
         cdef void* sp
         if batch == 0:
             return
-        with self._lock:
-            scratch = self._pool.pop() if self._pool else None
+        # The lock guards only the choice of a scratch set.
+        PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        if self._pool:
+            scratch = self._pool.pop()
+        PyThread_release_lock(self._lock)
         if scratch is None:
             scratch = self._new_scratch()
-        sp = cnp.PyArray_DATA(scratch)
-        try:
-            with nogil:
-                if self.is_double:
-                    _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
-                         self.chunk, <double*>sp, self.stride, n_threads)
-                else:
-                    _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
-                         self.chunk, <float*>sp, self.stride, n_threads)
-        finally:
-            with self._lock:
-                if len(self._pool) < self.max_pool:
-                    self._pool.append(scratch)
+        sp = cnp.PyArray_DATA(<cnp.ndarray>scratch)
+        with nogil:
+            if self.typenum == cnp.NPY_DOUBLE:
+                _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
+                     self.chunk, <double*>sp, self.stride, n_threads)
+            else:
+                _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
+                     self.chunk, <float*>sp, self.stride, n_threads)
+        PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        if len(self._pool) < self.max_pool:
+            self._pool.append(scratch)
+        PyThread_release_lock(self._lock)

@@ -7,8 +7,8 @@ in CSR: row r holds the incoming weights of output unit r (``indptr`` int64,
 Two kernels, both partitioned by output rows so that no two threads add into one
 element (results are bitwise identical for any thread count):
 
-- batch 1 (`csr_matvec`): one sparse dot product per output row, with eight
-  independent accumulators so that the loads, not the adds, set the pace;
+- batch 1 (`csr_matvec`): one sparse dot product per output row, eight (float)
+  or four (double) nonzeros per vector step (the micro-kernel of ``sparse_block.h``);
 - larger batches (`csr_forward_t`): activations transposed to (n_in, batch), so each
   nonzero ``W[j, r]`` adds ``W[j, r] * XT[j, c:c+w]`` to a block of w batch columns
   held in registers (the micro-kernel of ``sparse_block.h``).
@@ -19,7 +19,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows,
                                           ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
 
 import numpy as np
@@ -37,10 +37,21 @@ cdef extern from "sparse_block.h" nogil:
                             const double* val, Py_ssize_t nnz, double bias, double* y, int nv)
     void fastnn_block_d_i32(const double* xt, Py_ssize_t ldx, const int* idx,
                             const double* val, Py_ssize_t nnz, double bias, double* y, int nv)
+    float fastnn_dot_f_u16(const float* x, const unsigned short* idx, const float* val,
+                           Py_ssize_t nnz)
+    float fastnn_dot_f_i32(const float* x, const int* idx, const float* val, Py_ssize_t nnz)
+    double fastnn_dot_d_u16(const double* x, const unsigned short* idx, const double* val,
+                            Py_ssize_t nnz)
+    double fastnn_dot_d_i32(const double* x, const int* idx, const double* val, Py_ssize_t nnz)
 
 # Widest register block, in 32-byte vectors: 8 of them leave room for the broadcast
 # weight and the addresses among AVX2's 16 registers.
 cdef int MAX_VECTORS = 8
+# Work below this many multiply-adds (or copies) per thread runs on fewer threads.
+# Waking a sleeping OpenMP thread was measured at 50-100 us on the 2-core virtual
+# machine these kernels were tuned on (and costs far more when the cores are
+# shared), so a second thread must have at least that much work to gain anything.
+cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 19
 # Square tiles of the out-of-place transpose.
 cdef Py_ssize_t TILE = 16
 
@@ -48,36 +59,27 @@ MAX_UINT16_FAN_IN = 65536
 """Largest fan-in whose column indices fit uint16."""
 
 
+cdef int threads_for_work(Py_ssize_t work, int n_threads) noexcept nogil:
+    """Threads worth using for `work` multiply-adds, at most `n_threads`."""
+    cdef Py_ssize_t useful = work // MIN_WORK_PER_THREAD
+    if useful < 1:
+        return 1
+    return <int>useful if useful < n_threads else n_threads
+
+
 cdef inline floating _sparse_dot(const floating* x, const index_t* idx, const floating* val,
                                  Py_ssize_t nnz) noexcept nogil:
-    """sum_k val[k] * x[idx[k]], over eight accumulators added in a fixed order."""
-    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
-    cdef Py_ssize_t k = 0
-    while k + 8 <= nnz:
-        s0 += val[k] * x[idx[k]]
-        s1 += val[k + 1] * x[idx[k + 1]]
-        s2 += val[k + 2] * x[idx[k + 2]]
-        s3 += val[k + 3] * x[idx[k + 3]]
-        s4 += val[k + 4] * x[idx[k + 4]]
-        s5 += val[k + 5] * x[idx[k + 5]]
-        s6 += val[k + 6] * x[idx[k + 6]]
-        s7 += val[k + 7] * x[idx[k + 7]]
-        k += 8
-    # The tail goes to independent accumulators too: a single chain would cost a
-    # full add latency per element.
-    if k + 4 <= nnz:
-        s0 += val[k] * x[idx[k]]
-        s1 += val[k + 1] * x[idx[k + 1]]
-        s2 += val[k + 2] * x[idx[k + 2]]
-        s3 += val[k + 3] * x[idx[k + 3]]
-        k += 4
-    if k + 2 <= nnz:
-        s4 += val[k] * x[idx[k]]
-        s5 += val[k + 1] * x[idx[k + 1]]
-        k += 2
-    if k < nnz:
-        s6 += val[k] * x[idx[k]]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    """sum_k val[k] * x[idx[k]], summed in a fixed order (see sparse_block.h)."""
+    if floating is float:
+        if index_t is int:
+            return fastnn_dot_f_i32(x, idx, val, nnz)
+        else:
+            return fastnn_dot_f_u16(x, idx, val, nnz)
+    else:
+        if index_t is int:
+            return fastnn_dot_d_i32(x, idx, val, nnz)
+        else:
+            return fastnn_dot_d_u16(x, idx, val, nnz)
 
 
 cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* indices,
@@ -85,7 +87,7 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
                      int act, const floating* alpha, int n_threads) noexcept nogil:
     """y := act(W.T @ x + b) for one input vector x of length n_in."""
     cdef Py_ssize_t r
-    cdef int nt = threads_for(indptr[n_out], n_threads)
+    cdef int nt = threads_for_work(indptr[n_out], n_threads)
     if nt > 1:
         for r in prange(n_out, nogil=True, schedule="guided", num_threads=nt):
             y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
@@ -94,7 +96,7 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
         for r in range(n_out):
             y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
                 x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
-    act_forward_rows(act, y, y, 1, n_out, alpha, n_threads)
+    act_forward_rows(act, y, y, 1, n_out, alpha, threads_for_work(n_out, n_threads))
 
 
 cdef inline void _block(const floating* xt, Py_ssize_t ldx, const index_t* idx,
@@ -112,90 +114,97 @@ cdef inline void _block(const floating* xt, Py_ssize_t ldx, const index_t* idx,
             fastnn_block_d_u16(xt, ldx, idx, val, nnz, bias, y, nv)
 
 
-cdef void _row_block(const floating* XT, const int64_t* indptr, const index_t* indices,
-                     const floating* data, const floating* b, floating* YT, Py_ssize_t batch,
-                     Py_ssize_t r, Py_ssize_t c0, Py_ssize_t width, int act,
-                     const floating* alpha) noexcept nogil:
-    """YT[r, c0:c0+width] := act(W.T[r] @ XT[:, c0:c0+width] + b[r])."""
+cdef void _combine_rows(const floating* M, Py_ssize_t ldm, const index_t* idx,
+                        const floating* val, Py_ssize_t nnz, floating bias, floating* y,
+                        Py_ssize_t c0, Py_ssize_t stop) noexcept nogil:
+    """y[c] := bias + sum_k val[k] * M[idx[k], c] for c in [c0, stop), M with row stride ldm."""
     cdef Py_ssize_t lanes = FASTNN_VEC_BYTES // sizeof(floating)
-    cdef Py_ssize_t start = indptr[r], nnz = indptr[r + 1] - start, c = c0, stop = c0 + width
-    cdef Py_ssize_t k
-    cdef const index_t* idx = indices + start
-    cdef const floating* val = data + start
-    cdef floating bias = b[r] if b != NULL else 0
+    cdef Py_ssize_t k, c = c0
     cdef floating s
-    cdef floating* y = YT + r * batch
     cdef int nv = MAX_VECTORS
     # Widest blocks first (8, 4, 2, 1 vectors), then single columns.
     while nv >= 1:
         while c + nv * lanes <= stop:
-            _block(XT + c, batch, idx, val, nnz, bias, y + c, nv)
+            _block(M + c, ldm, idx, val, nnz, bias, y + c, nv)
             c += nv * lanes
         nv = nv // 2
     while c < stop:
         s = bias
         for k in range(nnz):
-            s += val[k] * XT[<Py_ssize_t>idx[k] * batch + c]
+            s += val[k] * M[<Py_ssize_t>idx[k] * ldm + c]
         y[c] = s
         c += 1
+
+
+cdef void _row_block(const floating* XT, Py_ssize_t ldx, const int64_t* indptr,
+                     const index_t* indices, const floating* data, const floating* b,
+                     floating* YT, Py_ssize_t ldy, Py_ssize_t r, Py_ssize_t c0, Py_ssize_t width,
+                     int act, const floating* alpha) noexcept nogil:
+    """YT[r, c0:c0+width] := act(W.T[r] @ XT[:, c0:c0+width] + b[r])."""
+    cdef Py_ssize_t start = indptr[r]
+    cdef floating* y = YT + r * ldy
+    _combine_rows(XT, ldx, indices + start, data + start, indptr[r + 1] - start,
+                  b[r] if b != NULL else 0, y, c0, c0 + width)
     if act == ACT_PRELU:
         act_forward_row(ACT_LEAKY_RELU, y + c0, y + c0, width, alpha + r)
     elif act != ACT_SOFTMAX and act != ACT_LINEAR:
         act_forward_row(act, y + c0, y + c0, width, alpha)
 
 
-cdef void csr_forward_t(const floating* XT, const int64_t* indptr, const index_t* indices,
-                        const floating* data, const floating* b, floating* YT, Py_ssize_t n_out,
-                        Py_ssize_t batch, int act, const floating* alpha,
-                        int n_threads) noexcept nogil:
+cdef void csr_forward_t(const floating* XT, Py_ssize_t ldx, const int64_t* indptr,
+                        const index_t* indices, const floating* data, const floating* b,
+                        floating* YT, Py_ssize_t ldy, Py_ssize_t n_out, Py_ssize_t batch,
+                        int act, const floating* alpha, int n_threads) noexcept nogil:
     """YT := act(W.T @ XT + b[:, None]) for XT of shape (n_in, batch), YT of shape (n_out, batch).
 
-    The activation must be elementwise or prelu (alpha then has one slope per output
+    Rows of XT and YT lie ldx and ldy elements apart (at least batch). The
+    activation must be elementwise or prelu (alpha then has one slope per output
     row); softmax is left to the caller, which needs whole rows of Y.
     """
     cdef Py_ssize_t block = MAX_VECTORS * FASTNN_VEC_BYTES // sizeof(floating)
     cdef Py_ssize_t nblocks = (batch + block - 1) // block
     cdef Py_ssize_t t, r, c0
-    cdef int nt = threads_for(indptr[n_out] * batch, n_threads)
+    cdef int nt = threads_for_work(indptr[n_out] * batch, n_threads)
     # One work item per (column block, output row), column block outermost: a
     # thread's items share the block of XT, which stays in its cache.
     if nt > 1:
         for t in prange(nblocks * n_out, nogil=True, schedule="guided", num_threads=nt):
             r = t % n_out
             c0 = (t // n_out) * block
-            _row_block(XT, indptr, indices, data, b, YT, batch, r, c0,
+            _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
                        block if c0 + block <= batch else batch - c0, act, alpha)
     else:
         for t in range(nblocks * n_out):
             r = t % n_out
             c0 = (t // n_out) * block
-            _row_block(XT, indptr, indices, data, b, YT, batch, r, c0,
+            _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
                        block if c0 + block <= batch else batch - c0, act, alpha)
 
 
-cdef inline void _tile(const floating* A, floating* B, Py_ssize_t rows, Py_ssize_t cols,
-                       Py_ssize_t i0, Py_ssize_t j0) noexcept nogil:
+cdef inline void _tile(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t ldb,
+                       Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t i0,
+                       Py_ssize_t j0) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef Py_ssize_t i1 = i0 + TILE if i0 + TILE < rows else rows
     cdef Py_ssize_t j1 = j0 + TILE if j0 + TILE < cols else cols
     for j in range(j0, j1):
         for i in range(i0, i1):
-            B[j * rows + i] = A[i * cols + j]
+            B[j * ldb + i] = A[i * lda + j]
 
 
-cdef void transpose(const floating* A, floating* B, Py_ssize_t rows, Py_ssize_t cols,
-                    int n_threads) noexcept nogil:
-    """B := A.T for C-ordered A of shape (rows, cols) and B of shape (cols, rows)."""
+cdef void transpose(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t ldb,
+                    Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil:
+    """B := A.T for A of shape (rows, cols) and B of shape (cols, rows), rows lda and ldb apart."""
     cdef Py_ssize_t ti, tj, nti = (rows + TILE - 1) // TILE, ntj = (cols + TILE - 1) // TILE
-    cdef int nt = threads_for(rows * cols, n_threads)
+    cdef int nt = threads_for_work(rows * cols, n_threads)
     if nt > 1:
         for ti in prange(nti, nogil=True, schedule="static", num_threads=nt):
             for tj in range(ntj):
-                _tile(A, B, rows, cols, ti * TILE, tj * TILE)
+                _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
     else:
         for ti in range(nti):
             for tj in range(ntj):
-                _tile(A, B, rows, cols, ti * TILE, tj * TILE)
+                _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
 
 
 # ---------------------------------------------------------------------------
@@ -258,7 +267,8 @@ def check_csr(indptr, indices, data, n_in, n_out):
     if n_out > 0 and np.any(indptr[1:] < indptr[:n_out]):
         raise ValueError("indptr must be non-decreasing")
     if indptr[n_out] != indices.shape[0]:
-        raise ValueError(f"indptr ends at {indptr[n_out]} but there are {indices.shape[0]} nonzeros")
+        raise ValueError(f"indptr ends at {indptr[n_out]} but there are {indices.shape[0]} "
+                         "nonzeros")
     if indices.shape[0] and (int(indices.min()) < 0 or int(indices.max()) >= n_in):
         raise ValueError(f"indices must lie in [0, {n_in})")
 
@@ -284,35 +294,46 @@ def _forward(const floating[:, ::1] X, const int64_t[::1] indptr, const index_t[
              floating[:, ::1] XT, floating[:, ::1] YT, int act, const floating[::1] alpha,
              int n_threads):
     cdef Py_ssize_t i, batch = X.shape[0], n_in = X.shape[1], n_out = Y.shape[1]
-    cdef const floating* bp = &b[0] if b is not None else NULL
-    cdef const index_t* ip = &indices[0] if indices.shape[0] else NULL
-    cdef const floating* dp = &data[0] if data.shape[0] else NULL
+    cdef const floating* bp = NULL
+    cdef const index_t* ip = NULL
+    cdef const floating* dp = NULL
     if batch == 0 or n_out == 0:
         return
+    if b is not None:
+        bp = &b[0]
+    if indices.shape[0]:
+        ip = &indices[0]
+        dp = &data[0]
     with nogil:
         if batch == 1:
             csr_matvec(&X[0, 0], &indptr[0], ip, dp, bp, &Y[0, 0], n_out, act, &alpha[0],
                        n_threads)
         else:
-            transpose(&X[0, 0], &XT[0, 0], batch, n_in, n_threads)
-            csr_forward_t(&XT[0, 0], &indptr[0], ip, dp, bp, &YT[0, 0], n_out, batch, act,
-                          &alpha[0], n_threads)
-            transpose(&YT[0, 0], &Y[0, 0], n_out, batch, n_threads)
+            transpose(&X[0, 0], n_in, &XT[0, 0], batch, batch, n_in, n_threads)
+            csr_forward_t(&XT[0, 0], batch, &indptr[0], ip, dp, bp, &YT[0, 0], batch, n_out,
+                          batch, act, &alpha[0], n_threads)
+            transpose(&YT[0, 0], batch, &Y[0, 0], n_out, n_out, batch, n_threads)
             if act == ACT_SOFTMAX:
-                act_forward_rows(act, &Y[0, 0], &Y[0, 0], batch, n_out, &alpha[0], n_threads)
+                act_forward_rows(act, &Y[0, 0], &Y[0, 0], batch, n_out, &alpha[0],
+                                 threads_for_work(batch * n_out, n_threads))
 
 
 def _forward_t(const floating[:, ::1] XT, const int64_t[::1] indptr, const index_t[::1] indices,
                const floating[::1] data, const floating[::1] b, floating[:, ::1] YT, int act,
                const floating[::1] alpha, int n_threads):
-    cdef const floating* bp = &b[0] if b is not None else NULL
-    cdef const index_t* ip = &indices[0] if indices.shape[0] else NULL
-    cdef const floating* dp = &data[0] if data.shape[0] else NULL
+    cdef const floating* bp = NULL
+    cdef const index_t* ip = NULL
+    cdef const floating* dp = NULL
     if YT.shape[0] == 0 or YT.shape[1] == 0:
         return
+    if b is not None:
+        bp = &b[0]
+    if indices.shape[0]:
+        ip = &indices[0]
+        dp = &data[0]
     with nogil:
-        csr_forward_t(&XT[0, 0], &indptr[0], ip, dp, bp, &YT[0, 0], YT.shape[0], YT.shape[1],
-                      act, &alpha[0], n_threads)
+        csr_forward_t(&XT[0, 0], XT.shape[1], &indptr[0], ip, dp, bp, &YT[0, 0], YT.shape[1],
+                      YT.shape[0], YT.shape[1], act, &alpha[0], n_threads)
 
 
 def sparse_forward(X, indptr, indices, data, b=None, activation="linear", alpha=None, *,

@@ -1,0 +1,19 @@
+# Order within an engine group: ONNX Runtime's worker threads keep spinning for a
+# while after a run, so the scipy chain (one thread) follows it, not a fastnn entry.
+_ENGINE_ORDER = ("fastnn_auto", "fastnn_dense", "onnxruntime", "scipy_sparse")
+
+
+def _engine_key(item):
+    kind = next(i for i, name in enumerate(_ENGINE_ORDER) if name in item.name)
+    return item.callspec.params["sparsity"], item.callspec.params["batch"], kind
+
+
+def pytest_collection_modifyitems(items):
+    """Run the contenders of one engine benchmark group back to back.
+
+    Ratios are read within a group; measured minutes apart (test function by test
+    function), they would also carry whatever the machine did in between.
+    """
+    engine = [i for i, item in enumerate(items) if item.module.__name__.endswith("bench_engine")]
+    for i, item in zip(engine, sorted((items[i] for i in engine), key=_engine_key)):
+        items[i] = item

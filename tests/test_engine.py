@@ -1,0 +1,421 @@
+import json
+import os
+import pickle
+import struct
+import tempfile
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fastnn._kernels.activations import CODES
+from fastnn._kernels.reference import activations as ref_act
+from fastnn.engine import InferenceEngine, load_engine
+from fastnn.errors import ModelFormatError
+from fastnn.io import read_header
+
+ACTIVATIONS = sorted(CODES)
+STEPS = {"binary_step", "binary_step_ste"}
+LAYOUTS = ["auto", "dense", "sparse"]
+BATCHES = [1, 7, 32, 256, 1000]
+
+
+def _kernel(rng, n_in, n_out, density, dt=np.float32):
+    W = (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dt)
+    W[rng.random(W.shape) >= density] = 0
+    return W
+
+
+def _dense(rng, n_in, n_out, density, act="linear", dt=np.float32, pieces=1):
+    spec = {"kind": "dense", "W": _kernel(rng, n_in, n_out, density, dt),
+            "b": (0.1 * rng.standard_normal(n_out)).astype(dt), "activation": act}
+    if pieces > 1:
+        spec["pieces"] = pieces
+    if act == "prelu":
+        spec["alpha"] = rng.uniform(0.05, 0.5, n_out // pieces)
+    return spec
+
+
+def _numpy_forward(specs, X):
+    """The network in float64 numpy; also returns the last pre-activation."""
+    h = X.astype(np.float64)
+    for s in specs:
+        if s["kind"] == "dense":
+            z = h @ s["W"].astype(np.float64)
+            if s.get("b") is not None:
+                z = z + s["b"]
+            p = s.get("pieces", 1)
+            if p > 1:
+                z = z.reshape(len(z), -1, p).max(axis=2)
+        else:
+            z = h * s["scale"] + s["shift"]
+        alpha = s.get("alpha")
+        h = ref_act.forward(s["activation"], z, alpha)
+    return h, z
+
+
+def _assert_close(Y, ref, rtol=1e-5, mask=None):
+    assert Y.shape == ref.shape
+    if mask is not None:
+        Y, ref = Y[mask], ref[mask]
+    np.testing.assert_allclose(Y, ref, rtol=rtol, atol=rtol * max(np.abs(ref).max(), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def batches():
+    rng = np.random.default_rng(123)
+    return {n: rng.standard_normal((n, 40)).astype(np.float32) for n in BATCHES}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_predict_matches_numpy_forward(act, layout, batches):
+    rng = np.random.default_rng(sum(map(ord, act + layout)))
+    if act in STEPS:
+        # A step is discontinuous: keep it last and skip pre-activations near 0.
+        specs = [_dense(rng, 40, 33, 0.15), _dense(rng, 33, 9, 0.5, act)]
+    else:
+        specs = [_dense(rng, 40, 33, 0.15, act), _dense(rng, 33, 9, 0.5)]
+    engine = InferenceEngine(specs, layout=layout)
+    for n, X in batches.items():
+        ref, z = _numpy_forward(specs, X)
+        Y = engine.predict(X)
+        assert Y.dtype == np.float32
+        _assert_close(Y, ref, mask=np.abs(z) > 1e-4 if act in STEPS else None)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 0.6, 1.0])
+def test_auto_layout_mixes_forms_and_matches(density, batches):
+    rng = np.random.default_rng(7)
+    specs = [_dense(rng, 40, 64, density, "relu"), _dense(rng, 64, 64, 0.04, "tanh"),
+             _dense(rng, 64, 5, 1.0, "softmax")]
+    engine = InferenceEngine(specs)
+    for X in batches.values():
+        _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
+    report = engine.layout()
+    assert report[0]["density"] == pytest.approx(np.count_nonzero(specs[0]["W"]) / (40 * 64))
+    assert report[1]["storage"] == "csr" and report[1]["index_dtype"] == "uint16"
+    assert report[1]["csr_batches"] == (1, None)
+    assert report[2]["storage"] == "dense" and report[2]["csr_batches"] is None
+    assert all("reason" in r for r in report)
+    if density == 0.3:
+        assert report[0]["storage"] == "dense+csr"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_float64_maxout_and_affine(layout, batches):
+    rng = np.random.default_rng(8)
+    specs = [_dense(rng, 40, 36, 0.2, "relu", np.float64, pieces=3),
+             {"kind": "affine", "scale": rng.uniform(0.5, 2, 12), "shift": rng.standard_normal(12),
+              "activation": "prelu", "alpha": rng.uniform(0.1, 0.3, 12)},
+             _dense(rng, 12, 8, 0.3, "linear", np.float64, pieces=2),
+             {"kind": "affine", "scale": rng.uniform(0.5, 2, 4), "shift": rng.standard_normal(4),
+              "activation": "softmax"}]
+    engine = InferenceEngine(specs, dtype="float64", layout=layout)
+    for X in batches.values():
+        Y = engine.predict(X.astype(np.float64))
+        assert Y.dtype == np.float64
+        _assert_close(Y, _numpy_forward(specs, X)[0], rtol=1e-12)
+
+
+def test_softmax_inside_a_sparse_network(batches):
+    rng = np.random.default_rng(9)
+    specs = [_dense(rng, 40, 30, 0.1, "softmax"), _dense(rng, 30, 20, 0.1, "prelu"),
+             {"kind": "affine", "scale": rng.uniform(0.5, 2, 20), "shift": np.zeros(20),
+              "activation": "elu", "alpha": 0.7},
+             _dense(rng, 20, 6, 0.1, "sigmoid")]
+    engine = InferenceEngine(specs, layout="sparse")
+    for X in batches.values():
+        _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
+
+
+def test_input_checks_conversions_and_out(batches):
+    rng = np.random.default_rng(10)
+    specs = [_dense(rng, 40, 6, 0.5, "tanh")]
+    engine = InferenceEngine(specs)
+    X = batches[7]
+    expected = engine.predict(X)
+    np.testing.assert_array_equal(engine.predict(X[0]), engine.predict(X[:1]))
+    np.testing.assert_array_equal(engine.predict(X.astype(np.float64)), expected)
+    np.testing.assert_array_equal(engine.predict(np.asfortranarray(X)), expected)
+    Xi = np.arange(80).reshape(2, 40) % 3
+    np.testing.assert_array_equal(engine.predict(Xi), engine.predict(Xi.astype(np.float32)))
+    out = np.empty((7, 6), np.float32)
+    assert engine.predict(X, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    assert engine.predict(np.zeros((0, 40), np.float32)).shape == (0, 6)
+    with pytest.raises(ValueError, match=r"X has shape \(7, 39\) but the engine expects "
+                                         r"\(batch, 40\)"):
+        engine.predict(X[:, :39])
+    with pytest.raises(ValueError, match=r"X has shape \(39,\)"):
+        engine.predict(X[0, :39])
+    with pytest.raises(ValueError, match=r"X has shape \(1, 7, 40\)"):
+        engine.predict(X[None])
+    with pytest.raises(TypeError, match="X has dtype"):
+        engine.predict(np.array([["a"] * 40]))
+    with pytest.raises(ValueError, match="out must be"):
+        engine.predict(X, out=np.empty((7, 6)))
+
+
+def test_bad_specs_are_rejected():
+    rng = np.random.default_rng(11)
+    good = _dense(rng, 5, 4, 1.0)
+    cases = [
+        ([], "at least one layer"),
+        ([dict(good, kind="conv")], "unknown kind 'conv'"),
+        ([dict(good, activation="relu6")], "unknown activation 'relu6'"),
+        ([good, _dense(rng, 5, 2, 1.0)], r"W has shape \(5, 2\) but the layer before gives 4"),
+        ([dict(good, pieces=3)], "pieces=3 must be a positive divisor"),
+        ([dict(good, b=np.zeros(3))], r"b has shape \(3,\)"),
+        ([dict(good, activation="prelu")], "prelu needs alpha"),
+        ([dict(good, W=np.full((5, 4), np.nan))], "NaN"),
+        ([good, {"kind": "affine", "scale": np.ones(3), "activation": "relu"}],
+         r"scale has shape \(3,\)"),
+    ]
+    for layers, message in cases:
+        with pytest.raises(ValueError, match=message):
+            InferenceEngine(layers)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        InferenceEngine([good], layout="csr")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        InferenceEngine([good], dtype="float16")
+    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+        InferenceEngine([good], n_threads=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_threads_calling_predict_at_once_match_serial_calls(layout):
+    rng = np.random.default_rng(12)
+    specs = [_dense(rng, 300, 200, 0.1, "relu"), _dense(rng, 200, 100, 0.5, "gelu"),
+             _dense(rng, 100, 10, 1.0, "softmax")]
+    engine = InferenceEngine(specs, layout=layout, max_batch=64)
+    inputs = [rng.standard_normal((n, 300)).astype(np.float32) for n in (1, 5, 64, 150) * 4]
+    serial = [engine.predict(X) for X in inputs]
+    results, errors = {}, []
+    barrier = threading.Barrier(8)
+
+    def work(tid):
+        try:
+            barrier.wait()
+            for rep in range(5):
+                for k in range(tid, len(inputs), 8):
+                    results[tid, rep, k] = engine.predict(inputs[k])
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 5 * len(inputs)
+    for (tid, rep, k), Y in results.items():
+        np.testing.assert_array_equal(Y, serial[k])
+
+
+@pytest.mark.parametrize("layout,dtype", [("auto", "float32"), ("dense", "float32"),
+                                          ("sparse", "float64")])
+def test_save_load_round_trip_is_bit_exact(tmp_path, layout, dtype):
+    rng = np.random.default_rng(13)
+    specs = [_dense(rng, 40, 24, 0.1, "prelu", pieces=2), _dense(rng, 12, 12, 0.3, "elu"),
+             {"kind": "affine", "scale": rng.uniform(0.5, 2, 12), "shift": np.ones(12),
+              "activation": "leaky_relu", "alpha": 0.2},
+             _dense(rng, 12, 3, 1.0, "softmax")]
+    specs[1]["alpha"] = 0.5
+    engine = InferenceEngine(specs, dtype=dtype, layout=layout, max_batch=100)
+    path = tmp_path / "model.fastnn"
+    engine.save(path)
+    loaded = load_engine(path)
+    assert loaded.layout() == engine.layout()
+    assert (loaded.n_in, loaded.n_out, loaded.dtype) == (40, 3, np.dtype(dtype))
+    X = rng.standard_normal((301, 40))
+    for rows in (X[:1], X[:9], X):
+        np.testing.assert_array_equal(loaded.predict(rows), engine.predict(rows))
+    meta = read_header(path.read_bytes())["__metadata__"]
+    assert meta["format"] == "fastnn-engine" and meta["format_version"] == "1"
+    described = json.loads(meta["layers"])
+    assert [d["kind"] for d in described] == ["dense", "dense", "affine", "dense"]
+    assert described[0]["activation"] == "prelu" and described[0]["pieces"] == 2
+
+
+def test_wide_fan_in_uses_int32_indices_and_round_trips(tmp_path):
+    rng = np.random.default_rng(16)
+    specs = [_dense(rng, 70000, 4, 0.001, "relu"), _dense(rng, 4, 3, 1.0, "softmax")]
+    engine = InferenceEngine(specs)
+    assert engine.layout()[0]["index_dtype"] == "int32"
+    engine.save(tmp_path / "wide.fastnn")
+    loaded = load_engine(tmp_path / "wide.fastnn")
+    X = rng.standard_normal((20, 70000)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), engine.predict(X))
+    _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
+
+
+def test_file_of_a_sparse_engine_is_much_smaller(tmp_path):
+    rng = np.random.default_rng(14)
+    specs = [_dense(rng, 784, 256, 0.1, "relu"), _dense(rng, 256, 128, 0.1, "relu"),
+             _dense(rng, 128, 10, 0.1, "softmax")]
+    InferenceEngine(specs).save(tmp_path / "sparse.fastnn")
+    InferenceEngine(specs, layout="dense").save(tmp_path / "dense.fastnn")
+    sparse_size = os.path.getsize(tmp_path / "sparse.fastnn")
+    dense_size = os.path.getsize(tmp_path / "dense.fastnn")
+    assert sparse_size < 0.2 * dense_size
+    header = read_header((tmp_path / "sparse.fastnn").read_bytes())
+    assert header["0.indices"]["dtype"] == "U16"
+
+
+# -- hostile files --------------------------------------------------------------
+
+def _valid_file(path):
+    rng = np.random.default_rng(15)
+    specs = [_dense(rng, 12, 10, 0.3, "relu"), _dense(rng, 10, 4, 1.0, "softmax")]
+    InferenceEngine(specs).save(path)
+    return path
+
+
+def _raw(path):
+    """(tensors, metadata) of a safetensors file, without any engine checks."""
+    from safetensors.numpy import load
+    data = path.read_bytes()
+    return dict(load(data)), dict(read_header(data)["__metadata__"])
+
+
+def _write(path, tensors, meta):
+    from safetensors.numpy import save
+    path.write_bytes(save(tensors, metadata=meta))
+
+
+def _raw_file(path, header, payload):
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + payload)
+
+
+def _layers_edit(fn):
+    def edit(t, m):
+        layers = json.loads(m["layers"])
+        fn(layers)
+        m["layers"] = json.dumps(layers)
+    return edit
+
+
+def _set(name, value):
+    def edit(t, m):
+        t[name] = value(t[name]) if callable(value) else value
+    return edit
+
+
+def _del(name):
+    def edit(t, m):
+        del t[name]
+    return edit
+
+
+TENSOR_AND_META_EDITS = {
+    "wrong version": lambda t, m: m.update(format_version="2"),
+    "wrong format": lambda t, m: m.update(format="other"),
+    "no layers": lambda t, m: m.pop("layers"),
+    "layers not json": lambda t, m: m.update(layers="[{"),
+    "layers not a list": lambda t, m: m.update(layers="{}"),
+    "unknown dtype": lambda t, m: m.update(dtype="float16"),
+    "unknown layout": lambda t, m: m.update(layout="fancy"),
+    "bad max_batch": lambda t, m: m.update(max_batch="1e9"),
+    "unknown activation": _layers_edit(lambda L: L[0].update(activation="__import__('os')")),
+    "unknown kind": _layers_edit(lambda L: L[0].update(kind="conv")),
+    "extra key": _layers_edit(lambda L: L[0].update(extra=1)),
+    "bool width": _layers_edit(lambda L: L[0].update(n_in=True)),
+    "huge width": _layers_edit(lambda L: L[0].update(n_in=10**12)),
+    "widths disagree": _layers_edit(lambda L: L[1].update(n_in=9)),
+    "pieces not dividing": _layers_edit(lambda L: L[1].update(pieces=3)),
+    "csr in a dense engine": lambda t, m: m.update(layout="dense"),
+    "out-of-range index": _set("0.indices", lambda a: np.where(np.arange(len(a)) == 0, 12,
+                                                               a).astype(np.uint16)),
+    "repeated index": _set("0.indices", lambda a: np.zeros_like(a)),
+    "non-monotone indptr": _set("0.indptr", lambda a: a[::-1].copy()),
+    "indptr past the end": _set("0.indptr", lambda a: a + 1),
+    "indptr too short": _set("0.indptr", lambda a: a[:-1].copy()),
+    "int64 indices": _set("0.indices", lambda a: a.astype(np.int64)),
+    "NaN weight": _set("1.W", lambda a: np.where(a == a.flat[0], np.nan, a).astype(a.dtype)),
+    "inf bias": _set("1.b", lambda a: np.full_like(a, np.inf)),
+    "float64 data": _set("0.data", lambda a: a.astype(np.float64)),
+    "wrong W shape": _set("1.W", lambda a: a[:, :3].copy()),
+    "missing tensor": _del("1.b"),
+    "extra tensor": lambda t, m: t.update(extra=np.zeros(2, np.float32)),
+    "prelu without slopes": _layers_edit(lambda L: L[0].update(activation="prelu")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TENSOR_AND_META_EDITS))
+def test_invalid_content_is_refused(tmp_path, case):
+    path = _valid_file(tmp_path / "good.fastnn")
+    tensors, meta = _raw(path)
+    TENSOR_AND_META_EDITS[case](tensors, meta)
+    _write(path, tensors, meta)
+    with pytest.raises(ModelFormatError):
+        load_engine(path)
+
+
+def test_malformed_files_are_refused(tmp_path):
+    good = _valid_file(tmp_path / "good.fastnn").read_bytes()
+    bad = tmp_path / "bad.fastnn"
+    f32 = {"dtype": "F32", "shape": [2]}
+    cases = {
+        "empty": b"",
+        "random bytes": np.random.default_rng(0).bytes(500),
+        "huge header length": struct.pack("<Q", 2**63) + good[8:],
+        "header past the end": struct.pack("<Q", len(good)) + good[8:],
+        "pickle": pickle.dumps({"layers": [np.ones((3, 3))]}),
+    }
+    for cut in (7, 8, 40, len(good) // 2, len(good) - 1):
+        cases[f"truncated at {cut}"] = good[:cut]
+    for name, blob in cases.items():
+        bad.write_bytes(blob)
+        with pytest.raises(ModelFormatError):
+            load_engine(bad)
+    meta = {"format": "fastnn-engine", "format_version": "1"}
+    for header in (
+        {"a": dict(f32, data_offsets=[0, 8]), "b": dict(f32, data_offsets=[4, 12])},  # overlap
+        {"a": dict(f32, data_offsets=[0, 2**62])},  # huge length
+        {"a": dict(f32, data_offsets=[0, 4])},  # length disagrees with the shape
+        {"a": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}},
+    ):
+        _raw_file(bad, dict(header, __metadata__=meta), bytes(16))
+        with pytest.raises(ModelFormatError):
+            load_engine(bad)
+    with pytest.raises(ModelFormatError):
+        load_engine(tmp_path / "missing.fastnn")
+
+
+_MUTATION_DIR = tempfile.mkdtemp(prefix="fastnn-engine-")
+_GOOD_BYTES = None
+
+
+def _good_bytes():
+    global _GOOD_BYTES
+    if _GOOD_BYTES is None:
+        from pathlib import Path
+        _GOOD_BYTES = _valid_file(Path(_MUTATION_DIR) / "good.fastnn").read_bytes()
+    return _GOOD_BYTES
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                      min_size=1, max_size=6),
+       cut=st.one_of(st.none(), st.floats(0, 1)))
+def test_mutated_files_raise_only_model_format_error(edits, cut):
+    data = bytearray(_good_bytes())
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if cut is not None:
+        data = data[:int(cut * len(data))]
+    path = os.path.join(_MUTATION_DIR, "mutated.fastnn")
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    try:
+        engine = load_engine(path)
+    except ModelFormatError:
+        return
+    # Whatever passed the loader must run: finite, of the declared shape.
+    X = np.random.default_rng(0).standard_normal((5, engine.n_in))
+    for rows in (X[:1], X):
+        assert engine.predict(rows).shape == (len(rows), engine.n_out)
