@@ -93,9 +93,10 @@ def test_backward_by_finite_differences(name):
 @pytest.mark.parametrize("name", ["relu", "softmax", "gelu", "prelu"])
 def test_one_and_two_threads_are_bitwise_identical(name):
     rng = np.random.default_rng(1)
-    X, W, b = _problem(rng, 300, 120, 200, np.float32)
-    alpha = _alpha(name, 200, rng)
-    Z1, Z2 = np.empty((300, 200), np.float32), np.empty((300, 200), np.float32)
+    # 1300 x 420 outputs: enough elementwise work for the fused pass to use two threads
+    X, W, b = _problem(rng, 1300, 120, 420, np.float32)
+    alpha = _alpha(name, 420, rng)
+    Z1, Z2 = np.empty((1300, 420), np.float32), np.empty((1300, 420), np.float32)
     Y1 = K.dense_forward(X, W, b, name, alpha=alpha, preact=Z1, n_threads=1)
     Y2 = K.dense_forward(X, W, b, name, alpha=alpha, preact=Z2, n_threads=2)
     np.testing.assert_array_equal(Y1, Y2)

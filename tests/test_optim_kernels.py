@@ -88,7 +88,7 @@ def test_kernel_on_2d_parameter(case):
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
 def test_threads_bitwise_equal(case, dt):
-    param, grad, states = _arrays(case, (40_003,), dt, seed=2)
+    param, grad, states = _arrays(case, (600_003,), dt, seed=2)  # enough work for 2 threads
     one = _run(K, case, param, grad, states, steps=2, n_threads=1)
     two = _run(K, case, param, grad, states, steps=2, n_threads=2)
     for a, b in zip(one, two):

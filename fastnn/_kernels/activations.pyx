@@ -18,9 +18,11 @@ from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
 cdef extern from "simd_math.h":
     pass
 
-# Work below this many elements per thread runs on fewer threads: starting a
-# parallel region costs more than it saves.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 16384
+# Work below this many elements (or multiply-adds) per thread runs on fewer threads.
+# Idle OpenMP threads sleep (fastnn sets OMP_WAIT_POLICY=PASSIVE, see fastnn/__init__.py),
+# and waking one was measured at 50-100 us on a 2-core virtual machine, so a second
+# thread must have at least that much work to gain anything.
+cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 18
 # Elementwise work is cut into blocks of a fixed size, independent of the thread
 # count, so every element takes the same code path whatever the thread count.
 cdef Py_ssize_t BLOCK = 4096

@@ -7,7 +7,7 @@ called outside any OpenMP region. Arrays are C-ordered; a row-major product
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, threads_for,
                                           ACT_PRELU)
@@ -35,10 +35,30 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
                 for j in range(n):
                     C[i * ldc + j] *= beta
         return
-    if floating is float:
+    if m == 1:
+        _gemv_row(trans_a, trans_b, n, k, A, lda, B, ldb, beta, C)
+    elif floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
+
+
+cdef void _gemv_row(bint trans_a, bint trans_b, int n, int k, const floating* A, int lda,
+                    const floating* B, int ldb, floating beta, floating* c) noexcept nogil:
+    """c := a @ op(B) + beta * c for the one row a of op(A): a matrix-vector product, which
+    BLAS runs far faster than a one-row GEMM."""
+    cdef char t
+    # BLAS sees row-major B (k, n) as column-major (n, k): c = that @ a; B.T likewise.
+    cdef int rows = k if trans_b else n
+    cdef int cols = n if trans_b else k
+    cdef int inc_a = lda if trans_a else 1
+    cdef int inc_c = 1
+    cdef floating one = 1
+    t = b'T' if trans_b else b'N'
+    if floating is float:
+        sgemv(&t, &rows, &cols, &one, <float*>B, &ldb, <float*>A, &inc_a, &beta, c, &inc_c)
+    else:
+        dgemv(&t, &rows, &cols, &one, <double*>B, &ldb, <double*>A, &inc_a, &beta, c, &inc_c)
 
 
 cdef inline void _bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n,

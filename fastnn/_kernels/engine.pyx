@@ -23,10 +23,10 @@ from scipy.linalg.cython_blas cimport sgemv, dgemv
 
 cimport numpy as cnp
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows,
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
                                           ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
 from fastnn._kernels.dense cimport gemm
-from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, threads_for_work, transpose
+from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 
 import numpy as np
 
@@ -106,7 +106,7 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
     """Z := act(Z + b) in either layout (transposed rows ld apart); softmax is skipped in
     the transposed one."""
     cdef Py_ssize_t i
-    cdef int nt = threads_for_work(nb * n, n_threads)
+    cdef int nt = threads_for(nb * n, n_threads)
     if t:
         if nt > 1:
             for i in prange(n, nogil=True, schedule="static", num_threads=nt):
@@ -250,7 +250,7 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
             dst = Y if last else _other(bufs, cur)
             transpose(cur, ld, dst, width, width, nb, n_threads)
             act_forward_rows(ACT_SOFTMAX, dst, dst, nb, width, <const floating*>L.alpha,
-                             threads_for_work(nb * width, n_threads))
+                             threads_for(nb * width, n_threads))
             cur = dst
             t = False
     if cur != Y:

@@ -15,7 +15,6 @@ cdef void csr_forward_t(const floating* XT, Py_ssize_t ldx, const int64_t* indpt
                         floating* YT, Py_ssize_t ldy, Py_ssize_t n_out, Py_ssize_t batch,
                         int act, const floating* alpha, int n_threads) noexcept nogil
 
-cdef int threads_for_work(Py_ssize_t work, int n_threads) noexcept nogil
 
 cdef void transpose(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t ldb,
                     Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil

@@ -19,7 +19,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows,
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
                                           ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
 
 import numpy as np
@@ -47,24 +47,11 @@ cdef extern from "sparse_block.h" nogil:
 # Widest register block, in 32-byte vectors: 8 of them leave room for the broadcast
 # weight and the addresses among AVX2's 16 registers.
 cdef int MAX_VECTORS = 8
-# Work below this many multiply-adds (or copies) per thread runs on fewer threads.
-# Waking a sleeping OpenMP thread was measured at 50-100 us on the 2-core virtual
-# machine these kernels were tuned on (and costs far more when the cores are
-# shared), so a second thread must have at least that much work to gain anything.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 19
 # Square tiles of the out-of-place transpose.
 cdef Py_ssize_t TILE = 16
 
 MAX_UINT16_FAN_IN = 65536
 """Largest fan-in whose column indices fit uint16."""
-
-
-cdef int threads_for_work(Py_ssize_t work, int n_threads) noexcept nogil:
-    """Threads worth using for `work` multiply-adds, at most `n_threads`."""
-    cdef Py_ssize_t useful = work // MIN_WORK_PER_THREAD
-    if useful < 1:
-        return 1
-    return <int>useful if useful < n_threads else n_threads
 
 
 cdef inline floating _sparse_dot(const floating* x, const index_t* idx, const floating* val,
@@ -87,7 +74,7 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
                      int act, const floating* alpha, int n_threads) noexcept nogil:
     """y := act(W.T @ x + b) for one input vector x of length n_in."""
     cdef Py_ssize_t r
-    cdef int nt = threads_for_work(indptr[n_out], n_threads)
+    cdef int nt = threads_for(indptr[n_out], n_threads)
     if nt > 1:
         for r in prange(n_out, nogil=True, schedule="guided", num_threads=nt):
             y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
@@ -96,7 +83,7 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
         for r in range(n_out):
             y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
                 x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
-    act_forward_rows(act, y, y, 1, n_out, alpha, threads_for_work(n_out, n_threads))
+    act_forward_rows(act, y, y, 1, n_out, alpha, threads_for(n_out, n_threads))
 
 
 cdef inline void _block(const floating* xt, Py_ssize_t ldx, const index_t* idx,
@@ -164,7 +151,7 @@ cdef void csr_forward_t(const floating* XT, Py_ssize_t ldx, const int64_t* indpt
     cdef Py_ssize_t block = MAX_VECTORS * FASTNN_VEC_BYTES // sizeof(floating)
     cdef Py_ssize_t nblocks = (batch + block - 1) // block
     cdef Py_ssize_t t, r, c0
-    cdef int nt = threads_for_work(indptr[n_out] * batch, n_threads)
+    cdef int nt = threads_for(indptr[n_out] * batch, n_threads)
     # One work item per (column block, output row), column block outermost: a
     # thread's items share the block of XT, which stays in its cache.
     if nt > 1:
@@ -196,7 +183,7 @@ cdef void transpose(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t l
                     Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil:
     """B := A.T for A of shape (rows, cols) and B of shape (cols, rows), rows lda and ldb apart."""
     cdef Py_ssize_t ti, tj, nti = (rows + TILE - 1) // TILE, ntj = (cols + TILE - 1) // TILE
-    cdef int nt = threads_for_work(rows * cols, n_threads)
+    cdef int nt = threads_for(rows * cols, n_threads)
     if nt > 1:
         for ti in prange(nti, nogil=True, schedule="static", num_threads=nt):
             for tj in range(ntj):
@@ -315,7 +302,7 @@ def _forward(const floating[:, ::1] X, const int64_t[::1] indptr, const index_t[
             transpose(&YT[0, 0], batch, &Y[0, 0], n_out, n_out, batch, n_threads)
             if act == ACT_SOFTMAX:
                 act_forward_rows(act, &Y[0, 0], &Y[0, 0], batch, n_out, &alpha[0],
-                                 threads_for_work(batch * n_out, n_threads))
+                                 threads_for(batch * n_out, n_threads))
 
 
 def _forward_t(const floating[:, ::1] XT, const int64_t[::1] indptr, const index_t[::1] indices,
