@@ -5,6 +5,18 @@ config dict ``{"class_name": ..., "config": {...}}`` as written by ``serialize``
 """
 
 
+class Configurable:
+    """Base of every registered family: an instance is rebuilt from its `get_config`."""
+
+    def get_config(self):
+        """The constructor arguments, as a JSON-serialisable dict."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 def serialize(obj):
     """``{"class_name": ..., "config": obj.get_config()}``, the inverse of `get`."""
     return {"class_name": type(obj).__name__, "config": obj.get_config()}

@@ -13,7 +13,7 @@ from fastnn import _registry
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
 
 
-class Constraint:
+class Constraint(_registry.Configurable):
     """Base class: subclasses implement ``__call__(w)`` and `get_config`."""
 
     def __call__(self, w):
@@ -31,13 +31,6 @@ class Constraint:
         """
         raise NotImplementedError
 
-    def get_config(self):
-        """The constructor arguments, as a JSON-serialisable dict."""
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class MaxNorm(Constraint):

@@ -23,7 +23,7 @@ __all__ = [
 _TRUNCATED_STDDEV = 0.87962566103423978
 
 
-class Initializer:
+class Initializer(_registry.Configurable):
     """Base class: ``init(shape, dtype, rng)`` returns a new array.
 
     Subclasses implement ``_sample(shape, rng)``, returning a float64 array (or a
@@ -61,13 +61,6 @@ class Initializer:
     def _sample(self, shape, rng):
         raise NotImplementedError
 
-    def get_config(self):
-        """The constructor arguments, as a JSON-serialisable dict."""
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Constant(Initializer):

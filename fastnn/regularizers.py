@@ -14,7 +14,7 @@ from fastnn import _registry
 __all__ = ["Regularizer", "L1L2", "L1", "L2", "GroupLasso", "get", "serialize"]
 
 
-class Regularizer:
+class Regularizer(_registry.Configurable):
     """Base class: subclasses implement `penalty`, `gradient` and `get_config`."""
 
     def penalty(self, w):
@@ -43,13 +43,6 @@ class Regularizer:
         """
         raise NotImplementedError
 
-    def get_config(self):
-        """The constructor arguments, as a JSON-serialisable dict."""
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):

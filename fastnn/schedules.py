@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(_registry.Configurable):
     """Base class: subclasses set `unit` and implement ``_rate(t)`` and `get_config`.
 
     Attributes
@@ -53,9 +53,6 @@ class LearningRateSchedule:
         """The constructor arguments, as a JSON-serialisable dict."""
         raise NotImplementedError
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class InverseTimeDecay(LearningRateSchedule):
