@@ -47,7 +47,7 @@ from fastnn._kernels._checks import resolve_threads
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES
 from fastnn._kernels.engine import KINDS, SCRATCH_ELEMENTS, Plan
-from fastnn._kernels.sparse import check_csr, csr_from_dense, index_dtype
+from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_tensors, metadata_json, save_tensors
 
@@ -212,6 +212,8 @@ def _dense_layer(spec, i, n_in, dtype):
               "alpha": _alpha(spec, act, n_z // pieces, dtype, name)}
     layer = _Layer("dense", act, int(n_in), int(n_z), pieces, arrays)
     if csr is not None:
+        # private copies first: the kernels must read exactly what was checked
+        indptr, indices = np.array(indptr, copy=True), np.array(indices, copy=True)
         check_csr(indptr, indices, data, n_in, n_z)
         check_canonical(indptr, indices)
         arrays.update(indptr=indptr, indices=indices.astype(index_dtype(n_in)),
@@ -260,10 +262,7 @@ def _choose_storage(layer, layout, chunk):
     if needs_csr and a.get("indptr") is None:
         a["indptr"], a["indices"], a["data"] = csr_from_dense(a["W"], dtype=dtype)
     if needs_dense and a.get("W") is None:
-        W = np.zeros((layer.n_z, layer.n_in), dtype=dtype)
-        rows = np.repeat(np.arange(layer.n_z), np.diff(a["indptr"]))
-        W[rows, a["indices"]] = a["data"]
-        a["W"] = np.ascontiguousarray(W.T)
+        a["W"] = dense_from_csr(a["indptr"], a["indices"], a["data"], layer.n_in)
     if not needs_csr:
         a["indptr"] = a["indices"] = a["data"] = None
     if not needs_dense:
@@ -364,12 +363,14 @@ class InferenceEngine:
         X : array_like of shape (batch, n_in), or (n_in,) for one row
             Converted to the engine's dtype when of another float or integer dtype.
         out : ndarray of shape (batch, n_out) and the engine's dtype, optional
-            C-contiguous; receives the result.
+            C-contiguous, not overlapping X; receives the result.
 
         Returns
         -------
         Y : ndarray of shape (batch, n_out), or `out`
         """
+        if out is not None and isinstance(X, np.ndarray) and np.may_share_memory(out, X):
+            raise ValueError("out must not share memory with X")
         n_threads = self._n_threads if self._n_threads is not None else get_num_threads()
         Y = self._plan.predict(X, out, n_threads)
         if Y is None:

@@ -8,6 +8,7 @@ import numpy as np
 from fastnn import callbacks as cb
 from fastnn import io, layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
+from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
 from fastnn.errors import ModelFormatError
 
 __all__ = ["Sequential", "load_model", "GradientReport"]
@@ -250,6 +251,9 @@ class Sequential:
                                             else (y[:, 0] > 0.5).astype(np.int64))
             cw = np.ones(max(int(labels.max()) + 1, max(class_weight) + 1))
             for label, weight in class_weight.items():
+                if not np.isfinite(weight) or weight < 0:
+                    raise ValueError(f"class_weight[{label!r}] must be finite and "
+                                     f"non-negative, got {weight!r}")
                 cw[int(label)] = weight
             w = cw[labels.astype(np.int64)] * (1.0 if w is None else w)
         return w
@@ -271,6 +275,8 @@ class Sequential:
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         X = _as_model_input(X, self.dtype)
+        if np.shape(y)[:1] != (X.shape[0],):
+            raise ValueError(f"X has {X.shape[0]} samples but y has shape {np.shape(y)}")
         if not self.built:
             self.build(X.shape[1])
         X = self._check_X(X)
@@ -473,6 +479,7 @@ class Sequential:
             self.build(X.shape[1])
         y = self._check_y(y, X.shape[0])
         saved = self.get_weights()
+        random_state = self._rng.bit_generator.state
         try:
             out = self._forward(X, training=True)
             _, grad = self._loss_and_grad(y, out, None)
@@ -480,6 +487,7 @@ class Sequential:
             rows = [self._health_row(layer) for layer in self.layers if layer.params]
         finally:
             self.set_weights(saved)
+            self._rng.bit_generator.state = random_state
         return GradientReport(rows)
 
     def _health_row(self, layer):
@@ -550,7 +558,7 @@ class Sequential:
             for j, w in enumerate(layer.weights):
                 key = f"layers.{i}.{j}"
                 if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
-                    indptr, indices, values = _to_csr(w)
+                    indptr, indices, values = csr_from_dense(w)  # CSR of w.T
                     tensors[key + ".indptr"] = indptr
                     tensors[key + ".indices"] = indices
                     tensors[key + ".values"] = values
@@ -571,30 +579,6 @@ class Sequential:
         io.save_tensors(path, tensors, meta)
 
 
-def _to_csr(w):
-    rows, cols = np.nonzero(w)
-    indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
-    index_dtype = np.uint16 if w.shape[1] <= 65536 else np.int32
-    return indptr, cols.astype(index_dtype), w[rows, cols]
-
-
-def _from_csr(shape, indptr, indices, values, key):
-    n_rows, n_cols = shape
-    if indptr.ndim != 1 or indptr.shape[0] != n_rows + 1 or indptr.dtype.kind not in "iu":
-        raise ModelFormatError(f"{key}: row pointers must be {n_rows + 1} integers")
-    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != values.shape[0]:
-        raise ModelFormatError(f"{key}: row pointers must rise from 0 to the number of values")
-    if indices.shape != values.shape or indices.ndim != 1 or indices.dtype.kind not in "iu":
-        raise ModelFormatError(f"{key}: indices and values must be 1-D of one length")
-    if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
-        raise ModelFormatError(f"{key}: a column index lies outside [0, {n_cols})")
-    w = np.zeros(shape, dtype=values.dtype)
-    rows = np.repeat(np.arange(n_rows), np.diff(indptr))
-    w[rows, indices.astype(np.int64)] = values
-    return w
-
-
 def load_model(path):
     """Read a model written by `Sequential.save`; never executes code from the file.
 
@@ -613,6 +597,10 @@ def load_model(path):
     arch = io.metadata_json(meta, "architecture")
     sparse = io.metadata_json(meta, "sparse")
     masked = io.metadata_json(meta, "masked_layers")
+    if not isinstance(sparse, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(d, int) for d in v)
+            for v in sparse.values()):
+        raise ModelFormatError("'sparse' must map tensor names to [rows, columns]")
     try:
         model = Sequential([layers_mod.get(c) for c in arch["layers"]], dtype=arch["dtype"],
                            seed=arch.get("seed"), name=arch.get("name", "sequential"))
@@ -633,7 +621,11 @@ def load_model(path):
                 parts = [tensors.get(f"{key}.{p}") for p in ("indptr", "indices", "values")]
                 if any(p is None for p in parts) or list(sparse[key]) != list(target.shape):
                     raise ModelFormatError(f"{key}: incomplete or misshapen sparse tensor")
-                value = _from_csr(target.shape, *parts, key)
+                try:
+                    check_csr(*parts, n_in=target.shape[0], n_out=target.shape[1])
+                except ValueError as exc:
+                    raise ModelFormatError(f"{key}: {exc}") from None
+                value = dense_from_csr(*parts, n_in=target.shape[0])
             elif key in tensors:
                 value = tensors[key]
             else:

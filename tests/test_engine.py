@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastnn._kernels.activations import CODES
 from fastnn._kernels.reference import activations as ref_act
+from fastnn._kernels.sparse import csr_from_dense
 from fastnn.engine import InferenceEngine, load_engine
 from fastnn.errors import ModelFormatError
 from fastnn.io import read_header
@@ -419,3 +420,25 @@ def test_mutated_files_raise_only_model_format_error(edits, cut):
     X = np.random.default_rng(0).standard_normal((5, engine.n_in))
     for rows in (X[:1], X):
         assert engine.predict(rows).shape == (len(rows), engine.n_out)
+
+
+def test_engine_keeps_its_own_copy_of_csr_arrays():
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((8, 5)) * (rng.random((8, 5)) < 0.3)
+    indptr, indices, data = csr_from_dense(W)
+    engine = InferenceEngine([{"kind": "dense", "csr": (indptr, indices, data), "n_in": 8}],
+                             dtype="float64", layout="sparse")
+    X = rng.standard_normal((3, 8))
+    expected = engine.predict(X)
+    indptr[-1] = 10 ** 12  # the caller's array, not the engine's
+    indices[:] = 7
+    np.testing.assert_array_equal(engine.predict(X), expected)
+    np.testing.assert_allclose(expected, X @ W, rtol=1e-12)
+
+
+def test_predict_refuses_an_out_that_overlaps_X():
+    engine = InferenceEngine([{"kind": "dense", "W": np.eye(4), "b": None,
+                               "activation": "relu"}], dtype="float64")
+    X = np.ones((2, 4))
+    with pytest.raises(ValueError, match="share memory"):
+        engine.predict(X, out=X)

@@ -420,3 +420,55 @@ def test_corrupted_files_raise_model_format_error(tmp_path):
             fn.load_model(p)
     with pytest.raises(fn.ModelFormatError):
         fn.load_model(tmp_path / "missing.fnn")
+
+
+def test_gradient_report_leaves_the_training_path_alone():
+    X, y = _blobs(64)
+
+    def train(report_first):
+        model = fn.Sequential([L.Dense(8, activation="relu"), L.Dropout(0.3),
+                               L.Dense(3, activation="softmax")], input_dim=4, seed=9)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        if report_first:
+            model.gradient_report(X, y)
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_failed_fit_does_not_build_the_model():
+    model = fn.Sequential([L.Dense(3)])
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="X has 10 samples"):
+        model.fit(np.zeros((10, 4)), np.zeros(9), verbose=0)
+    assert not model.built
+    m = _mlp()
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="class_weight"):
+        m.fit(*_blobs(12), class_weight={0: -1.0}, verbose=0)
+
+
+def test_malformed_sparse_metadata_raises_model_format_error(tmp_path):
+    model = fn.Sequential([L.Dense(40), L.Dense(2)], input_dim=40, seed=0)
+    model.layers[0].kernel[np.abs(model.layers[0].kernel) < 0.2] = 0
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = path.read_bytes()
+    for sparse in ("5", '{"layers.0.0": 7}', '{"layers.0.0": [40, 41]}', "[]"):
+        p = tmp_path / "edited.fnn"
+        p.write_bytes(data)
+        _rewrite_metadata(p, sparse=sparse)
+        with pytest.raises(fn.ModelFormatError):
+            fn.load_model(p)
+    tensors, meta = fn.io.load_tensors(path)
+    for name, bad in (("layers.0.0.values", np.float32(1.0)),
+                      ("layers.0.0.indices", tensors["layers.0.0.indices"] + 41),
+                      ("layers.0.0.indptr", tensors["layers.0.0.indptr"][::-1].copy())):
+        broken = dict(tensors)
+        broken[name] = np.asarray(bad)
+        p = tmp_path / "broken.fnn"
+        fn.io.save_tensors(p, broken, meta)
+        with pytest.raises(fn.ModelFormatError):
+            fn.load_model(p)

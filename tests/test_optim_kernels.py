@@ -152,3 +152,18 @@ def test_read_only_parameter_raises():
     p.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         K.sgd_step(p, np.ones(3), lr=0.1)
+
+
+def test_required_state_must_be_given():
+    p, g = np.ones(5), np.ones(5)
+    with pytest.raises(TypeError, match="state_sum is required"):
+        K.adagrad_step(p, g, None, lr=0.1)
+    with pytest.raises(TypeError, match="square_avg is required"):
+        K.rmsprop_step(p, g, None, lr=0.1)
+    with pytest.raises(ValueError, match="momentum_buffer"):
+        K.rmsprop_step(p, g, np.zeros(5), lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError, match="acc_delta is required"):
+        K.adadelta_step(p, g, np.zeros(5), None)
+    with pytest.raises(TypeError, match="exp_avg is required"):
+        K.adam_step(p, g, None, None, step_size=0.1, beta1=0.9, beta2=0.99,
+                    bias_correction2_sqrt=0.1)

@@ -198,8 +198,9 @@ def _apply(OptimHyper h, floating[::1] p, const floating[::1] g, floating[::1] s
                    n, n_threads)
 
 
-def _run(rule, param, grad, states, n_threads, **hyper):
-    """Check the arrays, then update param and the state buffers in place."""
+def _run(rule, param, grad, states, n_threads, required=0, **hyper):
+    """Check the arrays, then update param and the state buffers in place; the first
+    `required` states must be arrays (the kernel writes them unconditionally)."""
     if not isinstance(param, np.ndarray):
         raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
     if param.dtype not in FLOAT_DTYPES:
@@ -208,6 +209,9 @@ def _run(rule, param, grad, states, n_threads, **hyper):
     grad = as_float_array(grad, "grad", dtype=param.dtype)
     if grad.shape != param.shape:
         raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
+    for name, s in states[:required]:
+        if s is None:
+            raise TypeError(f"{name} is required: an array like param")
     flat = [_EMPTY[param.dtype] if s is None
             else check_out(s, name, param.shape, param.dtype).reshape(-1)
             for name, s in states]
@@ -248,7 +252,7 @@ def adagrad_step(param, grad, state_sum, *, lr, eps=1e-10, weight_decay=0.0, n_t
         The decayed learning rate of this step, ``lr / (1 + (t - 1) * lr_decay)``.
     eps, weight_decay : float
     """
-    _run(RULE_ADAGRAD, param, grad, [("state_sum", state_sum)], n_threads,
+    _run(RULE_ADAGRAD, param, grad, [("state_sum", state_sum)], n_threads, required=1,
          lr=lr, eps=eps, weight_decay=weight_decay)
 
 
@@ -267,9 +271,11 @@ def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *
     momentum_buffer : ndarray like param, optional; updated in place. None: no momentum.
     lr, alpha, eps, weight_decay, momentum : float
     """
+    if momentum and momentum_buffer is None:
+        raise ValueError("momentum > 0 needs a momentum_buffer")
     _run(RULE_RMSPROP, param, grad, [("square_avg", square_avg), ("grad_avg", grad_avg),
                                      ("momentum_buffer", momentum_buffer)], n_threads,
-         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+         required=1, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
 
 
 def adadelta_step(param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
@@ -285,7 +291,7 @@ def adadelta_step(param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e
     lr, rho, eps, weight_decay : float
     """
     _run(RULE_ADADELTA, param, grad, [("square_avg", square_avg), ("acc_delta", acc_delta)],
-         n_threads, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+         n_threads, required=2, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step_size, beta1,
@@ -312,6 +318,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step_siz
         Decoupled weight decay (AdamW's form): ``1 - lr * weight_decay``.
     """
     _run(RULE_ADAM, param, grad, [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq),
-                                  ("max_exp_avg_sq", max_exp_avg_sq)], n_threads,
+                                  ("max_exp_avg_sq", max_exp_avg_sq)], n_threads, required=2,
          lr=step_size, beta1=beta1, beta2=beta2, bias_correction2_sqrt=bias_correction2_sqrt,
          eps=eps, weight_decay=weight_decay, param_scale=param_scale)

@@ -227,6 +227,17 @@ def csr_from_dense(W, dtype=None):
     return indptr, cols.astype(index_dtype(W.shape[0])), np.ascontiguousarray(WT[rows, cols])
 
 
+def dense_from_csr(indptr, indices, data, n_in):
+    """W of shape (n_in, n_out) from the CSR arrays of W.T (the inverse of `csr_from_dense`).
+
+    The arrays must have passed `check_csr`.
+    """
+    n_out = indptr.shape[0] - 1
+    WT = np.zeros((n_out, n_in), dtype=data.dtype)
+    WT[np.repeat(np.arange(n_out), np.diff(indptr)), indices] = data
+    return np.ascontiguousarray(WT.T)
+
+
 def check_csr(indptr, indices, data, n_in, n_out):
     """Raise ValueError unless (indptr, indices, data) is a valid CSR matrix (n_out, n_in).
 
