@@ -19,7 +19,6 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK)
-from scipy.linalg.cython_blas cimport sgemv, dgemv
 
 cimport numpy as cnp
 
@@ -65,18 +64,6 @@ cdef struct Layer:
 
 cdef inline void* _ptr(object a) noexcept:
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
-
-
-cdef void _gemv(const floating* W, const floating* x, floating* y, Py_ssize_t n_in,
-                Py_ssize_t n_z) noexcept nogil:
-    """y := W.T @ x for row-major W (n_in, n_z), which BLAS sees as column-major W.T."""
-    cdef char trans = b'N'
-    cdef int m = <int>n_z, n = <int>n_in, inc = 1
-    cdef floating one = 1, zero = 0
-    if floating is float:
-        sgemv(&trans, &m, &n, &one, <float*>W, &m, <float*>x, &inc, &zero, y, &inc)
-    else:
-        dgemv(&trans, &m, &n, &one, <double*>W, &m, <double*>x, &inc, &zero, y, &inc)
 
 
 cdef inline void _bias_act_row(floating* y, const floating* b, Py_ssize_t n, int act,
@@ -142,7 +129,8 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
             csr_forward_t(X, ld, L.indptr, <const unsigned short*>L.indices,
                           <const floating*>L.data, b, Z, ld, L.n_z, nb, act, alpha, n_threads)
     elif nb == 1:
-        _gemv(<const floating*>L.W, X, Z, L.n_in, L.n_z)
+        gemm(False, False, 1, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
+             <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)  # a GEMV
         _bias_act(Z, b, 1, L.n_z, False, 1, act, alpha, 1)
     else:
         # The bias and activation pass after BLAS stays on one thread: it costs little
