@@ -7,3 +7,6 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
                              floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
                              Py_ssize_t n_out, int act, const floating* alpha,
                              int n_threads) noexcept nogil
+
+cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n, int act,
+                       const floating* alpha) noexcept nogil

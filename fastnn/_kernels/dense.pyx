@@ -61,8 +61,9 @@ cdef void _gemv_row(bint trans_a, bint trans_b, int n, int k, const floating* A,
         dgemv(&t, &rows, &cols, &one, <double*>B, &ldb, <double*>A, &inc_a, &beta, c, &inc_c)
 
 
-cdef inline void _bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n,
-                               int act, const floating* alpha) noexcept nogil:
+cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n, int act,
+                       const floating* alpha) noexcept nogil:
+    """y := act(y + b) over one row, in place; z := y + b first when z is not NULL."""
     cdef Py_ssize_t j
     if b != NULL:
         for j in range(n):
@@ -83,10 +84,10 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
          <floating>0, Y, <int>n_out)
     if nt > 1:
         for i in prange(batch, nogil=True, schedule="static", num_threads=nt):
-            _bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
     else:
         for i in range(batch):
-            _bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
 
 
 cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,

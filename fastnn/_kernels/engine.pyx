@@ -24,7 +24,7 @@ cimport numpy as cnp
 
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
                                           ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
-from fastnn._kernels.dense cimport gemm
+from fastnn._kernels.dense cimport bias_act_row, gemm
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 
 import numpy as np
@@ -66,13 +66,6 @@ cdef inline void* _ptr(object a) noexcept:
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef inline void _bias_act_row(floating* y, const floating* b, Py_ssize_t n, int act,
-                               const floating* alpha) noexcept nogil:
-    cdef Py_ssize_t j
-    if b != NULL:
-        for j in range(n):
-            y[j] = y[j] + b[j]
-    act_forward_row(act, y, y, n, alpha)
 
 
 cdef inline void _bias_act_trow(floating* y, floating bias, Py_ssize_t nb, int act,
@@ -103,10 +96,10 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
                 _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
     elif nt > 1:
         for i in prange(nb, nogil=True, schedule="static", num_threads=nt):
-            _bias_act_row(Z + i * n, b, n, act, alpha)
+            bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
     else:
         for i in range(nb):
-            _bias_act_row(Z + i * n, b, n, act, alpha)
+            bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
 
 
 cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
