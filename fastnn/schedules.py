@@ -55,7 +55,30 @@ class LearningRateSchedule(_registry.Configurable):
 
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class _StepwiseDecay(LearningRateSchedule):
+    """Shared by the decays of ``lr0`` over ``progress = step / decay_steps``."""
+
+    unit = "step"
+    #: whether decay_rate must be strictly positive (else non-negative)
+    _strict_rate = False
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
+        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
+        self.decay_rate = _real(decay_rate, "decay_rate", 0.0, strict=self._strict_rate)
+        self.staircase = bool(staircase)
+
+    def _progress(self, t):
+        p = t / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase}
+
+
+class InverseTimeDecay(_StepwiseDecay):
     """``lr = lr0 / (1 + decay_rate * step / decay_steps)``; counts steps.
 
     Parameters
@@ -70,27 +93,11 @@ class InverseTimeDecay(LearningRateSchedule):
         Use ``floor(step / decay_steps)``, so the rate changes every `decay_steps`.
     """
 
-    unit = "step"
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
-        self.decay_rate = _real(decay_rate, "decay_rate", 0.0)
-        self.staircase = bool(staircase)
-
     def _rate(self, t):
-        p = t / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase}
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(t))
 
 
-class ExponentialDecay(LearningRateSchedule):
+class ExponentialDecay(_StepwiseDecay):
     """``lr = lr0 * decay_rate ** (step / decay_steps)``; counts steps.
 
     Parameters
@@ -105,24 +112,10 @@ class ExponentialDecay(LearningRateSchedule):
         Use ``floor(step / decay_steps)``, so the rate changes every `decay_steps`.
     """
 
-    unit = "step"
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
-        self.decay_rate = _real(decay_rate, "decay_rate", 0.0, strict=True)
-        self.staircase = bool(staircase)
+    _strict_rate = True
 
     def _rate(self, t):
-        p = t / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase}
+        return self.initial_learning_rate * self.decay_rate ** self._progress(t)
 
 
 class StepDecay(LearningRateSchedule):
