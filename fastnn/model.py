@@ -156,7 +156,10 @@ class Sequential:
 
     # -- input checks ------------------------------------------------------
     def _check_X(self, X, name="X"):
-        X = _as_model_input(X, self.dtype, name)
+        return self._check_width(_as_model_input(X, self.dtype, name), name)
+
+    def _check_width(self, X, name="X"):
+        """X (already converted) unless its width differs from the built input width."""
         if self.built and X.shape[1] != self.input_dim:
             first = self.layers[0]
             raise ValueError(f"layer {first.name!r} ({type(first).__name__}) expects inputs of "
@@ -279,7 +282,7 @@ class Sequential:
             raise ValueError(f"X has {X.shape[0]} samples but y has shape {np.shape(y)}")
         if not self.built:
             self.build(X.shape[1])
-        X = self._check_X(X)
+        X = self._check_width(X)
         y = self._check_y(y, X.shape[0])
         w = self._sample_weights(y, X.shape[0], sample_weight, class_weight)
         if validation_data is None and validation_split > 0:
@@ -386,7 +389,10 @@ class Sequential:
     def predict(self, X, batch_size=None):
         """Outputs for X of shape (n, input_dim), as an array of shape (n, output_dim)."""
         self._require_built("predict")
-        X = self._check_X(X)
+        return self._predict(self._check_X(X), batch_size)
+
+    def _predict(self, X, batch_size):
+        """`predict` for X already checked."""
         if batch_size is None or batch_size >= X.shape[0]:
             return np.ascontiguousarray(self._forward(X, training=False))
         if batch_size <= 0:
@@ -410,7 +416,7 @@ class Sequential:
             out = last.activation(logits)
             value, _ = self.loss.from_logits(y, logits, out, w)
         else:
-            out = self.predict(X, batch_size)
+            out = self._predict(X, batch_size)
             value, _ = self.loss(y, out, w)
         result = {"loss": value + self._penalty()}
         for name, fn in self.metrics:
