@@ -20,6 +20,6 @@ from fastnn import pruning
 __all__ = [
     "__version__", "config", "show_config", "get_num_threads", "set_num_threads",
     "Sequential", "load_model", "ModelFormatError", "deploy", "InferenceEngine", "load_engine",
-    "activations", "callbacks", "constraints", "datasets", "initializers", "layers", "losses",
+    "activations", "callbacks", "constraints", "datasets", "initializers", "io", "layers", "losses",
     "optimizers", "pruning", "regularizers", "schedules",
 ]
