@@ -12,14 +12,15 @@ from fastnn import (activations, callbacks, constraints, datasets, initializers,
                     optimizers, regularizers, schedules)
 from fastnn.errors import ModelFormatError
 from fastnn import io
-from fastnn.model import Sequential, load_model
+from fastnn.model import Sequential
+from fastnn.saving import load_model
 from fastnn.engine import InferenceEngine, load_engine
 from fastnn.deployment import deploy
-from fastnn import pruning
+from fastnn import diagnostics, pruning, saving
 
 __all__ = [
     "__version__", "config", "show_config", "get_num_threads", "set_num_threads",
     "Sequential", "load_model", "ModelFormatError", "deploy", "InferenceEngine", "load_engine",
-    "activations", "callbacks", "constraints", "datasets", "initializers", "io", "layers", "losses",
-    "optimizers", "pruning", "regularizers", "schedules",
+    "activations", "callbacks", "constraints", "datasets", "diagnostics", "initializers", "io",
+    "layers", "losses", "optimizers", "pruning", "regularizers", "saving", "schedules",
 ]

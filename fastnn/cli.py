@@ -34,7 +34,8 @@ import fastnn
 from fastnn import activations, layers as L, optimizers
 from fastnn.datasets import train_test_split
 from fastnn.errors import ModelFormatError
-from fastnn.model import Sequential, load_model
+from fastnn.model import Sequential
+from fastnn.saving import load_model
 from fastnn.pruning import prune_magnitude, prune_neurons, prune_until, report, sparsity
 
 __all__ = ["main", "build_parser", "read_data", "infer_task"]

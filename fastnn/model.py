@@ -1,25 +1,17 @@
-"""The Sequential model: build, compile, fit, evaluate, predict, save and load."""
-import json
+"""The Sequential model: build, compile, fit, evaluate, predict and weights.
+
+Saving and loading live in `fastnn.saving`, gradient diagnostics in `fastnn.diagnostics`.
+"""
 import re
 import time
 
 import numpy as np
 
 from fastnn import callbacks as cb
-from fastnn import io, layers as layers_mod, losses, optimizers
+from fastnn import layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
-from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
-from fastnn.errors import ModelFormatError
 
-__all__ = ["Sequential", "load_model", "GradientReport"]
-
-FORMAT = "fastnn-model"
-FORMAT_VERSION = "1"
-# Gradient-health thresholds (see `Sequential.gradient_report`).
-VANISHING_RATIO = 1e-5
-EXPLODING_RATIO = 10.0
-DEAD_FRACTION = 0.5
-SATURATED_FRACTION = 0.5
+__all__ = ["Sequential"]
 
 
 def _as_model_input(X, dtype, name="X"):
@@ -468,62 +460,13 @@ class Sequential:
         print_fn(text)
         return text
 
-    # -- gradient health ---------------------------------------------------
+    # -- diagnostics -------------------------------------------------------
     def gradient_report(self, X, y):
-        """Gradient health per layer on (X, y), without changing the model.
+        """Gradient health per layer on (X, y), without changing the model
+        (see `fastnn.diagnostics.gradient_report`)."""
+        from fastnn.diagnostics import gradient_report
 
-        For every layer with weights: the gradient norm ``|g|``, the weight norm ``|w|``,
-        the update-to-weight ratio ``lr * |g| / |w|``, and for activation layers the
-        fraction of dead ReLU units (never positive on X) and of saturated sigmoid/tanh
-        outputs (sigmoid < 0.01 or > 0.99, |tanh| > 0.99). A layer is flagged
-        ``vanishing`` when ``|g| / |w| < 1e-5``, ``exploding`` when it exceeds 10 or is not
-        finite, ``dead`` or ``saturated`` when more than half its units are.
-        """
-        self._require_compiled("gradient_report")
-        X = self._check_X(X)
-        if not self.built:
-            self.build(X.shape[1])
-        y = self._check_y(y, X.shape[0])
-        saved = self.get_weights()
-        random_state = self._rng.bit_generator.state
-        try:
-            out = self._forward(X, training=True)
-            _, grad = self._loss_and_grad(y, out, None)
-            self._backward(grad)
-            rows = [self._health_row(layer) for layer in self.layers if layer.params]
-        finally:
-            self.set_weights(saved)
-            self._rng.bit_generator.state = random_state
-        return GradientReport(rows)
-
-    def _health_row(self, layer):
-        g = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in layer.grads)))
-        wn = float(np.sqrt(sum(float(np.sum(np.square(p, dtype=np.float64)))
-                               for p in layer.params)))
-        lr = self.optimizer.learning_rate
-        ratio = g / wn if wn > 0 else float("inf")
-        dead = saturated = 0.0
-        act = getattr(getattr(layer, "activation", None), "kernel", None)
-        Y = getattr(layer, "_Y", None)
-        if Y is not None and act == "relu":
-            dead = float(np.mean(np.all(Y <= 0, axis=0)))
-        elif Y is not None and act == "sigmoid":
-            saturated = float(np.mean((Y < 0.01) | (Y > 0.99)))
-        elif Y is not None and act == "tanh":
-            saturated = float(np.mean(np.abs(Y) > 0.99))
-        flags = []
-        if not np.isfinite(ratio) or ratio > EXPLODING_RATIO:
-            flags.append("exploding")
-        elif ratio < VANISHING_RATIO:
-            flags.append("vanishing")
-        if dead > DEAD_FRACTION:
-            flags.append("dead")
-        if saturated > SATURATED_FRACTION:
-            flags.append("saturated")
-        return {"layer": layer.name, "grad_norm": g, "weight_norm": wn,
-                "update_ratio": lr * ratio if np.isfinite(ratio) else ratio,
-                "dead_fraction": dead, "saturated_fraction": saturated,
-                "flag": ",".join(flags)}
+        return gradient_report(self, X, y)
 
     def copy(self):
         """An independent model with the same layers, weights, masks and compile settings."""
@@ -551,126 +494,7 @@ class Sequential:
                            for l in self.layers]}
 
     def save(self, path):
-        """Write the model to one safetensors file, atomically.
+        """Write the model to one safetensors file, atomically (see `fastnn.saving`)."""
+        from fastnn.saving import save_model
 
-        Weights are tensors (a kernel that is mostly zeros is stored as CSR: values,
-        column indices and row pointers, so pruned models shrink); the architecture and
-        training configuration are JSON in the metadata, with a format version.
-        """
-        self._require_built("save")
-        tensors = {}
-        sparse = {}
-        for i, layer in enumerate(self.layers):
-            for j, w in enumerate(layer.weights):
-                key = f"layers.{i}.{j}"
-                if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
-                    indptr, indices, values = csr_from_dense(w)  # CSR of w.T
-                    tensors[key + ".indptr"] = indptr
-                    tensors[key + ".indices"] = indices
-                    tensors[key + ".values"] = values
-                    sparse[key] = list(w.shape)
-                else:
-                    tensors[key] = w
-        masks = [i for i, l in enumerate(self.layers)
-                 if getattr(l, "kernel_mask", None) is not None]
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "architecture": json.dumps(self.get_config()),
-                "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks)}
-        if self.loss is not None:
-            meta["training"] = json.dumps({
-                "optimizer": optimizers.serialize(self.optimizer),
-                "loss": losses.serialize(self.loss),
-                "metrics": [m for m in self._metric_specs if isinstance(m, str)],
-                "clip": self._clip})
-        io.save_tensors(path, tensors, meta)
-
-
-def load_model(path):
-    """Read a model written by `Sequential.save`; never executes code from the file.
-
-    Raises
-    ------
-    fastnn.ModelFormatError
-        On the first problem: unreadable or truncated file, unknown format or version,
-        unknown layer kind or activation, inconsistent shapes or dtypes, non-finite weights.
-    """
-    tensors, meta = io.load_tensors(path)
-    if meta.get("format") != FORMAT:
-        raise ModelFormatError(f"not a fastnn model file (format {meta.get('format')!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFormatError(f"unsupported model format version {meta.get('format_version')!r}"
-                               f" (this fastnn reads {FORMAT_VERSION})")
-    arch = io.metadata_json(meta, "architecture")
-    sparse = io.metadata_json(meta, "sparse")
-    masked = io.metadata_json(meta, "masked_layers")
-    if not isinstance(sparse, dict) or not all(
-            isinstance(v, list) and len(v) == 2 and all(isinstance(d, int) for d in v)
-            for v in sparse.values()):
-        raise ModelFormatError("'sparse' must map tensor names to [rows, columns]")
-    try:
-        model = Sequential([layers_mod.get(c) for c in arch["layers"]], dtype=arch["dtype"],
-                           seed=arch.get("seed"), name=arch.get("name", "sequential"))
-        model.build(arch["input_dim"])
-        if "training" in meta:
-            training = json.loads(meta["training"])
-            model.compile(optimizers.get(training["optimizer"]), losses.get(training["loss"]),
-                          training["metrics"], **training["clip"])
-    except ModelFormatError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelFormatError(f"invalid architecture: {exc}") from None
-    weights = []
-    for i, layer in enumerate(model.layers):
-        for j, target in enumerate(layer.weights):
-            key = f"layers.{i}.{j}"
-            if key in sparse:
-                parts = [tensors.get(f"{key}.{p}") for p in ("indptr", "indices", "values")]
-                if any(p is None for p in parts) or list(sparse[key]) != list(target.shape):
-                    raise ModelFormatError(f"{key}: incomplete or misshapen sparse tensor")
-                try:
-                    check_csr(*parts, n_in=target.shape[0], n_out=target.shape[1])
-                except ValueError as exc:
-                    raise ModelFormatError(f"{key}: {exc}") from None
-                value = dense_from_csr(*parts, n_in=target.shape[0])
-            elif key in tensors:
-                value = tensors[key]
-            else:
-                raise ModelFormatError(f"missing tensor {key} for layer {layer.name!r}")
-            if value.dtype != model.dtype or value.shape != target.shape:
-                raise ModelFormatError(f"{key}: expected {model.dtype} {target.shape}, got "
-                                       f"{value.dtype} {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise ModelFormatError(f"{key}: non-finite weights")
-            weights.append(value)
-    model.set_weights(weights)
-    if not isinstance(masked, list):
-        raise ModelFormatError("masked_layers must be a list")
-    for i in masked:
-        if not isinstance(i, int) or not 0 <= i < len(model.layers) \
-                or not isinstance(model.layers[i], layers_mod.Dense):
-            raise ModelFormatError(f"masked_layers names a layer that has no kernel: {i!r}")
-        layer = model.layers[i]
-        layer.kernel_mask = (layer.kernel != 0).astype(model.dtype)
-    return model
-
-
-class GradientReport:
-    """Rows of `Sequential.gradient_report`, printable as a table; ``to_dict()`` for data."""
-
-    COLUMNS = ("layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction",
-               "saturated_fraction", "flag")
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def to_dict(self):
-        return {row["layer"]: {k: row[k] for k in self.COLUMNS[1:]} for row in self.rows}
-
-    def __str__(self):
-        def fmt(v):
-            return f"{v:.3g}" if isinstance(v, float) else str(v)
-        table = [self.COLUMNS] + [tuple(fmt(r[c]) for c in self.COLUMNS) for r in self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table)
-
-    __repr__ = __str__
+        save_model(self, path)

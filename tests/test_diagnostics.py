@@ -1,0 +1,24 @@
+"""fastnn.diagnostics: the gradient report as a function of the model."""
+import numpy as np
+
+import fastnn as fn
+from fastnn import diagnostics, layers as L
+
+
+def test_gradient_report_function_and_method_give_the_same_rows():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    y = rng.integers(0, 3, 40)
+
+    def model():
+        m = fn.Sequential([L.Dense(8, activation="tanh"), L.Dense(3, activation="softmax")],
+                          input_dim=4, seed=1)
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        return m
+
+    by_function = diagnostics.gradient_report(model(), X, y)
+    by_method = model().gradient_report(X, y)
+    assert isinstance(by_method, diagnostics.GradientReport)
+    assert by_function.to_dict() == by_method.to_dict()
+    assert [r["layer"] for r in by_function.rows] == ["dense", "dense_1"]
+    assert all(r["grad_norm"] > 0 for r in by_function.rows)
