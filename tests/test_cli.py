@@ -72,6 +72,19 @@ def test_help_lists_every_command(capsys):
         assert command in out
 
 
+def test_each_command_runs_from_its_own_module():
+    import importlib
+
+    parser = cli.build_parser()
+    for command in ("demo", "train", "prune", "predict", "bench", "experiment", "info"):
+        args = parser.parse_args([command] + {"train": ["--data", "d.npz", "--out", "m"],
+                                              "prune": ["m", "--data", "d.npz", "--out", "o"],
+                                              "predict": ["m", "--data", "d.npy", "--out", "o"],
+                                              "bench": ["m"], "experiment": ["init"]}
+                                 .get(command, []))
+        assert args.func is importlib.import_module(f"fastnn.cli.{command}").run
+
+
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True,
                             text=True, timeout=60)

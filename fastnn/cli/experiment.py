@@ -1,0 +1,32 @@
+"""``fastnn experiment``: the initialisation, activation, dropout and pruning experiments."""
+import time
+
+
+def add_parser(commands):
+    """Add the ``experiment`` subcommand to `commands`."""
+    experiment = commands.add_parser(
+        "experiment", help="initialisation, activation, dropout and pruning experiments",
+        description="Run one of the bundled experiments and print its table.")
+    experiment.add_argument("name", choices=("init", "activations", "dropout", "pruning"))
+    experiment.add_argument("--plot", metavar="FILE.png",
+                            help="also draw the table (needs matplotlib: fastnn[plot])")
+    experiment.add_argument("--quick", action="store_true",
+                            help="fewer iterations and settings, for a fast look")
+    experiment.set_defaults(func=run)
+
+
+def run(args):
+    from fastnn import experiments
+
+    experiment = experiments.EXPERIMENTS[args.name]
+    if args.plot:
+        experiments.require_matplotlib()  # fail before the experiment, not after
+    print(experiment.title + (" (quick)" if args.quick else ""))
+    start = time.perf_counter()
+    rows = experiment.run(**(experiment.quick if args.quick else {}))
+    print(experiments.format_table(rows, experiment.columns))
+    print(f"{time.perf_counter() - start:.1f} s")
+    if args.plot:
+        experiments.plot(rows, experiment, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
