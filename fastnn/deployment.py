@@ -89,7 +89,8 @@ def deploy(model, layout="auto", **engine_options):
     layout : {"auto", "dense", "sparse"}
         Storage of Dense kernels: chosen per layer from density and batch size, or forced.
     **engine_options
-        Passed to `InferenceEngine` (``max_batch``, ``n_threads``).
+        Passed to `InferenceEngine` (``max_batch``, ``n_threads``). The engine keeps the
+        model's `classes`.
     """
     return InferenceEngine(engine_layers(model), dtype=model.dtype.name, layout=layout,
-                           **engine_options)
+                           classes=model.classes, **engine_options)

@@ -48,6 +48,7 @@ from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES
 from fastnn._kernels.engine import KINDS, SCRATCH_ELEMENTS, Plan
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
+from fastnn import labels
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_tensors, metadata_json, save_tensors
 
@@ -287,6 +288,9 @@ class InferenceEngine:
     n_threads : int, optional
         Threads of the kernels; default the global setting (`fastnn.set_num_threads`).
         BLAS calls use the BLAS library's own thread count.
+    classes : sequence, optional
+        Class labels, as `fastnn.Sequential.classes`: entry i names output unit i (two
+        labels, negative then positive, for one sigmoid unit). `predict_classes` returns them.
 
     Examples
     --------
@@ -296,7 +300,7 @@ class InferenceEngine:
     """
 
     def __init__(self, layers, dtype="float32", layout="auto", *, max_batch=DEFAULT_MAX_BATCH,
-                 n_threads=None):
+                 n_threads=None, classes=None):
         if str(dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         if layout not in LAYOUTS:
@@ -336,6 +340,7 @@ class InferenceEngine:
                           max(2, os.cpu_count() or 1))
         self.n_in = built[0].n_in
         self.n_out = built[-1].n_out
+        self.classes = None if classes is None else labels.check_classes(classes, self.n_out)
 
     @property
     def dtype(self):
@@ -380,6 +385,10 @@ class InferenceEngine:
                                  f"(batch, {self.n_in})")
             Y = self._plan.predict(X, out, n_threads)
         return Y
+
+    def predict_classes(self, X):
+        """The label of each row of X (see `fastnn.Sequential.predict_classes`)."""
+        return labels.decode(self.predict(X), self.classes)
 
     def _as_input(self, X):
         X = np.asarray(X)
@@ -463,7 +472,7 @@ class InferenceEngine:
         save_tensors(path, tensors, {
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self._dtype.name,
             "layout": self._layout, "max_batch": str(self._max_batch),
-            "layers": json.dumps(described)})
+            "layers": json.dumps(described), "classes": json.dumps(labels.to_json(self.classes))})
 
 
 def _fail(message):
@@ -605,7 +614,13 @@ def load_engine(path):
     extra = set(tensors) - used
     if extra:
         _fail(f"unexpected tensors {sorted(extra)[:5]}")
+    classes = metadata_json(meta, "classes") if "classes" in meta else None
     try:
-        return InferenceEngine(specs, dtype=dtype.name, layout=layout, max_batch=int(max_batch))
+        classes = labels.from_json(classes, width)
+    except ValueError as exc:
+        _fail(f"invalid classes: {exc}")
+    try:
+        return InferenceEngine(specs, dtype=dtype.name, layout=layout, max_batch=int(max_batch),
+                               classes=classes)
     except (ValueError, TypeError) as exc:
         raise ModelFormatError(f"invalid engine: {exc}") from None

@@ -41,6 +41,8 @@ class Loss:
 
     #: the output activation whose logits this loss can take directly, if any
     logits_activation = None
+    #: how class labels become targets (see `fastnn.labels.as_targets`); None: no labels
+    label_form = None
 
     def __call__(self, y_true, y_pred, weights=None):
         raise NotImplementedError
@@ -87,6 +89,7 @@ class BinaryCrossentropy(Loss):
     """mean over outputs of -(y log p + (1 - y) log(1 - p)); targets in [0, 1]."""
 
     logits_activation = "sigmoid"
+    label_form = "binary"  # for one output unit: labels (negative, positive)
 
     def check_targets(self, y, output_dim):
         y = super().check_targets(y, output_dim)
@@ -115,6 +118,7 @@ class CategoricalCrossentropy(Loss):
     """-sum_j y_j log p_j per sample, for one-hot (or soft) targets."""
 
     logits_activation = "softmax"
+    label_form = "onehot"
 
     def __call__(self, y_true, y_pred, weights=None):
         p = np.clip(y_pred, EPS, 1.0)
@@ -134,6 +138,7 @@ class SparseCategoricalCrossentropy(Loss):
     """-log p[label] per sample, for integer labels."""
 
     logits_activation = "softmax"
+    label_form = "index"
 
     def check_targets(self, y, output_dim):
         y = np.asarray(y)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from fastnn import callbacks as cb
-from fastnn import layers as layers_mod, losses, optimizers
+from fastnn import labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
 
 __all__ = ["Sequential"]
@@ -62,6 +62,7 @@ class Sequential:
         self.metrics = []
         self.stop_training = False
         self._clip = {}
+        self._classes = None
         for layer in layers or []:
             self.add(layer)
         if input_dim is not None:
@@ -75,6 +76,20 @@ class Sequential:
     @property
     def output_dim(self):
         return self.layers[-1].output_dim if self.built else None
+
+    @property
+    def classes(self):
+        """The class labels (1-D array; entry i names output unit i, and one sigmoid unit
+        has two: negative, positive), or None.
+
+        `fit` with a classification loss sets them from its labels when they are not set;
+        set them yourself (a list of unique strings, booleans or numbers) to fix the order.
+        """
+        return self._classes
+
+    @classes.setter
+    def classes(self, value):
+        self._classes = None if value is None else labels.check_classes(value, self.output_dim)
 
     def add(self, layer):
         """Append a layer (built at once when the model already is)."""
@@ -113,6 +128,8 @@ class Sequential:
             dim = layer.build(dim, self.dtype, self._rng)
         self.input_dim = int(input_dim)
         self._wire()
+        if self._classes is not None:
+            labels.check_classes(self._classes, self.output_dim)
 
     def _wire(self):
         """Derive the flat parameter lists and the fused-loss choice from the layers."""
@@ -158,10 +175,23 @@ class Sequential:
                              f"shape (n, {self.input_dim}), but {name} has shape {X.shape}")
         return X
 
-    def _check_y(self, y, n, name="y"):
+    def _check_y(self, y, n, name="y", learn=False):
+        """y as the targets the loss reads; class labels are encoded by `classes`, which
+        ``learn`` sets from them when they are not set yet."""
         y = np.asarray(y)
         if y.shape[:1] != (n,):
             raise ValueError(f"X has {n} samples but {name} has shape {y.shape}")
+        form = self.loss.label_form
+        if form is not None and y.shape[1:] in ((), (1,)) and (form != "binary" or (
+                self.output_dim == 1 and not labels.are_soft(y))):
+            y = y.reshape(n)
+            if self._classes is not None:
+                index = labels.encode(y, self._classes, name)
+            else:
+                classes, index = labels.infer(y, self.output_dim, name)
+                if learn:
+                    self._classes = classes
+            return labels.as_targets(index, form, self.output_dim, self.dtype)
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{name} has dtype {y.dtype}; expected numbers")
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -242,15 +272,18 @@ class Sequential:
             if not np.all(np.isfinite(w)) or np.any(w < 0):
                 raise ValueError("sample_weight must be finite and non-negative")
         if class_weight is not None:
-            labels = y if y.ndim == 1 else (np.argmax(y, axis=1) if y.shape[1] > 1
-                                            else (y[:, 0] > 0.5).astype(np.int64))
-            cw = np.ones(max(int(labels.max()) + 1, max(class_weight) + 1))
-            for label, weight in class_weight.items():
+            index = y if y.ndim == 1 else (np.argmax(y, axis=1) if y.shape[1] > 1
+                                           else (y[:, 0] > 0.5).astype(np.int64))
+            keys = list(class_weight)
+            if self._classes is not None:
+                keys = labels.encode(keys, self._classes, "class_weight").tolist()
+            cw = np.ones(max(int(index.max()) + 1, max(keys) + 1))
+            for key, (label, weight) in zip(keys, class_weight.items()):
                 if not np.isfinite(weight) or weight < 0:
                     raise ValueError(f"class_weight[{label!r}] must be finite and "
                                      f"non-negative, got {weight!r}")
-                cw[int(label)] = weight
-            w = cw[labels.astype(np.int64)] * (1.0 if w is None else w)
+                cw[int(key)] = weight
+            w = cw[index.astype(np.int64)] * (1.0 if w is None else w)
         return w
 
     def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
@@ -275,7 +308,7 @@ class Sequential:
         if not self.built:
             self.build(X.shape[1])
         X = self._check_width(X)
-        y = self._check_y(y, X.shape[0])
+        y = self._check_y(y, X.shape[0], learn=True)
         w = self._sample_weights(y, X.shape[0], sample_weight, class_weight)
         if validation_data is None and validation_split > 0:
             n_val = int(round(X.shape[0] * validation_split))
@@ -283,9 +316,9 @@ class Sequential:
                 raise ValueError(f"validation_split={validation_split} leaves no samples for "
                                  f"{'validation' if n_val < 1 else 'training'}")
             cut = X.shape[0] - n_val
-            validation_data = (X[cut:], y[cut:]) + (() if w is None else (w[cut:],))
+            validation_data = (X[cut:], y[cut:], None if w is None else w[cut:])
             X, y, w = X[:cut], y[:cut], (None if w is None else w[:cut])
-        if validation_data is not None:
+        elif validation_data is not None:
             validation_data = self._check_validation(validation_data)
 
         history = cb.History()
@@ -310,8 +343,7 @@ class Sequential:
                 logs = self._run_epoch(X, y, w, batch_size, Xb_full, shuffle, cbs, epoch,
                                        epochs, verbose, snapshot)
                 if validation_data is not None:
-                    val = self.evaluate(*validation_data[:2], sample_weight=(
-                        validation_data[2] if len(validation_data) > 2 else None))
+                    val = self._evaluate(*validation_data, batch_size=None)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs["lr"] = self.optimizer.learning_rate
                 if verbose:
@@ -333,7 +365,8 @@ class Sequential:
             raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, weights)")
         Xv = self._check_X(data[0], "X_val")
         yv = self._check_y(data[1], Xv.shape[0], "y_val")
-        return (Xv, yv) + tuple(data[2:])
+        wv = data[2] if len(data) > 2 else None
+        return Xv, yv, self._sample_weights(yv, Xv.shape[0], wv, None)
 
     def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose,
                    snapshot):
@@ -383,6 +416,12 @@ class Sequential:
         self._require_built("predict")
         return self._predict(self._check_X(X), batch_size)
 
+    def predict_classes(self, X, batch_size=None):
+        """The label of each row of X: the class of the largest output, or for one sigmoid
+        unit the positive class where the output exceeds 0.5; class indices when
+        `classes` is None."""
+        return labels.decode(self.predict(X, batch_size), self._classes)
+
     def _predict(self, X, batch_size):
         """`predict` for X already checked."""
         if batch_size is None or batch_size >= X.shape[0]:
@@ -398,7 +437,14 @@ class Sequential:
         self._require_built("evaluate")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
-        w = self._sample_weights(y, X.shape[0], sample_weight, None)
+        result = self._evaluate(X, y, self._sample_weights(y, X.shape[0], sample_weight, None),
+                                batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in result.items()))
+        return result
+
+    def _evaluate(self, X, y, w, batch_size):
+        """`evaluate` on arrays already checked and encoded."""
         if self._fused:
             last = self.layers[-1]
             hidden = X
@@ -413,8 +459,6 @@ class Sequential:
         result = {"loss": value + self._penalty()}
         for name, fn in self.metrics:
             result[name] = fn(y, out)
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4g}" for k, v in result.items()))
         return result
 
     # -- weights -----------------------------------------------------------
@@ -476,6 +520,7 @@ class Sequential:
                            input_dim=self.input_dim, dtype=self.dtype, seed=self.seed,
                            name=self.name)
         clone.set_weights(self.get_weights())
+        clone.classes = self._classes
         for src, dst in zip(self.layers, clone.layers):
             mask = getattr(src, "kernel_mask", None)
             if mask is not None:

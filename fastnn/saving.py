@@ -2,13 +2,14 @@
 
 The file holds every weight as a tensor (a mostly-zero kernel as CSR: values, column
 indices and row pointers) and, as JSON in the metadata, the architecture, the training
-configuration and a format version. `fastnn.io` does the low-level reading and writing.
+configuration, the class labels and a format version. `fastnn.io` does the low-level
+reading and writing.
 """
 import json
 
 import numpy as np
 
-from fastnn import io, layers as layers_mod, losses, optimizers
+from fastnn import io, labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
 from fastnn.errors import ModelFormatError
 from fastnn.model import Sequential
@@ -44,7 +45,8 @@ def save_model(model, path):
              if getattr(l, "kernel_mask", None) is not None]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "architecture": json.dumps(model.get_config()),
-            "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks)}
+            "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks),
+            "classes": json.dumps(labels.to_json(model.classes))}
     if model.loss is not None:
         meta["training"] = json.dumps({
             "optimizer": optimizers.serialize(model.optimizer),
@@ -112,6 +114,11 @@ def load_model(path):
                 raise ModelFormatError(f"{key}: non-finite weights")
             weights.append(value)
     model.set_weights(weights)
+    if "classes" in meta:
+        try:
+            model.classes = labels.from_json(io.metadata_json(meta, "classes"), model.output_dim)
+        except ValueError as exc:
+            raise ModelFormatError(f"invalid classes: {exc}") from None
     if not isinstance(masked, list):
         raise ModelFormatError("masked_layers must be a list")
     for i in masked:

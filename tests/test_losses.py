@@ -209,11 +209,15 @@ def test_sparse_targets_checked_by_fit():
     model = fastnn.Sequential([fastnn.layers.Dense(3, activation="softmax")], input_dim=2)
     model.compile("sgd", "sparse_categorical_crossentropy")
     X = np.zeros((4, 2))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+    # labels that are not indices 0..2 must be three distinct values to name three units
+    with pytest.raises(ValueError, match="4 distinct labels but the output of 3 units"):
         model.fit(X, [0, 1, 2, 3], verbose=0)
-    with pytest.raises(ValueError, match="whole numbers"):
+    with pytest.raises(ValueError, match="4 distinct labels but the output of 3 units"):
         model.fit(X, [0, 1, 2, 0.5], verbose=0)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+    with pytest.raises(ValueError, match="4 distinct labels but the output of 3 units"):
+        model.evaluate(X, [0, 1, 2, 7])
+    model.fit(X, [0, 1, 2, 2], verbose=0)
+    with pytest.raises(ValueError, match=r"not among the model's classes \[0, 1, 2\]: 7"):
         model.evaluate(X, [0, 1, 2, 7])
 
 
