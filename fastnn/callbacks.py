@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from fastnn._validation import check_choice, check_real
+
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint",
            "CSVLogger", "TerminateOnNaN", "GradientMonitor", "NonFiniteLossError"]
 
@@ -66,8 +68,7 @@ class _Monitor:
     """Which way is better for a monitored quantity, and by how much it must improve."""
 
     def __init__(self, monitor, mode, min_delta):
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        check_choice(mode, "mode", ("auto", "min", "max"))
         if mode == "auto":
             mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
         self.monitor = monitor
@@ -134,10 +135,8 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
-        if not 0 < factor < 1:
-            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.factor = check_real(factor, "factor", 0.0, 1.0, closed="neither")
         self._monitor = _Monitor(monitor, mode, min_delta)
-        self.factor = factor
         self.patience = int(patience)
         self.cooldown = int(cooldown)
         self.min_lr = min_lr

@@ -3,12 +3,12 @@
 A constraint ``c`` is called as ``c(w)``: it changes the array ``w`` in place and
 returns it.
 """
-import math
 import numbers
 
 import numpy as np
 
 from fastnn import _registry
+from fastnn._validation import check_real
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
 
@@ -48,11 +48,7 @@ class MaxNorm(Constraint):
     """
 
     def __init__(self, max_value=3.0, axis=0):
-        if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real):
-            raise TypeError(f"max_value must be a real number, got {max_value!r}")
-        if not (math.isfinite(max_value) and max_value > 0):
-            raise ValueError(f"max_value must be a finite positive number, got {max_value}")
-        self.max_value = float(max_value)
+        self.max_value = check_real(max_value, "max_value", low=0.0, closed="neither")
         self.axis = _check_axis(axis)
 
     def __call__(self, w):

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from fastnn import _registry
+from fastnn._validation import check_choice, check_real
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -72,7 +73,7 @@ class Constant(Initializer):
     """
 
     def __init__(self, value=0.0):
-        self.value = _real(value, "value")
+        self.value = check_real(value, "value")
 
     def _sample(self, shape, rng):
         return self.value
@@ -112,8 +113,8 @@ class RandomNormal(Initializer):
     """
 
     def __init__(self, mean=0.0, stddev=0.05):
-        self.mean = _real(mean, "mean")
-        self.stddev = _real(stddev, "stddev", low=0.0)
+        self.mean = check_real(mean, "mean")
+        self.stddev = check_real(stddev, "stddev", low=0.0)
 
     def _sample(self, shape, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
@@ -149,8 +150,8 @@ class RandomUniform(Initializer):
     """
 
     def __init__(self, minval=-0.05, maxval=0.05):
-        self.minval = _real(minval, "minval")
-        self.maxval = _real(maxval, "maxval", low=self.minval)
+        self.minval = check_real(minval, "minval")
+        self.maxval = check_real(maxval, "maxval", low=self.minval)
 
     def _sample(self, shape, rng):
         return rng.uniform(self.minval, self.maxval, size=shape)
@@ -183,11 +184,9 @@ class VarianceScaling(Initializer):
     _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal"):
-        self.scale = _real(scale, "scale", low=0.0)
-        if self.scale == 0.0:
-            raise ValueError("scale must be positive, got 0.0")
-        self.mode = _choice(mode, "mode", self._MODES)
-        self.distribution = _choice(distribution, "distribution", self._DISTRIBUTIONS)
+        self.scale = check_real(scale, "scale", low=0.0, closed="neither")
+        self.mode = check_choice(mode, "mode", self._MODES)
+        self.distribution = check_choice(distribution, "distribution", self._DISTRIBUTIONS)
 
     def _sample(self, shape, rng):
         fan_in, fan_out = compute_fans(shape)
@@ -292,23 +291,6 @@ def _check_shape(shape):
     if not all(isinstance(d, numbers.Integral) and d >= 0 for d in shape):
         raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
     return tuple(int(d) for d in shape)
-
-
-def _real(value, name, low=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be at least {low}, got {value}")
-    return value
-
-
-def _choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
 
 
 _CLASSES = (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal,

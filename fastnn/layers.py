@@ -10,6 +10,7 @@ import numpy as np
 from fastnn import activations, constraints, initializers, regularizers
 from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
+from fastnn._validation import check_int, check_real
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "PReLU", "Maxout",
            "GaussianNoise", "get", "LAYERS"]
@@ -115,9 +116,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, name=None):
         super().__init__(name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
-        self.units = int(units)
+        self.units = check_int(units, "units", low=1)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -230,9 +229,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, name=None):
         super().__init__(name)
-        if not 0 <= rate < 1:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = check_real(rate, "dropout rate", 0.0, 1.0, closed="left")
 
     def _build(self, rng):
         self._rng = rng
@@ -265,9 +262,7 @@ class GaussianNoise(Layer):
 
     def __init__(self, stddev, name=None):
         super().__init__(name)
-        if stddev < 0:
-            raise ValueError(f"stddev must be non-negative, got {stddev}")
-        self.stddev = float(stddev)
+        self.stddev = check_real(stddev, "stddev", low=0.0)
 
     def _build(self, rng):
         self._rng = rng
@@ -299,12 +294,8 @@ class BatchNormalization(Layer):
 
     def __init__(self, momentum=0.1, eps=1e-5, name=None):
         super().__init__(name)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
-        self.momentum = float(momentum)
-        self.eps = float(eps)
+        self.momentum = check_real(momentum, "momentum", 0.0, 1.0)
+        self.eps = check_real(eps, "eps", low=0.0, closed="neither")
 
     def _build(self, rng):
         n = self.input_dim
@@ -389,8 +380,7 @@ class Maxout(Dense):
     def __init__(self, units, pieces=2, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, name=None):
-        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
-            raise ValueError(f"pieces must be a positive integer, got {pieces!r}")
+        pieces = check_int(pieces, "pieces", low=1)
         super().__init__(units * pieces, None, True, kernel_initializer, bias_initializer,
                          kernel_regularizer, bias_regularizer, kernel_constraint, name)
         self.pieces = int(pieces)

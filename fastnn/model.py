@@ -10,6 +10,7 @@ import numpy as np
 from fastnn import callbacks as cb
 from fastnn import labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
+from fastnn._validation import check_int
 
 __all__ = ["Sequential"]
 
@@ -113,9 +114,7 @@ class Sequential:
 
     def build(self, input_dim):
         """Make every layer's weights for inputs of width `input_dim`."""
-        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) \
-                or input_dim < 1:
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+        input_dim = check_int(input_dim, "input_dim", low=1)
         if not self.layers:
             raise ValueError("the model has no layers")
         if self.built:

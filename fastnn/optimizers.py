@@ -10,7 +10,6 @@ returning a float, such as the classes of `fastnn.schedules`. It is read once pe
 step with the optimizer's `iterations` and `epoch`.
 """
 import math
-import numbers
 
 import numpy as np
 import scipy.linalg
@@ -18,6 +17,7 @@ import scipy.linalg
 from fastnn import _registry, schedules
 from fastnn._kernels import optim as _kernels
 from fastnn._kernels._checks import FLOAT_DTYPES
+from fastnn._validation import check_real
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
            "clip_gradients", "get", "serialize"]
@@ -68,7 +68,7 @@ class Optimizer:
         if callable(value):
             self._learning_rate = value
         else:
-            self._learning_rate = _real(value, "learning rate")
+            self._learning_rate = check_real(value, "learning rate", low=0.0)
 
     @property
     def schedule(self):
@@ -202,10 +202,10 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, *, learning_rate=None):
         super().__init__(lr, learning_rate, 0.01)
-        self.momentum = _real(momentum, "momentum")
-        self.dampening = _real(dampening, "dampening", low=-math.inf)
+        self.momentum = check_real(momentum, "momentum", low=0.0)
+        self.dampening = check_real(dampening, "dampening")
         self.nesterov = bool(nesterov)
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
 
@@ -243,11 +243,11 @@ class Adagrad(Optimizer):
     def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10, *, learning_rate=None):
         super().__init__(lr, learning_rate, 0.01)
-        self.lr_decay = _real(lr_decay, "lr_decay")
-        self.weight_decay = _real(weight_decay, "weight_decay")
-        self.initial_accumulator_value = _real(initial_accumulator_value,
-                                               "initial_accumulator_value")
-        self.eps = _real(eps, "eps")
+        self.lr_decay = check_real(lr_decay, "lr_decay", low=0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
+        self.initial_accumulator_value = check_real(initial_accumulator_value,
+                                                    "initial_accumulator_value", low=0.0)
+        self.eps = check_real(eps, "eps", low=0.0)
 
     def _slot_fill(self):
         return (self.initial_accumulator_value,)
@@ -283,10 +283,10 @@ class RMSprop(Optimizer):
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, *, learning_rate=None):
         super().__init__(lr, learning_rate, 0.01)
-        self.alpha = _real(alpha, "alpha")
-        self.eps = _real(eps, "eps")
-        self.weight_decay = _real(weight_decay, "weight_decay")
-        self.momentum = _real(momentum, "momentum")
+        self.alpha = check_real(alpha, "alpha", low=0.0)
+        self.eps = check_real(eps, "eps", low=0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
+        self.momentum = check_real(momentum, "momentum", low=0.0)
         self.centered = bool(centered)
 
     def _slot_fill(self):
@@ -319,9 +319,9 @@ class Adadelta(Optimizer):
 
     def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, learning_rate=None):
         super().__init__(lr, learning_rate, 1.0)
-        self.rho = _real(rho, "rho", high=1.0)
-        self.eps = _real(eps, "eps")
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.rho = check_real(rho, "rho", 0.0, 1.0)
+        self.eps = check_real(eps, "eps", low=0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
 
     def _slot_fill(self):
         return (0.0, 0.0)
@@ -359,10 +359,10 @@ class Adam(Optimizer):
             beta1, beta2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"betas must be a pair of floats, got {betas!r}") from None
-        self.betas = (_real(beta1, "betas[0]", high=1.0, open_high=True),
-                      _real(beta2, "betas[1]", high=1.0, open_high=True))
-        self.eps = _real(eps, "eps")
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.betas = (check_real(beta1, "betas[0]", 0.0, 1.0, closed="left"),
+                      check_real(beta2, "betas[1]", 0.0, 1.0, closed="left"))
+        self.eps = check_real(eps, "eps", low=0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self.amsgrad = bool(amsgrad)
 
     def _slot_fill(self):
@@ -432,7 +432,7 @@ def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None):
     if not given:
         return grads
     name, limit = given[0]
-    limit = _real(limit, name, open_low=True)
+    limit = check_real(limit, name, 0.0, closed="neither")
     for i, g in enumerate(grads):
         if not isinstance(g, np.ndarray) or g.dtype not in FLOAT_DTYPES:
             raise TypeError(f"gradient {i} must be a float32 or float64 numpy array")
@@ -458,19 +458,6 @@ def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None):
 def _l2_norm(g):
     """The L2 norm of all elements of `g`, without overflow for large values."""
     return float(scipy.linalg.norm(g.reshape(-1), check_finite=False)) if g.size else 0.0
-
-
-def _real(value, name, low=0.0, high=math.inf, open_low=False, open_high=False):
-    """`value` as a float in the interval from `low` to `high` (closed unless said open)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    below = value <= low if open_low else value < low
-    above = value >= high if open_high else value > high
-    if math.isnan(value) or below or above:
-        interval = (("(" if open_low else "[") + f"{low}, {high}" + (")" if open_high else "]"))
-        raise ValueError(f"invalid {name} {value}: must be in {interval}")
-    return value
 
 
 def _state_array(a):

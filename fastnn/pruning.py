@@ -11,12 +11,20 @@ import time
 import numpy as np
 
 from fastnn import callbacks, layers as L
+from fastnn._validation import check_choice, check_int, check_real
 from fastnn.model import Sequential
 
 __all__ = ["prune_magnitude", "prune_neurons", "ConstantSparsity", "PolynomialDecay",
            "prune_until", "report", "PruningReport", "sparsity"]
 
 # Layers that act on each unit separately: a unit can be removed through them.
+SCOPES = ("global", "layer")
+"""Where `prune_magnitude` ranks the weights: over all kernels together, or per kernel."""
+CRITERIA = ("l2", "activation", "redundancy")
+"""How `prune_neurons` picks the units to remove."""
+METHODS = ("magnitude", "neurons")
+"""What `prune_until` prunes: weights or hidden units."""
+
 _ELEMENTWISE = (L.BatchNormalization, L.PReLU, L.Activation, L.Dropout, L.GaussianNoise)
 
 
@@ -71,13 +79,12 @@ def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
     if not dense:
         raise ValueError("the model has no Dense kernels to prune")
     if threshold is not None:
-        if threshold < 0:
-            raise ValueError(f"threshold must be non-negative, got {threshold}")
+        threshold = check_real(threshold, "threshold", low=0.0)
         for layer in dense:
             _set_mask(layer, np.abs(layer.kernel) >= threshold)
         return model
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, closed="left")
+    check_choice(scope, "scope", SCOPES)
     if scope == "layer":
         for layer in dense:
             mags = np.abs(layer.kernel)
@@ -90,8 +97,6 @@ def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
             n = layer.kernel.size
             _set_mask(layer, ~drop[start:start + n].reshape(layer.kernel.shape))
             start += n
-    else:
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
     return model
 
 
@@ -182,10 +187,8 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
         A new, smaller model, compiled like the input when it was.
     """
     model._require_built("pruning")
-    if not 0 <= amount < 1:
-        raise ValueError(f"amount must be in [0, 1), got {amount}")
-    if criterion not in ("l2", "activation", "redundancy"):
-        raise ValueError(f"criterion must be 'l2', 'activation' or 'redundancy', got {criterion!r}")
+    amount = check_real(amount, "amount", 0.0, 1.0, closed="left")
+    check_choice(criterion, "criterion", CRITERIA)
     if criterion != "l2" and X is None:
         raise ValueError(f"criterion {criterion!r} needs calibration data X")
     compensate = (X is not None) if compensate is None else compensate
@@ -261,12 +264,10 @@ class _SparsitySchedule(callbacks.Callback):
     """Prunes by magnitude to ``target(step)`` every `frequency` optimizer steps."""
 
     def __init__(self, begin_step, end_step, frequency, scope):
-        if frequency < 1:
-            raise ValueError(f"frequency must be at least 1, got {frequency}")
+        self.frequency = check_int(frequency, "frequency", low=1)
         self.begin_step = int(begin_step)
         self.end_step = end_step
-        self.frequency = int(frequency)
-        self.scope = scope
+        self.scope = check_choice(scope, "scope", SCOPES)
 
     def target(self, step):
         raise NotImplementedError
@@ -285,9 +286,7 @@ class ConstantSparsity(_SparsitySchedule):
 
     def __init__(self, sparsity, begin_step=0, frequency=100, end_step=None, scope="global"):
         super().__init__(begin_step, end_step, frequency, scope)
-        if not 0 <= sparsity < 1:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-        self.sparsity = sparsity
+        self.sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, closed="left")
 
     def target(self, step):
         return self.sparsity
@@ -352,10 +351,8 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
         ``within_budget``.
     """
     model._require_compiled("prune_until")
-    if method not in ("magnitude", "neurons"):
-        raise ValueError(f"method must be 'magnitude' or 'neurons', got {method!r}")
-    if not 0 < step < 1:
-        raise ValueError(f"step must be in (0, 1), got {step}")
+    check_choice(method, "method", METHODS)
+    step = check_real(step, "step", 0.0, 1.0, closed="neither")
     metric = metric or (model.metrics[0][0] if model.metrics else "loss")
     baseline = _score(model, X_val, y_val, metric)
     best = model.copy()

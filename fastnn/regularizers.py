@@ -4,12 +4,11 @@ A regularizer ``r`` gives ``r.penalty(w)`` (a float added to the loss) and
 ``r.gradient(w)`` (d penalty / d w, an array of the shape and dtype of ``w``), which
 the training loop adds to the weight's gradient.
 """
-import math
-import numbers
 
 import numpy as np
 
 from fastnn import _registry
+from fastnn._validation import check_real
 
 __all__ = ["Regularizer", "L1L2", "L1", "L2", "GroupLasso", "get", "serialize"]
 
@@ -59,8 +58,8 @@ class L1L2(Regularizer):
     """
 
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1 = _coefficient(l1, "l1")
-        self.l2 = _coefficient(l2, "l2")
+        self.l1 = check_real(l1, "l1", low=0.0)
+        self.l2 = check_real(l2, "l2", low=0.0)
 
     def penalty(self, w):
         w = np.asarray(w)
@@ -130,7 +129,7 @@ class GroupLasso(Regularizer):
     """
 
     def __init__(self, g=0.01):
-        self.g = _coefficient(g, "g")
+        self.g = check_real(g, "g", low=0.0)
 
     def penalty(self, w):
         return self.g * float(_column_norms(w).sum(dtype=np.float64))
@@ -150,15 +149,6 @@ class GroupLasso(Regularizer):
 def _column_norms(w):
     """L2 norms over axis 0, kept as a leading axis of length 1 for broadcasting."""
     return np.sqrt(np.square(np.asarray(w)).sum(axis=0, keepdims=True))
-
-
-def _coefficient(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be a finite non-negative number, got {value}")
-    return value
 
 
 _TABLE = {cls.__name__.lower(): cls for cls in (L1, L2, L1L2, GroupLasso)}

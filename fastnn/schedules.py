@@ -7,9 +7,9 @@ Each class reads one of them, named by its class attribute `unit` (``"step"`` or
 """
 import bisect
 import math
-import numbers
 
 from fastnn import _registry
+from fastnn._validation import check_int, check_real
 
 __all__ = [
     "LearningRateSchedule", "InverseTimeDecay", "ExponentialDecay", "StepDecay",
@@ -42,8 +42,8 @@ class LearningRateSchedule(_registry.Configurable):
         -------
         float
         """
-        step = _real(step, "step", low=0.0)
-        epoch = _real(epoch, "epoch", low=0.0)
+        step = check_real(step, "step", 0.0)
+        epoch = check_real(epoch, "epoch", 0.0)
         return float(self._rate(step if self.unit == "step" else epoch))
 
     def _rate(self, t):
@@ -59,13 +59,13 @@ class _StepwiseDecay(LearningRateSchedule):
     """Shared by the decays of ``lr0`` over ``progress = step / decay_steps``."""
 
     unit = "step"
-    #: whether decay_rate must be strictly positive (else non-negative)
-    _strict_rate = False
+    #: which ends of [0, inf) decay_rate may take: "both" allows 0, "neither" does not
+    _rate_closed = "both"
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
-        self.decay_rate = _real(decay_rate, "decay_rate", 0.0, strict=self._strict_rate)
+        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", 0.0)
+        self.decay_steps = check_real(decay_steps, "decay_steps", 0.0, closed="neither")
+        self.decay_rate = check_real(decay_rate, "decay_rate", 0.0, closed=self._rate_closed)
         self.staircase = bool(staircase)
 
     def _progress(self, t):
@@ -112,7 +112,7 @@ class ExponentialDecay(_StepwiseDecay):
         Use ``floor(step / decay_steps)``, so the rate changes every `decay_steps`.
     """
 
-    _strict_rate = True
+    _rate_closed = "neither"
 
     def _rate(self, t):
         return self.initial_learning_rate * self.decay_rate ** self._progress(t)
@@ -134,11 +134,9 @@ class StepDecay(LearningRateSchedule):
     unit = "epoch"
 
     def __init__(self, initial_learning_rate, factor=0.5, every=10):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.factor = _real(factor, "factor", 0.0, strict=True)
-        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
-        self.every = int(every)
+        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", 0.0)
+        self.factor = check_real(factor, "factor", 0.0, closed="neither")
+        self.every = check_int(every, "every", low=1)
 
     def _rate(self, t):
         return self.initial_learning_rate * self.factor ** math.floor(t / self.every)
@@ -165,8 +163,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     unit = "step"
 
     def __init__(self, boundaries, values):
-        boundaries = [_real(b, "boundaries[i]") for b in boundaries]
-        values = [_real(v, "values[i]", 0.0) for v in values]
+        boundaries = [check_real(b, "boundaries[i]") for b in boundaries]
+        values = [check_real(v, "values[i]", 0.0) for v in values]
         if len(values) != len(boundaries) + 1:
             raise ValueError(f"values needs one more entry than boundaries, got "
                              f"{len(values)} values and {len(boundaries)} boundaries")
@@ -207,10 +205,10 @@ class PolynomialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001,
                  power=1.0, cycle=False):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
-        self.end_learning_rate = _real(end_learning_rate, "end_learning_rate", 0.0)
-        self.power = _real(power, "power", 0.0, strict=True)
+        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", 0.0)
+        self.decay_steps = check_real(decay_steps, "decay_steps", 0.0, closed="neither")
+        self.end_learning_rate = check_real(end_learning_rate, "end_learning_rate", 0.0)
+        self.power = check_real(power, "power", 0.0, closed="neither")
         self.cycle = bool(cycle)
 
     def _rate(self, t):
@@ -254,14 +252,12 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None,
                  warmup_steps=0):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
-        self.decay_steps = _real(decay_steps, "decay_steps", 0.0, strict=True)
-        self.alpha = _real(alpha, "alpha", 0.0)
-        if self.alpha > 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", 0.0)
+        self.decay_steps = check_real(decay_steps, "decay_steps", 0.0, closed="neither")
+        self.alpha = check_real(alpha, "alpha", 0.0, 1.0)
         self.warmup_target = (None if warmup_target is None
-                              else _real(warmup_target, "warmup_target", 0.0))
-        self.warmup_steps = _real(warmup_steps, "warmup_steps", 0.0)
+                              else check_real(warmup_target, "warmup_target", 0.0))
+        self.warmup_steps = check_real(warmup_steps, "warmup_steps", 0.0)
         if self.warmup_steps > 0 and self.warmup_target is None:
             raise ValueError("warmup_steps > 0 needs a warmup_target")
 
@@ -279,19 +275,6 @@ class CosineDecay(LearningRateSchedule):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "alpha": self.alpha,
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
-
-
-def _real(value, name, low=None, strict=False):
-    """`value` as a finite float, at least `low` (above it when `strict`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be {'above' if strict else 'at least'} {low}, "
-                         f"got {value}")
-    return value
 
 
 _CLASSES = (InverseTimeDecay, ExponentialDecay, StepDecay, PiecewiseConstantDecay,
