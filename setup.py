@@ -7,6 +7,7 @@ serial, with a warning. Environment switches at build time:
 - ``FASTNN_DEBUG=1``: bounds checking on, no optimisation.
 - ``FASTNN_NATIVE=0``: no ``-march=native`` (for binaries that move between machines).
 """
+import glob
 import os
 import shutil
 import sys
@@ -30,7 +31,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-KERNELS = ["_threads", "activations", "dense", "optim", "sparse", "losses", "engine"]
+KERNEL_DIR = os.path.join("fastnn", "_kernels")
 
 OPENMP_PROBE = """
 #include <omp.h>
@@ -112,17 +113,22 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def kernel_names(root=os.path.dirname(os.path.abspath(__file__))):
+    """The kernel modules to build: one per ``fastnn/_kernels/*.pyx`` file under `root`."""
+    names = sorted(os.path.splitext(os.path.basename(path))[0]
+                   for path in glob.glob(os.path.join(root, KERNEL_DIR, "*.pyx")))
+    if not names:
+        raise RuntimeError(f"no kernels (*.pyx) in {os.path.join(root, KERNEL_DIR)}")
+    return names
+
+
 def _extensions():
-    exts = []
-    for name in KERNELS:
-        path = os.path.join("fastnn", "_kernels", name + ".pyx")
-        if os.path.exists(path):
-            exts.append(Extension(
-                f"fastnn._kernels.{name}", [path],
-                include_dirs=[np.get_include(), os.path.join("fastnn", "_kernels")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-            ))
+    exts = [Extension(f"fastnn._kernels.{name}", [os.path.join(KERNEL_DIR, name + ".pyx")],
+                      include_dirs=[np.get_include(), KERNEL_DIR],
+                      define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")])
+            for name in kernel_names()]
     return cythonize(exts, compiler_directives=DIRECTIVES, nthreads=os.cpu_count() or 1)
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+if __name__ == "__main__":  # as run by pip and by `python setup.py ...`
+    setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
