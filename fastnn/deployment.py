@@ -1,10 +1,11 @@
 """Turn a trained `Sequential` into an `InferenceEngine`.
 
 Dropout and GaussianNoise are dropped (they are the identity at inference).
-BatchNormalization, an affine map ``x * s + t`` at inference, is folded into the Dense
-layer before it when that layer has no activation, else into the Dense layer after it
-when nothing but the BatchNormalization stands between; otherwise it stays as an
-affine step. An Activation or PReLU layer becomes the activation of the step before it
+BatchNormalization and Normalization, affine maps ``x * s + t`` at inference, are
+folded into the Dense layer before them when that layer has no activation, else into
+the Dense layer after them when nothing but the affine map stands between
+(``W' = diag(s) W``, ``b' = b + t W``: a Normalization in front of the first Dense
+layer costs nothing); otherwise they stay as an affine step. An Activation or PReLU layer becomes the activation of the step before it
 when that step has none.
 """
 import numpy as np
@@ -13,12 +14,6 @@ from fastnn import layers as L
 from fastnn.engine import InferenceEngine
 
 __all__ = ["deploy", "engine_layers"]
-
-
-def _bn_affine(layer):
-    scale = layer.gamma.astype(np.float64) / np.sqrt(layer.running_var.astype(np.float64)
-                                                     + layer.eps)
-    return scale, layer.beta - layer.running_mean * scale
 
 
 def engine_layers(model):
@@ -45,10 +40,10 @@ def engine_layers(model):
                 spec["activation"] = layer.activation.kernel
                 spec["alpha"] = layer.activation.alpha
             specs.append(spec)
-        elif isinstance(layer, L.BatchNormalization):
+        elif isinstance(layer, (L.BatchNormalization, L.Normalization)):
             if pending is not None:
                 specs.append(_affine(*pending))
-            scale, shift = _bn_affine(layer)
+            scale, shift = layer.inference_affine()
             if (last is not None and last["kind"] == "dense" and last["activation"] == "linear"
                     and last.get("pieces", 1) == 1 and pending is None):
                 last["W"] = last["W"] * scale

@@ -1,4 +1,5 @@
-"""Layers: Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, GaussianNoise.
+"""Layers: Dense, Activation, Dropout, BatchNormalization, Normalization, PReLU, Maxout,
+GaussianNoise.
 
 A layer is built once for an input width, a dtype and a random generator. In training
 its ``forward`` keeps only what ``backward`` needs; ``backward`` fills the gradients
@@ -12,8 +13,8 @@ from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
 from fastnn._validation import check_int, check_real
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "PReLU", "Maxout",
-           "GaussianNoise", "get", "LAYERS"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "Normalization",
+           "PReLU", "Maxout", "GaussianNoise", "get", "LAYERS"]
 
 
 class Layer:
@@ -339,8 +340,135 @@ class BatchNormalization(Layer):
         g = self.gamma * self._inv_std
         return (g / n) * (n * dY - self.grads[1] - xhat * self.grads[0])
 
+    def inference_affine(self):
+        """(scale, shift), float64: the layer at inference is ``x * scale + shift``."""
+        scale = self.gamma.astype(np.float64) / np.sqrt(self.running_var.astype(np.float64)
+                                                        + self.eps)
+        return scale, self.beta - self.running_mean * scale
+
     def get_config(self):
         return {"name": self.name, "momentum": self.momentum, "eps": self.eps}
+
+
+class Normalization(Layer):
+    """Per-feature standardization with fixed statistics: ``(x - mean) / sqrt(variance)``.
+
+    The statistics come from `adapt` (Keras's meaning: the mean and the biased variance
+    of each feature of the data) or from ``mean`` and ``variance``. A feature of zero
+    variance is left unscaled (only centred), never divided by zero. The statistics are
+    the layer's weights (not trained), so they are saved with the model, and
+    `fastnn.deploy` folds the layer into the Dense layer after it.
+
+    Parameters
+    ----------
+    axis : -1
+        The feature axis of (samples, features) inputs; the only one fastnn has.
+    mean, variance : array_like of shape (features,) or scalar, optional
+        Fixed statistics, instead of `adapt`.
+    """
+
+    def __init__(self, axis=-1, mean=None, variance=None, name=None):
+        super().__init__(name)
+        if axis not in (-1, 1) or isinstance(axis, bool):
+            raise ValueError(f"Normalization takes axis=-1 (the features of (samples, "
+                             f"features) inputs), got {axis!r}")
+        if (mean is None) != (variance is None):
+            raise ValueError("give both mean and variance, or neither (and call adapt)")
+        self.axis = -1
+        self._stats = None
+        if mean is not None:
+            self._stats = self._check_stats(mean, variance)
+
+    @staticmethod
+    def _check_stats(mean, variance):
+        mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        variance = np.atleast_1d(np.asarray(variance, dtype=np.float64))
+        if mean.ndim != 1 or variance.shape != mean.shape:
+            raise ValueError(f"mean and variance must be scalars or 1-D of one length, got "
+                             f"shapes {mean.shape} and {variance.shape}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance))) \
+                or np.any(variance < 0):
+            raise ValueError("mean and variance must be finite, and variance non-negative")
+        return mean, variance
+
+    @property
+    def adapted(self):
+        """True once the layer has statistics (from adapt, the constructor or set_weights)."""
+        return self._stats is not None
+
+    def adapt(self, X):
+        """Set the statistics to each feature's mean and (biased) variance over X (n, d)."""
+        from fastnn.model import _as_model_input
+
+        X = _as_model_input(X, np.float64)
+        if self.built and X.shape[1] != self.input_dim:
+            raise ValueError(f"layer {self.name!r} is built for {self.input_dim} features, but "
+                             f"X has shape {X.shape}")
+        self._stats = (X.mean(axis=0), X.var(axis=0))
+        if self.built:
+            self._apply_stats()
+        return self
+
+    def _build(self, rng):
+        self.mean = np.zeros(self.input_dim, self.dtype)
+        self.variance = np.ones(self.input_dim, self.dtype)
+        if self._stats is not None:
+            self._apply_stats()
+        else:
+            self._refresh()
+        return self.input_dim
+
+    def _apply_stats(self):
+        mean, variance = self._stats
+        if mean.shape[0] == 1:
+            mean = np.full(self.input_dim, mean[0])
+            variance = np.full(self.input_dim, variance[0])
+        if mean.shape[0] != self.input_dim:
+            raise ValueError(f"layer {self.name!r}: statistics for {mean.shape[0]} features, "
+                             f"but the input has {self.input_dim}")
+        self.mean[...] = mean
+        self.variance[...] = variance
+        self._refresh()
+
+    def _refresh(self):
+        """Derive the per-feature ``1 / sigma`` (1 for a zero-variance feature)."""
+        mean = self.mean.astype(np.float64)
+        sigma = np.sqrt(self.variance.astype(np.float64))
+        sigma[sigma <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
+        self._inv_sigma = (1.0 / sigma).astype(self.dtype)
+
+    @property
+    def weights(self):
+        return [self.mean, self.variance]
+
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        if np.any(self.variance < 0):
+            raise ValueError(f"layer {self.name!r}: variance must be non-negative")
+        self._stats = (self.mean.astype(np.float64), self.variance.astype(np.float64))
+        self._refresh()
+
+    def forward(self, X, training=False):
+        if self._stats is None:
+            raise RuntimeError(f"layer {self.name!r} (Normalization) has no statistics: call "
+                               f"its adapt(X) or give mean and variance")
+        Y = np.subtract(X, self.mean, out=self._buffer("Y", X.shape) if training else None)
+        Y *= self._inv_sigma
+        return Y
+
+    def backward(self, dY, need_dX=True):
+        return np.multiply(dY, self._inv_sigma, out=self._buffer("dX", dY.shape)) \
+            if need_dX else None
+
+    def inference_affine(self):
+        """(scale, shift), float64: the layer is ``x * scale + shift``."""
+        if self._stats is None:
+            raise RuntimeError(f"layer {self.name!r} (Normalization) has no statistics")
+        scale = self._inv_sigma.astype(np.float64)
+        return scale, -self.mean.astype(np.float64) * scale
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis}
 
 
 class PReLU(Layer):
@@ -408,8 +536,8 @@ class Maxout(Dense):
         return config
 
 
-LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, BatchNormalization, PReLU,
-                                        Maxout, GaussianNoise)}
+LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, BatchNormalization,
+                                        Normalization, PReLU, Maxout, GaussianNoise)}
 """The fixed table of layer classes by name: files name a layer, never import one."""
 
 
