@@ -1,6 +1,8 @@
 """Diagnostics of a `Sequential` model: the gradient health of each layer."""
 import numpy as np
 
+from fastnn._table import format_table
+
 __all__ = ["gradient_report", "GradientReport"]
 
 # Gradient-health thresholds (see `gradient_report`).
@@ -85,7 +87,6 @@ class GradientReport:
         def fmt(v):
             return f"{v:.3g}" if isinstance(v, float) else str(v)
         table = [self.COLUMNS] + [tuple(fmt(r[c]) for c in self.COLUMNS) for r in self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table)
+        return format_table(table)
 
     __repr__ = __str__

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from fastnn import callbacks, initializers, optimizers
+from fastnn import _table, callbacks, initializers, optimizers
 from fastnn import layers as L
 from fastnn.datasets import load_digits, make_circles, train_test_split
 from fastnn.model import Sequential
@@ -253,14 +253,8 @@ def _cell(value, column):
 def format_table(rows, columns):
     """Rows as an aligned text table: text columns to the left, numbers to the right."""
     cells = [list(columns)] + [[_cell(row[c], c) for c in columns] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    text = [not rows or isinstance(rows[0][c], str) for c in columns]
-    lines = []
-    for r in cells:
-        lines.append("  ".join(v.ljust(w) if t else v.rjust(w)
-                               for v, w, t in zip(r, widths, text)).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    align = "".join("l" if not rows or isinstance(rows[0][c], str) else "r" for c in columns)
+    return _table.format_table(cells, align, rule=True)
 
 
 class PlotUnavailableError(RuntimeError):

@@ -10,6 +10,7 @@ import numpy as np
 from fastnn import callbacks as cb
 from fastnn import labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
+from fastnn._table import format_table
 from fastnn._validation import check_int
 
 __all__ = ["Sequential"]
@@ -489,17 +490,12 @@ class Sequential:
             nnz = sum(int(np.count_nonzero(w)) for w in layer.weights)
             rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.output_dim})",
                          str(layer.count_params()), str(nnz)))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        line = "-" * (sum(widths) + 6)
-        out = [line]
-        for i, r in enumerate(rows):
-            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-            if i == 0:
-                out.append(line)
+        header, *body = format_table(rows).splitlines()
+        line = "-" * max(len(r) for r in [header, *body])
         total = self.count_params()
         nnz = sum(int(np.count_nonzero(w)) for layer in self.layers for w in layer.weights)
-        out += [line, f"Total params: {total}  Nonzeros: {nnz}  dtype: {self.dtype}"]
-        text = "\n".join(out)
+        text = "\n".join([line, header, line, *body, line,
+                          f"Total params: {total}  Nonzeros: {nnz}  dtype: {self.dtype}"])
         print_fn(text)
         return text
 

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from fastnn import callbacks, layers as L
+from fastnn._table import format_table
 from fastnn._validation import check_choice, check_int, check_real
 from fastnn.model import Sequential
 
@@ -409,8 +410,7 @@ class PruningReport:
             return str(v)
         table = [self.COLUMNS] + [tuple(fmt(r.get(c, "")) for c in self.COLUMNS)
                                   for r in self.rows + [self.total]]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table]
+        lines = [format_table(table, "r")]
         for key, value in self.extra.items():
             lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
         return "\n".join(lines)

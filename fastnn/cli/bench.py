@@ -4,6 +4,7 @@ import time
 import numpy as np
 
 import fastnn
+from fastnn._table import format_table
 from fastnn.cli.args import int_list, positive_int
 from fastnn.cli.models import load_model_or_engine
 
@@ -66,7 +67,5 @@ def run(args):
     finally:
         if args.threads is not None:
             fastnn.set_num_threads(None)
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    print(format_table(rows, "r"))
     return 0

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from fastnn._table import format_table
 from fastnn.datasets import train_test_split
 from fastnn.pruning import prune_until, report, sparsity
 
@@ -50,10 +51,7 @@ def _comparison(dense, pruned, dense_bytes, pruned_bytes):
             batch = key.rsplit("_", 1)[1]
             rows.append((f"latency, batch {batch} (us)", f"{d[key]:.1f}", f"{p[key]:.1f}",
                          ratio(d[key], p[key])))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join([r[0].ljust(widths[0])]
-                               + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
-                     for r in rows)
+    return format_table(rows, "lrrr")
 
 
 def run(args):
