@@ -384,6 +384,13 @@ def files(classifier, tmp_path):
     reg.save(paths["regressor"])
     paths["npy"] = str(tmp_path / "X.npy")
     np.save(paths["npy"], X)
+    paths["nan"] = str(tmp_path / "nan.npz")
+    np.savez(paths["nan"], X=np.where(X > 2.5, np.nan, X), y=y)
+    paths["binary_csv"] = str(tmp_path / "binary.csv")
+    with open(paths["binary_csv"], "wb") as f:
+        f.write(b"\xff\xfe\x00a,b\n")
+    paths["two"] = str(tmp_path / "two.npz")
+    np.savez(paths["two"], X=X[:1], y=y[:1])
     paths["tmp"] = str(tmp_path)
     return paths
 
@@ -434,9 +441,31 @@ ERRORS = {
                                  "--out", "{tmp}/p.npy"], "--labels needs a classifier"),
     "bad batch list": (["bench", "{model}", "--batch", "1,,2"], "argument --batch"),
     "unknown experiment": (["experiment", "nope"], "invalid choice: 'nope'"),
+    "NaN in the features": (["train", "--data", "{nan}", "--out", "{tmp}/m"],
+                            "X contains NaN or infinite values"),
+    "csv that is not text": (["train", "--data", "{binary_csv}", "--out", "{tmp}/m"],
+                             "not a UTF-8 text file"),
+    "too few samples to split": (["prune", "{model}", "--data", "{two}", "--sparsity", "0.5",
+                                  "--out", "{tmp}/p"], "two.npz: "),
     "unknown command": (["frobnicate"], "invalid choice: 'frobnicate'"),
     "no command": ([], "required: command"),
 }
+
+
+@pytest.mark.parametrize("error", [KeyError("layers"), TypeError("bad operand"),
+                                   ValueError("a bug, not the user's data")])
+def test_a_bug_in_fastnn_is_not_reported_as_a_user_error(monkeypatch, error):
+    def broken(args):
+        raise error
+
+    monkeypatch.setattr("fastnn.cli.info.run", broken)
+    with pytest.raises(type(error)):
+        cli.main(["info"])
+
+
+def test_experiment_choices_come_from_the_experiments(capsys):
+    status, _, err = _run(capsys, "experiment", "nope")
+    assert status == 2 and ", ".join(f"'{name}'" for name in EXPERIMENTS) in err
 
 
 @pytest.mark.parametrize("case", list(ERRORS))

@@ -103,8 +103,11 @@ def _read_npy(path):
 def _read_csv(path, label, need_y):
     import warnings
 
-    with open(path, newline="", encoding="utf-8") as f:
-        header = f.readline()
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = f.readline()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a UTF-8 text file") from None
     names = [name.strip().strip("\"'") for name in header.strip().split(",")]
     if names == [""]:
         raise UsageError(f"{path}: empty file; expected a header row naming the columns")

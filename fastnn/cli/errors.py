@@ -2,4 +2,9 @@
 
 
 class UsageError(Exception):
-    """A problem with the user's input, reported as one line."""
+    """A mistake of the user (arguments, files, data), reported as one line.
+
+    Commands raise it for what the user can fix; `fastnn.cli.main` prints
+    ``fastnn: error: <message>`` and returns exit status 2. Errors that are not the
+    user's are not turned into it, so that a bug in fastnn shows its traceback.
+    """

@@ -1,13 +1,16 @@
 """``fastnn experiment``: the initialisation, activation, dropout and pruning experiments."""
 import time
 
+from fastnn import experiments
+from fastnn.cli.errors import UsageError
+
 
 def add_parser(commands):
     """Add the ``experiment`` subcommand to `commands`."""
     experiment = commands.add_parser(
         "experiment", help="initialisation, activation, dropout and pruning experiments",
         description="Run one of the bundled experiments and print its table.")
-    experiment.add_argument("name", choices=("init", "activations", "dropout", "pruning"))
+    experiment.add_argument("name", choices=tuple(experiments.EXPERIMENTS))
     experiment.add_argument("--plot", metavar="FILE.png",
                             help="also draw the table (needs matplotlib: fastnn[plot])")
     experiment.add_argument("--quick", action="store_true",
@@ -16,11 +19,12 @@ def add_parser(commands):
 
 
 def run(args):
-    from fastnn import experiments
-
     experiment = experiments.EXPERIMENTS[args.name]
     if args.plot:
-        experiments.require_matplotlib()  # fail before the experiment, not after
+        try:
+            experiments.require_matplotlib()  # fail before the experiment, not after
+        except experiments.PlotUnavailableError as exc:
+            raise UsageError(str(exc)) from None
     print(experiment.title + (" (quick)" if args.quick else ""))
     start = time.perf_counter()
     rows = experiment.run(**(experiment.quick if args.quick else {}))

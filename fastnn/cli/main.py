@@ -4,6 +4,7 @@ import sys
 
 import fastnn
 from fastnn.cli import bench, demo, experiment, info, predict, prune, train
+from fastnn.callbacks import NonFiniteLossError
 from fastnn.cli.errors import UsageError
 
 # The subcommands, in the order of ``fastnn --help``: each module adds its parser and runs it.
@@ -32,22 +33,21 @@ def build_parser():
 def _describe(exc):
     if isinstance(exc, OSError) and exc.filename is not None:
         text = f"{exc.filename}: {exc.strerror or exc}"
-    elif isinstance(exc, KeyError):
-        text = f"missing {exc.args[0]!r}" if exc.args else "missing key"
-    elif isinstance(exc, FloatingPointError):
+    elif isinstance(exc, NonFiniteLossError):
         text = f"training diverged: {exc} (try a smaller --lr)"
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
 
 
-_USER_ERRORS = (UsageError, OSError, ValueError, TypeError, KeyError, FloatingPointError)
+# What the user causes, told in one line: a mistake in the arguments or the files
+# (UsageError), a file system that refuses a read or write, training that diverges with
+# the chosen settings. Anything else is a bug in fastnn and shows its traceback.
+USER_ERRORS = (UsageError, OSError, NonFiniteLossError)
 
 
 def main(argv=None):
     """Run the command line `argv` (default ``sys.argv[1:]``); returns the exit status."""
-    from fastnn.experiments import PlotUnavailableError
-
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -56,7 +56,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("fastnn: interrupted", file=sys.stderr)
         return 130
-    except _USER_ERRORS + (PlotUnavailableError,) as exc:
+    except USER_ERRORS as exc:
         sys.stdout.flush()
         print(f"fastnn: error: {_describe(exc)}", file=sys.stderr)
         return 2

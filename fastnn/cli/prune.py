@@ -6,7 +6,7 @@ from fastnn.cli.data import check_out, read_data
 from fastnn.cli.errors import UsageError
 from fastnn.cli.models import accuracy_metric, evaluate_line, load_model_file
 from fastnn.datasets import train_test_split
-from fastnn.pruning import prune_magnitude, prune_neurons, prune_until, report, sparsity
+from fastnn.pruning import CRITERIA, prune_magnitude, prune_neurons, prune_until, report, sparsity
 
 
 def add_parser(commands):
@@ -28,7 +28,7 @@ def add_parser(commands):
                           "for regression)")
     prune.add_argument("--neurons", type=fraction(),
                        help="fraction of each hidden layer's units to remove")
-    prune.add_argument("--criterion", choices=("l2", "activation", "redundancy"), default="l2",
+    prune.add_argument("--criterion", choices=CRITERIA, default="l2",
                        help="which units --neurons removes (default l2)")
     prune.add_argument("--step", type=fraction(low_open=True), default=0.2,
                        help="with --max-drop: fraction of the remaining weights pruned per "
@@ -53,8 +53,11 @@ def run(args):
         raise UsageError(f"{args.model}: the model has no training configuration (loss), "
                          f"which fine-tuning needs")
     X, y = read_data(args.data, args.label)
-    X_train, X_val, y_train, y_val = train_test_split(
-        X, y, test_size=args.validation_split, random_state=args.seed)
+    try:
+        X_train, X_val, y_train, y_val = train_test_split(
+            X, y, test_size=args.validation_split, random_state=args.seed)
+    except ValueError as exc:  # too few samples for the split
+        raise UsageError(f"{args.data}: {exc}") from None
     print(f"data: {len(X_train)} samples to fine-tune on, {len(X_val)} to score "
           f"(--validation-split {args.validation_split})")
     metric = accuracy_metric(model)

@@ -79,8 +79,11 @@ def run(args):
     model.summary()
     order = np.random.default_rng(args.seed).permutation(X.shape[0])
     X, y = X[order], y[order]
-    model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-              validation_split=args.validation_split, verbose=1)
+    try:
+        model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_split=args.validation_split, verbose=1)
+    except ValueError as exc:  # the data or the settings cannot be trained on
+        raise UsageError(f"{args.data}: {exc}") from None
     n_val = int(round(X.shape[0] * args.validation_split))
     cut = X.shape[0] - n_val
     print(f"final training metrics: {evaluate_line(model.evaluate(X[:cut], y[:cut]))}")
