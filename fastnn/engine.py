@@ -441,6 +441,29 @@ class InferenceEngine:
             report.append(entry)
         return report
 
+    def specs(self):
+        """The compiled layers as specs (see the module docstring), copies in the engine's dtype.
+
+        Dense layers give ``W`` (n_in, n_out) whatever their storage, ``b`` (or None),
+        ``activation``, ``alpha`` (a float, or one slope per unit for prelu) and
+        ``pieces``; affine layers ``scale``, ``shift``, ``activation`` and ``alpha``.
+        ``InferenceEngine(engine.specs(), dtype=engine.dtype.name)`` computes the same.
+        """
+        specs = []
+        for layer in self._layers:
+            a = layer.arrays
+            alpha = a["alpha"].copy() if layer.act == "prelu" else float(a["alpha"][0])
+            spec = {"kind": layer.kind, "activation": layer.act, "alpha": alpha}
+            if layer.kind == "dense":
+                W = a["W"].copy() if a.get("W") is not None else \
+                    dense_from_csr(a["indptr"], a["indices"], a["data"], layer.n_in)
+                spec.update(W=W, b=None if a["b"] is None else a["b"].copy(),
+                            pieces=layer.pieces)
+            else:
+                spec.update(scale=a["scale"].copy(), shift=a["shift"].copy())
+            specs.append(spec)
+        return specs
+
     # -- files ---------------------------------------------------------------
 
     def save(self, path):
