@@ -208,9 +208,8 @@ def test_from_sklearn_classifier(case):
         assert out.shape == (80, 1)
         out = np.hstack([1 - out, out])
     _close(out, proba, 1e-6)
-    classes = np.asarray(model.classes)
-    assert classes.tolist() == clf.classes_.tolist()
-    assert (classes[out.argmax(axis=1)] == clf.predict(X)).all()
+    assert model.classes.tolist() == clf.classes_.tolist()
+    np.testing.assert_array_equal(model.predict_classes(X), clf.predict(X))
 
     skl2onnx = pytest.importorskip("skl2onnx")
     X32 = X.astype(np.float32)
@@ -232,7 +231,7 @@ def test_from_sklearn_regressor():
         reg = nn.MLPRegressor(hidden_layer_sizes=(12,), activation="relu", max_iter=50, random_state=0).fit(
             X, X[:, :2] @ [[1.0, 0.5], [-1.0, 2.0]])
     model = fn.from_sklearn(reg)
-    assert model.dtype == np.float64 and getattr(model, "classes", None) is None
+    assert model.dtype == np.float64 and model.classes is None
     _close(model.predict(X), reg.predict(X), 1e-12)
     # skl2onnx reshapes a regressor's output to (-1, 1), which keeps one output per row only
     with warnings.catch_warnings():
@@ -384,8 +383,10 @@ def _model(dtype, seed=0, acts=("relu", "gelu", "gelu_tanh", "swish", "softplus"
     layers += [fn.layers.Dense(8, activation=fn.activations.ELU(0.5)),
                fn.layers.Activation(fn.activations.LeakyReLU(0.1)),
                fn.layers.Dense(4, activation="softmax")]
-    model = fn.Sequential(layers, input_dim=12, dtype=dtype, seed=seed)
-    bn = model.layers[2]
+    mean, variance = np.linspace(-1, 1, 12), np.linspace(0.1, 2, 12)
+    model = fn.Sequential([fn.layers.Normalization(mean=mean, variance=variance)] + layers,
+                          input_dim=12, dtype=dtype, seed=seed)
+    bn = model.layers[3]
     bn.running_mean[:] = np.linspace(-0.3, 0.3, bn.input_dim)
     bn.running_var[:] = np.linspace(0.5, 1.5, bn.input_dim)
     return model
@@ -415,12 +416,16 @@ def test_to_onnx_runs_in_onnxruntime_and_reads_back(opset, matmul, dtype, tmp_pa
 
 
 def test_to_onnx_float64_runs_in_onnxruntime():
-    model = fn.Sequential([fn.layers.Dense(9, activation="tanh"),
+    """Also a Normalization with a constant feature, which it only centres."""
+    model = fn.Sequential([fn.layers.Normalization(mean=np.arange(6.0), variance=[0, 1, 2, 3, 4, 5]),
+                           fn.layers.Dense(9, activation="tanh"),
                            fn.layers.Dense(5, activation="relu"),
                            fn.layers.Dense(3, activation="softmax")], input_dim=6,
                           dtype="float64", seed=1)
     X = np.random.default_rng(1).normal(size=(7, 6))
-    _close(_ort(fn.to_onnx(model), X)[0], model.predict(X), 1e-12)
+    proto = fn.to_onnx(model)
+    _close(_ort(proto, X)[0], model.predict(X), 1e-12)
+    _close(fn.from_onnx(proto).predict(X), model.predict(X), 1e-12)
 
 
 def test_to_onnx_sparse_file_shrinks_with_the_nonzeros(tmp_path):
@@ -483,3 +488,22 @@ def test_to_onnx_refuses_bad_arguments():
         fn.to_onnx("model.safetensors")
     with pytest.raises(RuntimeError, match="not built"):
         fn.to_onnx(fn.Sequential([fn.layers.Dense(2)]))
+
+
+@pytest.mark.parametrize("classes", [["cat", "dog", "eel"], [3, 5, 9], ["no", "yes"]])
+def test_class_labels_survive_onnx_files_and_deploy(classes, tmp_path):
+    n_out = 1 if len(classes) == 2 else len(classes)
+    model = fn.Sequential([fn.layers.Dense(6, activation="relu"),
+                           fn.layers.Dense(n_out, activation="sigmoid" if n_out == 1
+                                           else "softmax")], input_dim=4, seed=0)
+    model.classes = classes
+    X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    proto = fn.to_onnx(model)
+    probabilities, labels = _ort(proto, X)
+    _close(probabilities, model.predict(X), 1e-5)
+    assert labels.tolist() == model.predict_classes(X).tolist()
+    back = fn.from_onnx(proto)
+    assert back.classes.tolist() == list(classes)
+    back.save(tmp_path / "m.safetensors")
+    assert fn.load_model(tmp_path / "m.safetensors").classes.tolist() == list(classes)
+    assert fn.deploy(back).predict_classes(X).tolist() == model.predict_classes(X).tolist()

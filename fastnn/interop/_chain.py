@@ -9,6 +9,7 @@ Every importer (ONNX, PyTorch, scikit-learn) translates its layers into steps, a
   layer before it when that one has none, else an `Activation` layer;
 - ``("prelu", alpha)``: one slope per feature, shape (n,);
 - ``("batchnorm", gamma, beta, mean, var, eps)``: inference statistics;
+- ``("normalization", mean, var)``: ``(x - mean) / sqrt(var)``, fixed statistics;
 - ``("dropout", rate)``: kept so that fine-tuning drops as the source did.
 
 The importers translate; `build` alone decides how steps become layers.
@@ -86,6 +87,9 @@ def build(steps, input_dim, dtype, name="imported"):
             layers.append(L.BatchNormalization(eps=float(eps)))
             weights.append([np.broadcast_to(np.reshape(a, -1), (width,))
                             for a in (gamma, beta, mean, var)])
+        elif kind == "normalization":
+            layers.append(L.Normalization())
+            weights.append([np.broadcast_to(np.reshape(a, -1), (width,)) for a in step[1:]])
         elif kind == "dropout":
             layers.append(L.Dropout(float(step[1])))
             weights.append([])

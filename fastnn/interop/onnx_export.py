@@ -1,7 +1,8 @@
 """fastnn to ONNX: `to_onnx` writes a `Sequential` or a deployed `InferenceEngine`.
 
 A model is written layer by layer (`LAYERS`: Dense as Gemm, or MatMul + Add; PReLU,
-BatchNormalization and Dropout as their ops), so that `fastnn.from_onnx` reads back the
+BatchNormalization and Dropout as their ops, Normalization as a BatchNormalization of
+epsilon 0), so that `fastnn.from_onnx` reads back the
 same layers and weights. An engine is written from its compiled layers (dense and
 per-feature affine steps, BatchNormalization already folded). Activations go through
 `ACTIVATIONS`; before opset 20, where ONNX has no Gelu, GELU is written in its erf or
@@ -178,9 +179,9 @@ class _Writer:
     def _labels(self, y, n_out, classes):
         """``label`` := classes[argmax(y)], or classes[y > 0.5] for one sigmoid unit."""
         if n_out == 1:
-            flat = self.node("Reshape", [y, self.const("shape", [-1], np.int64)])
-            index = self.node("Cast", [self.node("Greater", [flat, self.scalar(0.5)])],
+            index = self.node("Cast", [self.node("Greater", [y, self.scalar(0.5)])],
                               to=self.onnx.TensorProto.INT64)
+            index = self.node("Reshape", [index, self.const("shape", [-1], np.int64)])
         else:
             index = self.node("ArgMax", [y], axis=1, keepdims=0)
         if classes.dtype.kind == "U":
@@ -268,6 +269,17 @@ def _batchnorm_layer(w, x, layer):
     return w.node("BatchNormalization", [x] + stats, epsilon=layer.eps)
 
 
+def _normalization_layer(w, x, layer):
+    """(x - mean) / sqrt(var) as a BatchNormalization of epsilon 0; a feature of zero
+    variance, which the layer only centres, gets variance 1."""
+    scale, _ = layer.inference_affine()
+    var = np.where(scale == 1.0, 1.0, layer.variance)
+    n = layer.input_dim
+    stats = [w.const(name, a) for name, a in (("gamma", np.ones(n)), ("beta", np.zeros(n)),
+                                              ("mean", layer.mean), ("var", var))]
+    return w.node("BatchNormalization", [x] + stats, epsilon=0.0)
+
+
 def _dropout_layer(w, x, layer):
     if layer.rate == 0:
         return x
@@ -281,6 +293,7 @@ LAYERS = {
                                                    layer.activation.alpha),
     "PReLU": lambda w, x, layer: _prelu(w, x, layer.alpha),
     "BatchNormalization": _batchnorm_layer,
+    "Normalization": _normalization_layer,
     "Dropout": _dropout_layer,
     "GaussianNoise": lambda w, x, layer: x,  # the identity at inference
 }

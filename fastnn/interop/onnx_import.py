@@ -439,7 +439,13 @@ def _batchnorm(r, node):
         raise ValueError(f"{_describe(node)}: training_mode=1; fastnn reads inference graphs")
     gamma, beta, mean, var = (r.const(node, k, what) for k, what in
                               enumerate(("scale", "bias", "mean", "variance"), start=1))
-    return [("batchnorm", gamma, beta, mean, var, a.get("epsilon", 1e-5))]
+    eps = a.get("epsilon", 1e-5)
+    if eps == 0 and np.all(gamma == 1) and np.all(beta == 0):
+        return [("normalization", mean, var)]  # as `fastnn.to_onnx` writes Normalization
+    if eps <= 0:
+        raise ValueError(f"{_describe(node)}: epsilon={eps}; fastnn's BatchNormalization "
+                         f"needs a positive epsilon")
+    return [("batchnorm", gamma, beta, mean, var, eps)]
 
 
 def _identity(r, node):
