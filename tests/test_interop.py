@@ -200,7 +200,8 @@ def test_from_sklearn_classifier(case):
     y, act = cases[case]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = nn.MLPClassifier(hidden_layer_sizes=(17, 9), activation=act, max_iter=60, random_state=0).fit(X, y)
+        clf = nn.MLPClassifier(hidden_layer_sizes=(17, 9), activation=act, max_iter=60,
+                               random_state=0).fit(X, y)
     proba = clf.predict_proba(X)
     model = fn.from_sklearn(clf)
     out = model.predict(X)
@@ -228,7 +229,8 @@ def test_from_sklearn_regressor():
     X, _ = _sklearn_cases()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reg = nn.MLPRegressor(hidden_layer_sizes=(12,), activation="relu", max_iter=50, random_state=0).fit(
+        reg = nn.MLPRegressor(hidden_layer_sizes=(12,), activation="relu", max_iter=50,
+                              random_state=0).fit(
             X, X[:, :2] @ [[1.0, 0.5], [-1.0, 2.0]])
     model = fn.from_sklearn(reg)
     assert model.dtype == np.float64 and model.classes is None
@@ -417,7 +419,8 @@ def test_to_onnx_runs_in_onnxruntime_and_reads_back(opset, matmul, dtype, tmp_pa
 
 def test_to_onnx_float64_runs_in_onnxruntime():
     """Also a Normalization with a constant feature, which it only centres."""
-    model = fn.Sequential([fn.layers.Normalization(mean=np.arange(6.0), variance=[0, 1, 2, 3, 4, 5]),
+    norm = fn.layers.Normalization(mean=np.arange(6.0), variance=[0, 1, 2, 3, 4, 5])
+    model = fn.Sequential([norm,
                            fn.layers.Dense(9, activation="tanh"),
                            fn.layers.Dense(5, activation="relu"),
                            fn.layers.Dense(3, activation="softmax")], input_dim=6,

@@ -21,7 +21,7 @@ import numpy as np
 from fastnn import activations, layers as L
 from fastnn.model import Sequential
 
-__all__ = ["build", "require", "supported_message"]
+__all__ = ["build", "require", "supported_message", "softmax_steps", "log_softmax_steps"]
 
 
 def require(module, extra):
@@ -35,6 +35,20 @@ def require(module, extra):
 def supported_message(table):
     """``"supported: A, B, C"`` for the keys of a converter table."""
     return "supported: " + ", ".join(sorted(table))
+
+
+def softmax_steps(axis, where, name="axis"):
+    """The steps of a softmax over `axis` of 2-D data; ValueError unless that is each row."""
+    if axis not in (None, 1, -1):
+        raise ValueError(f"{where}: {name}={axis}; fastnn's softmax normalises each row "
+                         f"({name} 1 or -1 of 2-D data)")
+    return [("activation", "softmax", None)]
+
+
+def log_softmax_steps(where):
+    """Always ValueError: fastnn has no log-softmax activation to import into."""
+    raise ValueError(f"{where}: fastnn has no log-softmax activation; import the network "
+                     f"with Softmax, or without its last activation")
 
 
 def _merge_bias(steps):

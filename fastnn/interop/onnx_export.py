@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 
-from fastnn import layers as L
 from fastnn.interop._chain import require, supported_message
 from fastnn._kernels.reference.activations import GELU_C, GELU_K, SELU_ALPHA, SELU_SCALE
 

@@ -26,7 +26,8 @@ from scipy.special import erf
 
 from fastnn._kernels.reference import activations as ref
 from fastnn.errors import ModelFormatError
-from fastnn.interop._chain import build, require, supported_message
+from fastnn.interop._chain import (build, log_softmax_steps, require, softmax_steps,
+                                  supported_message)
 
 __all__ = ["from_onnx", "CONVERTERS", "PATTERNS"]
 
@@ -421,16 +422,7 @@ def _prelu(r, node):
 def _softmax(r, node):
     # Before opset 13 Softmax coerced its input to 2-D at `axis` (default 1); from 13 on it
     # normalises along `axis` (default -1). On (batch, features) data both mean each row.
-    axis = r.attrs(node).get("axis", 1 if r.opset < 13 else -1)
-    if axis not in (1, -1):
-        raise ValueError(f"{_describe(node)}: axis={axis}; fastnn's softmax normalises each "
-                         f"row (axis 1 or -1 of 2-D data)")
-    return [("activation", "softmax", None)]
-
-
-def _log_softmax(r, node):
-    raise ValueError(f"{_describe(node)}: fastnn has no log-softmax activation; export the "
-                     f"network with Softmax, or without the last activation")
+    return softmax_steps(r.attrs(node).get("axis", 1 if r.opset < 13 else -1), _describe(node))
 
 
 def _batchnorm(r, node):
@@ -498,7 +490,7 @@ CONVERTERS = {
     "Gelu": _gelu,
     "PRelu": _prelu,
     "Softmax": _softmax,
-    "LogSoftmax": _log_softmax,
+    "LogSoftmax": lambda r, node: log_softmax_steps(_describe(node)),
     "BatchNormalization": _batchnorm,
     "Identity": _identity,
     "Dropout": _dropout,

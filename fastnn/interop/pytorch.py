@@ -10,7 +10,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from fastnn import layers as L
-from fastnn.interop._chain import build, require, supported_message
+from fastnn.interop._chain import (build, log_softmax_steps, require, softmax_steps,
+                                  supported_message)
 
 __all__ = ["from_torch", "to_torch", "MODULES"]
 
@@ -42,18 +43,6 @@ def _softplus(m, where):
         raise ValueError(f"{where}: Softplus(beta={m.beta}, threshold={m.threshold}); fastnn's "
                          f"softplus is beta=1 with threshold >= {SOFTPLUS_MIN_THRESHOLD:g}")
     return [("activation", "softplus", None)]
-
-
-def _softmax(m, where):
-    if m.dim not in (None, 1, -1):
-        raise ValueError(f"{where}: Softmax(dim={m.dim}); fastnn's softmax normalises each "
-                         f"row (dim=-1 or 1 of 2-D data)")
-    return [("activation", "softmax", None)]
-
-
-def _log_softmax(m, where):
-    raise ValueError(f"{where}: fastnn has no log-softmax activation; import the network "
-                     f"without it, or with Softmax")
 
 
 def _elu(m, where):
@@ -100,8 +89,8 @@ MODULES = {
     "Sigmoid": _act("sigmoid"),
     "Tanh": _act("tanh"),
     "Softplus": _softplus,
-    "Softmax": _softmax,
-    "LogSoftmax": _log_softmax,
+    "Softmax": lambda m, where: softmax_steps(m.dim, where, "dim"),
+    "LogSoftmax": lambda m, where: log_softmax_steps(where),
     "BatchNorm1d": _batchnorm,
     "Dropout": _dropout,
     "Identity": lambda m, where: [],
