@@ -43,10 +43,10 @@ import sys
 
 import numpy as np
 
-from fastnn._kernels._checks import resolve_threads
+from fastnn._kernels._checks import as_input, resolve_threads
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES
-from fastnn._kernels.engine import KINDS, SCRATCH_ELEMENTS, Plan
+from fastnn._kernels.engine import KINDS, Plan, chunk_rows
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
 from fastnn import labels
 from fastnn.errors import ModelFormatError
@@ -332,7 +332,7 @@ class InferenceEngine:
         self._layers = built
         self._plan = None
         widest = max(max(layer.n_in, layer.n_z) for layer in built)
-        chunk = max(1, min(self._max_batch, SCRATCH_ELEMENTS // widest))
+        chunk = chunk_rows(self._max_batch, widest)
         for layer in built:
             if layer.kind == "dense":
                 _choose_storage(layer, layout, chunk)
@@ -365,8 +365,9 @@ class InferenceEngine:
 
         Parameters
         ----------
-        X : array_like of shape (batch, n_in), or (n_in,) for one row
-            Converted to the engine's dtype when of another float or integer dtype.
+        X : array_like of shape (batch, n_in)
+            Converted to the engine's dtype when of another float or integer dtype; no
+            NaN or infinity (the rule of `fastnn._kernels._checks.as_input`).
         out : ndarray of shape (batch, n_out) and the engine's dtype, optional
             C-contiguous, not overlapping X; receives the result.
 
@@ -379,7 +380,7 @@ class InferenceEngine:
         n_threads = self._n_threads if self._n_threads is not None else get_num_threads()
         Y = self._plan.predict(X, out, n_threads)
         if Y is None:
-            X = self._as_input(X)
+            X = as_input(X, self._dtype)
             if X.shape[1] != self.n_in:
                 raise ValueError(f"X has shape {X.shape} but the engine expects "
                                  f"(batch, {self.n_in})")
@@ -389,19 +390,6 @@ class InferenceEngine:
     def predict_classes(self, X):
         """The label of each row of X (see `fastnn.Sequential.predict_classes`)."""
         return labels.decode(self.predict(X), self.classes)
-
-    def _as_input(self, X):
-        X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"X has dtype {X.dtype}; expected a real numeric array")
-        if X.ndim == 1:
-            if X.shape[0] != self.n_in:
-                raise ValueError(f"X has shape {X.shape} but the engine expects "
-                                 f"(batch, {self.n_in}) or ({self.n_in},)")
-            X = X.reshape(1, -1)
-        elif X.ndim != 2:
-            raise ValueError(f"X has shape {X.shape} but the engine expects (batch, {self.n_in})")
-        return np.ascontiguousarray(X, dtype=self._dtype)
 
     def layout(self):
         """Per layer: the storage chosen and why.

@@ -11,6 +11,7 @@ import numpy as np
 from fastnn import activations, constraints, initializers, regularizers
 from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
+from fastnn._kernels._checks import as_input
 from fastnn._validation import check_int, check_real
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "Normalization",
@@ -398,9 +399,7 @@ class Normalization(Layer):
 
     def adapt(self, X):
         """Set the statistics to each feature's mean and (biased) variance over X (n, d)."""
-        from fastnn.model import _as_model_input
-
-        X = _as_model_input(X, np.float64)
+        X = as_input(X, np.float64, allow_empty=False)
         if self.built and X.shape[1] != self.input_dim:
             raise ValueError(f"layer {self.name!r} is built for {self.input_dim} features, but "
                              f"X has shape {X.shape}")

@@ -10,27 +10,11 @@ import numpy as np
 from fastnn import callbacks as cb
 from fastnn import labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels import dense as dense_kernels
+from fastnn._kernels._checks import as_input
 from fastnn._table import format_table
 from fastnn._validation import check_int
 
 __all__ = ["Sequential"]
-
-
-def _as_model_input(X, dtype, name="X"):
-    """X as a C-ordered 2-D array of the model's dtype; ValueError on NaN, inf or no rows."""
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {X.dtype}; expected a real numeric array")
-    if X.ndim == 1:
-        X = X[None, :]
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples, features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return X
 
 
 class Sequential:
@@ -164,8 +148,10 @@ class Sequential:
         self._wire()
 
     # -- input checks ------------------------------------------------------
-    def _check_X(self, X, name="X"):
-        return self._check_width(_as_model_input(X, self.dtype, name), name)
+    def _check_X(self, X, name="X", allow_empty=False):
+        """X converted by the input rule (`fastnn._kernels._checks.as_input`), of the
+        model's width."""
+        return self._check_width(as_input(X, self.dtype, name, allow_empty), name)
 
     def _check_width(self, X, name="X"):
         """X (already converted) unless its width differs from the built input width."""
@@ -302,7 +288,7 @@ class Sequential:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        X = _as_model_input(X, self.dtype)
+        X = as_input(X, self.dtype, allow_empty=False)
         if np.shape(y)[:1] != (X.shape[0],):
             raise ValueError(f"X has {X.shape[0]} samples but y has shape {np.shape(y)}")
         if not self.built:
@@ -414,7 +400,7 @@ class Sequential:
     def predict(self, X, batch_size=None):
         """Outputs for X of shape (n, input_dim), as an array of shape (n, output_dim)."""
         self._require_built("predict")
-        return self._predict(self._check_X(X), batch_size)
+        return self._predict(self._check_X(X, allow_empty=True), batch_size)
 
     def predict_classes(self, X, batch_size=None):
         """The label of each row of X: the class of the largest output, or for one sigmoid

@@ -37,6 +37,43 @@ def as_float_array(x, name, dtype=None, ndim=None):
     return np.ascontiguousarray(x)
 
 
+def as_input(X, dtype, name="X", allow_empty=True):
+    """The samples `X` of a model or engine call, as a C-ordered 2-D array of `dtype`.
+
+    One rule for every public entry point that takes samples (`Sequential.fit`,
+    `evaluate`, `predict` and `InferenceEngine.predict` alike):
+
+    - X is a real numeric array (booleans, integers or floats; else TypeError),
+      converted to `dtype` whatever its precision;
+    - X is 2-D, (samples, features). A 1-D array is refused with a ValueError, since it
+      could be one sample or one feature: ``X.reshape(1, -1)`` for one sample,
+      ``X.reshape(-1, 1)`` for one feature;
+    - X holds no NaN and no infinity (ValueError);
+    - X may have no rows (an empty batch) unless `allow_empty` is False.
+
+    The caller checks the number of features, against what it was built for.
+    """
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} is not a regular numeric array: {exc}") from None
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {X.dtype}; expected a real numeric array")
+    if X.ndim != 2:
+        hint = (f": use {name}.reshape(1, -1) for one sample or {name}.reshape(-1, 1) for one "
+                f"feature" if X.ndim == 1 else "")
+        raise ValueError(f"{name} has shape {X.shape}; expected a 2-D array (samples, "
+                         f"features){hint}")
+    if not allow_empty and X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    with np.errstate(over="ignore"):  # a value beyond float32's range is refused below
+        X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
 def check_out(out, name, shape, dtype):
     """A fresh array for `out=None`, else `out` checked to be a writeable C-ordered match."""
     if out is None:

@@ -42,6 +42,12 @@ KINDS = {"dense": KIND_DENSE, "affine": KIND_AFFINE}
 SCRATCH_ELEMENTS = 1 << 21
 
 
+def chunk_rows(Py_ssize_t max_batch, Py_ssize_t max_width):
+    """Rows per chunk of a plan whose widest layer has `max_width` units: at most
+    `max_batch`, and few enough that a scratch buffer holds SCRATCH_ELEMENTS floats."""
+    return max(1, min(max_batch, SCRATCH_ELEMENTS // max(1, max_width)))
+
+
 cdef struct Layer:
     int kind
     int act
@@ -257,6 +263,23 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
         c0 += nb
 
 
+cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """True when no x[i] is NaN or infinite: x * 0 is NaN for exactly those, and a NaN
+    carries through a sum (four sums, so that the loop is not one long dependency)."""
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        a0 = a0 + x[i] * 0
+        a1 = a1 + x[i + 1] * 0
+        a2 = a2 + x[i + 2] * 0
+        a3 = a3 + x[i + 3] * 0
+        i += 4
+    while i < n:
+        a0 = a0 + x[i] * 0
+        i += 1
+    return a0 + a1 + a2 + a3 == 0
+
+
 cdef class Plan:
     """The compiled network: layer descriptors, the arrays behind them and a scratch pool.
 
@@ -332,7 +355,7 @@ cdef class Plan:
             max_width = max(max_width, L.n_in, L.n_z)
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
-        self.chunk = max(1, min(max_batch, SCRATCH_ELEMENTS // max_width))
+        self.chunk = chunk_rows(max_batch, max_width)
         # Room for the padded rows of the transposed layout (see _run_chunk).
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
         self.max_pool = max_pool
@@ -350,8 +373,10 @@ cdef class Plan:
         """network(X) into `out` (made when None), or None when X is not ready to run.
 
         X is ready when it is a C-ordered 2-D array of the plan's dtype and width;
-        otherwise the caller converts it and calls again. A given `out` must be a
-        writeable C-ordered array of shape (batch, n_out) and the plan's dtype.
+        otherwise the caller converts it and calls again. A ready X with a NaN or an
+        infinity raises ValueError (the rule of `fastnn._kernels._checks.as_input`).
+        A given `out` must be a writeable C-ordered array of shape (batch, n_out) and
+        the plan's dtype.
         """
         cdef cnp.ndarray x, y
         cdef cnp.npy_intp dims[2]
@@ -361,6 +386,8 @@ cdef class Plan:
                 and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
             return None
         x = <cnp.ndarray>X
+        if not self._finite(x):
+            raise ValueError("X contains NaN or infinite values")
         dims[0] = cnp.PyArray_DIM(x, 0)
         dims[1] = self.n_out
         if out is None:
@@ -377,6 +404,17 @@ cdef class Plan:
                              f"of shape {(dims[0], dims[1])}")
         self._run(x, y, n_threads)
         return y
+
+    cdef bint _finite(self, cnp.ndarray X):
+        cdef Py_ssize_t n = cnp.PyArray_SIZE(X)
+        cdef void* xp = cnp.PyArray_DATA(X)
+        cdef bint ok
+        with nogil:
+            if self.typenum == cnp.NPY_DOUBLE:
+                ok = _all_finite(<const double*>xp, n)
+            else:
+                ok = _all_finite(<const float*>xp, n)
+        return ok
 
     cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
         cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0)
