@@ -31,5 +31,3 @@ cdef void act_forward_rows(int act, const floating* z, floating* y, Py_ssize_t r
 cdef void act_backward_rows(int act, const floating* z, const floating* y, const floating* dy,
                             floating* dz, Py_ssize_t rows, Py_ssize_t cols,
                             const floating* alpha, int n_threads) noexcept nogil
-
-cdef int threads_for(Py_ssize_t work, int n_threads) noexcept nogil

@@ -11,21 +11,18 @@ from libc.math cimport (exp, expf, tanh, tanhf, erf, erff, log1p, log1pf, expm1,
                         log, logf, sqrt)
 from libc.string cimport memcpy, memset
 
+cimport numpy as cnp
+
+from fastnn._kernels._parallel cimport BLOCK, threads_for
+
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
 
+cnp.import_array()
+
 cdef extern from "simd_math.h":
     pass
-
-# Work below this many elements (or multiply-adds) per thread runs on fewer threads.
-# Idle OpenMP threads sleep (fastnn sets OMP_WAIT_POLICY=PASSIVE, see fastnn/__init__.py),
-# and waking one was measured at 50-100 us on a 2-core virtual machine, so a second
-# thread must have at least that much work to gain anything.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 18
-# Elementwise work is cut into blocks of a fixed size, independent of the thread
-# count, so every element takes the same code path whatever the thread count.
-cdef Py_ssize_t BLOCK = 4096
 
 cdef double SELU_ALPHA = 1.6732632423543772
 cdef double SELU_SCALE = 1.0507009873554805
@@ -107,16 +104,6 @@ cdef inline floating _sigmoid(floating z) noexcept nogil:
     # For z << 0, exp(-z) is +inf and the quotient an exact 0: no NaN, and no branch
     # to keep the loop from vectorizing.
     return 1 / (1 + _exp(-z))
-
-
-cdef int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    """Threads worth using for `work` elements, at most `n_threads`."""
-    cdef Py_ssize_t useful = work // MIN_WORK_PER_THREAD
-    if useful < 1:
-        return 1
-    if useful < n_threads:
-        return <int>useful
-    return n_threads
 
 
 cdef void act_forward_row(int act, const floating* z, floating* y, Py_ssize_t n,
@@ -265,24 +252,16 @@ cdef void act_forward_rows(int act, const floating* z, floating* y, Py_ssize_t r
     cdef Py_ssize_t i, start, stop, total = rows * cols, nblocks
     cdef int nt = threads_for(total, n_threads)
     if act == ACT_SOFTMAX or act == ACT_PRELU:
-        if nt > 1:
-            for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
-                act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
-        else:
-            for i in range(rows):
-                act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
+        for i in prange(rows, nogil=True, schedule="static", num_threads=nt,
+                        use_threads_if=nt > 1):
+            act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
         return
     nblocks = (total + BLOCK - 1) // BLOCK
-    if nt > 1:
-        for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < total else total
-            act_forward_row(act, z + start, y + start, stop - start, alpha)
-    else:
-        for i in range(nblocks):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < total else total
-            act_forward_row(act, z + start, y + start, stop - start, alpha)
+    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+                    use_threads_if=nt > 1):
+        start = i * BLOCK
+        stop = start + BLOCK if start + BLOCK < total else total
+        act_forward_row(act, z + start, y + start, stop - start, alpha)
 
 
 cdef void act_backward_rows(int act, const floating* z, const floating* y, const floating* dy,
@@ -292,49 +271,68 @@ cdef void act_backward_rows(int act, const floating* z, const floating* y, const
     cdef Py_ssize_t i, start, stop, total = rows * cols, nblocks
     cdef int nt = threads_for(total, n_threads)
     if act == ACT_SOFTMAX or act == ACT_PRELU:
-        if nt > 1:
-            for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
-                act_backward_row(act, z + i * cols, y + i * cols, dy + i * cols, dz + i * cols,
-                                 cols, alpha)
-        else:
-            for i in range(rows):
-                act_backward_row(act, z + i * cols, y + i * cols, dy + i * cols, dz + i * cols,
-                                 cols, alpha)
+        for i in prange(rows, nogil=True, schedule="static", num_threads=nt,
+                        use_threads_if=nt > 1):
+            act_backward_row(act, z + i * cols, y + i * cols, dy + i * cols, dz + i * cols,
+                             cols, alpha)
         return
     nblocks = (total + BLOCK - 1) // BLOCK
-    if nt > 1:
-        for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < total else total
-            act_backward_row(act, z + start, y + start, dy + start, dz + start,
-                             stop - start, alpha)
-    else:
-        for i in range(nblocks):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < total else total
-            act_backward_row(act, z + start, y + start, dy + start, dz + start,
-                             stop - start, alpha)
+    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+                    use_threads_if=nt > 1):
+        start = i * BLOCK
+        stop = start + BLOCK if start + BLOCK < total else total
+        act_backward_row(act, z + start, y + start, dy + start, dz + start,
+                         stop - start, alpha)
 
 
 # ---------------------------------------------------------------------------
 # Python entry points: validate, make outputs, pick threads, call the nogil core.
 
-def _forward(int act, const floating[:, ::1] Z, floating[:, ::1] Y,
-             const floating[::1] alpha, int n_threads):
-    if Z.shape[0] * Z.shape[1] == 0:
+# The `_into` functions run on arrays the caller made and checked (a layer's own buffers):
+# they only read the data pointers.
+
+def forward_into(int act, cnp.ndarray Z, cnp.ndarray Y, cnp.ndarray alpha, int n_threads):
+    """Y := act(Z), unchecked.
+
+    Contract: Z and Y are C-contiguous 2-D arrays of one shape and dtype (float32 or
+    float64; Y may be Z); alpha is C-contiguous in that dtype, as `alpha_array` makes it.
+    """
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(Z, 0), cols = cnp.PyArray_DIM(Z, 1)
+    cdef void* z = cnp.PyArray_DATA(Z)
+    cdef void* y = cnp.PyArray_DATA(Y)
+    cdef void* a = cnp.PyArray_DATA(alpha)
+    if rows * cols == 0:
         return
-    with nogil:
-        act_forward_rows(act, &Z[0, 0], &Y[0, 0], Z.shape[0], Z.shape[1], &alpha[0], n_threads)
+    if cnp.PyArray_TYPE(Z) == cnp.NPY_FLOAT:
+        with nogil:
+            act_forward_rows(act, <const float*>z, <float*>y, rows, cols, <const float*>a,
+                             n_threads)
+    else:
+        with nogil:
+            act_forward_rows(act, <const double*>z, <double*>y, rows, cols, <const double*>a,
+                             n_threads)
 
 
-def _backward(int act, const floating[:, ::1] Z, const floating[:, ::1] Y,
-              const floating[:, ::1] dY, floating[:, ::1] dZ,
-              const floating[::1] alpha, int n_threads):
-    if Z.shape[0] * Z.shape[1] == 0:
+def backward_into(int act, cnp.ndarray Z, cnp.ndarray Y, cnp.ndarray dY, cnp.ndarray dZ,
+                  cnp.ndarray alpha, int n_threads):
+    """dZ := dY * act'(Z), with Y = act(Z), unchecked (the contract of `forward_into`; dZ
+    may be dY)."""
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(Z, 0), cols = cnp.PyArray_DIM(Z, 1)
+    cdef void* z = cnp.PyArray_DATA(Z)
+    cdef void* y = cnp.PyArray_DATA(Y)
+    cdef void* dy = cnp.PyArray_DATA(dY)
+    cdef void* dz = cnp.PyArray_DATA(dZ)
+    cdef void* a = cnp.PyArray_DATA(alpha)
+    if rows * cols == 0:
         return
-    with nogil:
-        act_backward_rows(act, &Z[0, 0], &Y[0, 0], &dY[0, 0], &dZ[0, 0], Z.shape[0], Z.shape[1],
-                          &alpha[0], n_threads)
+    if cnp.PyArray_TYPE(Z) == cnp.NPY_FLOAT:
+        with nogil:
+            act_backward_rows(act, <const float*>z, <const float*>y, <const float*>dy,
+                              <float*>dz, rows, cols, <const float*>a, n_threads)
+    else:
+        with nogil:
+            act_backward_rows(act, <const double*>z, <const double*>y, <const double*>dy,
+                              <double*>dz, rows, cols, <const double*>a, n_threads)
 
 
 def activation_code(name):
@@ -352,7 +350,8 @@ def _as_2d(x, name, dtype=None):
     return x, (x.reshape(1, -1) if x.ndim == 1 else x)
 
 
-def _alpha_array(name, alpha, cols, dtype):
+def alpha_array(name, alpha, cols, dtype):
+    """The kernels' slope array for activation `name`: one per column for prelu, else one."""
     if name == "prelu":
         if alpha is None:
             raise ValueError("prelu needs alpha: one slope per column")
@@ -379,8 +378,8 @@ def activation_forward(x, name, alpha=None, *, out=None, n_threads=None):
     code = activation_code(name)
     x, x2 = _as_2d(x, "x")
     y = check_out(out, "out", x.shape, x.dtype)
-    a = _alpha_array(name, alpha, x2.shape[1], x.dtype)
-    _forward(code, x2, y.reshape(x2.shape), a, resolve_threads(n_threads))
+    a = alpha_array(name, alpha, x2.shape[1], x.dtype)
+    forward_into(code, x2, y.reshape(x2.shape), a, resolve_threads(n_threads))
     return y
 
 
@@ -401,12 +400,14 @@ def activation_backward(dy, z, y, name, alpha=None, *, out=None, n_threads=None)
         if arr.shape != dy.shape:
             raise ValueError(f"{arr_name} has shape {arr.shape} but dy has shape {dy.shape}")
     dz = check_out(out, "out", dy.shape, dy.dtype)
-    a = _alpha_array(name, alpha, dy2.shape[1], dy.dtype)
-    _backward(code, z2, y2, dy2, dz.reshape(dy2.shape), a, resolve_threads(n_threads))
+    a = alpha_array(name, alpha, dy2.shape[1], dy.dtype)
+    backward_into(code, z2, y2, dy2, dz.reshape(dy2.shape), a, resolve_threads(n_threads))
     return dz
 
 
-def _prelu_alpha_grad(const floating[:, ::1] Z, const floating[:, ::1] dY, floating[::1] dalpha):
+def prelu_alpha_grad_into(const floating[:, ::1] Z, const floating[:, ::1] dY,
+                          floating[::1] dalpha):
+    """dalpha[j] := sum_i dy[i, j] * min(z[i, j], 0), on arrays the caller made."""
     cdef Py_ssize_t i, j, rows = Z.shape[0], cols = Z.shape[1]
     cdef floating v
     with nogil:
@@ -426,7 +427,7 @@ def prelu_alpha_grad(dy, z):
     if z.shape != dy.shape:
         raise ValueError(f"z has shape {z.shape} but dy has shape {dy.shape}")
     dalpha = np.empty(dy.shape[1], dtype=dy.dtype)
-    _prelu_alpha_grad(z, dy, dalpha)
+    prelu_alpha_grad_into(z, dy, dalpha)
     return dalpha
 
 
@@ -435,13 +436,8 @@ def _log_softmax(const floating[:, ::1] Z, floating[:, ::1] Y, int n_threads):
     cdef int nt = threads_for(rows * cols, n_threads)
     if cols == 0:
         return
-    if nt > 1:
-        for i in prange(rows, nogil=True, schedule="static", num_threads=nt):
-            _log_softmax_row(&Z[i, 0], &Y[i, 0], cols)
-    else:
-        with nogil:
-            for i in range(rows):
-                _log_softmax_row(&Z[i, 0], &Y[i, 0], cols)
+    for i in prange(rows, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        _log_softmax_row(&Z[i, 0], &Y[i, 0], cols)
 
 
 cdef void _log_softmax_row(const floating* z, floating* y, Py_ssize_t n) noexcept nogil:

@@ -9,13 +9,17 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
-from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, threads_for,
-                                          ACT_PRELU)
+cimport numpy as cnp
+
+from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels.activations cimport act_forward_row, act_backward_rows, ACT_PRELU
 
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
-from fastnn._kernels.activations import activation_code, _alpha_array
+from fastnn._kernels.activations import activation_code, alpha_array
+
+cnp.import_array()
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
@@ -82,12 +86,8 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
     cdef int nt = threads_for(batch * n_out, n_threads)
     gemm(False, False, <int>batch, <int>n_out, <int>n_in, X, <int>n_in, W, <int>n_out,
          <floating>0, Y, <int>n_out)
-    if nt > 1:
-        for i in prange(batch, nogil=True, schedule="static", num_threads=nt):
-            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
-    else:
-        for i in range(batch):
-            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+    for i in prange(batch, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
 
 
 cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,
@@ -100,45 +100,85 @@ cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,
             out[j] += A[i * cols + j]
 
 
-def _forward_impl(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
-                  floating[:, ::1] Y, floating[:, ::1] Z, int act, const floating[::1] alpha,
-                  int n_threads):
-    cdef const floating* bp = NULL
-    cdef floating* zp = NULL
-    if X.shape[0] == 0 or W.shape[1] == 0:
-        return
-    if b is not None:
-        bp = &b[0]
-    if Z is not None:
-        zp = &Z[0, 0]
-    with nogil:
-        dense_forward_core(&X[0, 0] if X.shape[1] else NULL, &W[0, 0] if W.shape[0] else NULL,
-                           bp, zp, &Y[0, 0], X.shape[0], X.shape[1], W.shape[1], act,
-                           &alpha[0], n_threads)
+# The `_into` functions run on arrays the caller made and checked (a layer's own weights
+# and buffers): they only read the data pointers. Contract: every array is C-contiguous
+# and of W's dtype (float32 or float64), with the shapes `dense_forward` and
+# `dense_backward` document; alpha as `activations.alpha_array` makes it; an optional
+# array may be None.
+
+cdef inline void* _data(object a) noexcept:
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def _backward_impl(const floating[:, ::1] dY, const floating[:, ::1] X,
-                   const floating[:, ::1] W, const floating[:, ::1] Z,
-                   const floating[:, ::1] Y, floating[:, ::1] dZ, floating[:, ::1] dW,
-                   floating[::1] db, floating[:, ::1] dX, int act, const floating[::1] alpha,
-                   int n_threads):
-    cdef Py_ssize_t batch = dY.shape[0], n_out = dY.shape[1], n_in = X.shape[1]
+def forward_into(cnp.ndarray X, cnp.ndarray W, b, cnp.ndarray Y, Z, int act,
+                 cnp.ndarray alpha, int n_threads):
+    """Y := act(X @ W + b); Z := X @ W + b when Z is given. Unchecked (see above)."""
+    cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0), n_in = cnp.PyArray_DIM(X, 1)
+    cdef Py_ssize_t n_out = cnp.PyArray_DIM(W, 1)
+    cdef void* x = _data(X)
+    cdef void* w = _data(W)
+    cdef void* bp = _data(b)
+    cdef void* z = _data(Z)
+    cdef void* y = _data(Y)
+    cdef void* a = _data(alpha)
     if batch == 0 or n_out == 0:
-        dW[:, :] = 0
-        db[:] = 0
-        if dX is not None:
-            dX[:, :] = 0
         return
-    with nogil:
-        act_backward_rows(act, &Z[0, 0], &Y[0, 0], &dY[0, 0], &dZ[0, 0], batch, n_out,
-                          &alpha[0], n_threads)
-        _column_sums(&dZ[0, 0], &db[0], batch, n_out)
-        if n_in > 0:
-            gemm(True, False, <int>n_in, <int>n_out, <int>batch, &X[0, 0], <int>n_in,
-                 &dZ[0, 0], <int>n_out, <floating>0, &dW[0, 0], <int>n_out)
-            if dX is not None:
-                gemm(False, True, <int>batch, <int>n_in, <int>n_out, &dZ[0, 0], <int>n_out,
-                     &W[0, 0], <int>n_out, <floating>0, &dX[0, 0], <int>n_in)
+    if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT:
+        with nogil:
+            dense_forward_core(<const float*>x, <const float*>w, <const float*>bp, <float*>z,
+                               <float*>y, batch, n_in, n_out, act, <const float*>a, n_threads)
+    else:
+        with nogil:
+            dense_forward_core(<const double*>x, <const double*>w, <const double*>bp,
+                               <double*>z, <double*>y, batch, n_in, n_out, act,
+                               <const double*>a, n_threads)
+
+
+cdef void dense_backward_core(const floating* dY, const floating* X, const floating* W,
+                              const floating* Z, const floating* Y, floating* dZ, floating* dW,
+                              floating* db, floating* dX, Py_ssize_t batch, Py_ssize_t n_in,
+                              Py_ssize_t n_out, int act, const floating* alpha,
+                              int n_threads) noexcept nogil:
+    """dZ := dY * act'(Z); dW := X.T @ dZ; db := dZ.sum(0); dX := dZ @ W.T when dX is not
+    NULL."""
+    if batch == 0 or n_out == 0:
+        memset(dW, 0, n_in * n_out * sizeof(floating))
+        memset(db, 0, n_out * sizeof(floating))
+        if dX != NULL:
+            memset(dX, 0, batch * n_in * sizeof(floating))
+        return
+    act_backward_rows(act, Z, Y, dY, dZ, batch, n_out, alpha, n_threads)
+    _column_sums(dZ, db, batch, n_out)
+    if n_in > 0:
+        gemm(True, False, <int>n_in, <int>n_out, <int>batch, X, <int>n_in, dZ, <int>n_out,
+             <floating>0, dW, <int>n_out)
+        if dX != NULL:
+            gemm(False, True, <int>batch, <int>n_in, <int>n_out, dZ, <int>n_out, W, <int>n_out,
+                 <floating>0, dX, <int>n_in)
+
+
+def backward_into(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray W, cnp.ndarray Z, cnp.ndarray Y,
+                  cnp.ndarray dZ, cnp.ndarray dW, cnp.ndarray db, dX, int act,
+                  cnp.ndarray alpha, int n_threads):
+    """dZ := dY * act'(Z); dW := X.T @ dZ; db := dZ.sum(0); dX := dZ @ W.T when dX is
+    given. Unchecked (see above); dZ may be dY."""
+    cdef Py_ssize_t batch = cnp.PyArray_DIM(dY, 0), n_out = cnp.PyArray_DIM(dY, 1)
+    cdef Py_ssize_t n_in = cnp.PyArray_DIM(X, 1)
+    cdef void* p[10]
+    p[:] = [_data(dY), _data(X), _data(W), _data(Z), _data(Y), _data(dZ), _data(dW), _data(db),
+            _data(dX), _data(alpha)]
+    if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT:
+        with nogil:
+            dense_backward_core(<const float*>p[0], <const float*>p[1], <const float*>p[2],
+                                <const float*>p[3], <const float*>p[4], <float*>p[5],
+                                <float*>p[6], <float*>p[7], <float*>p[8], batch, n_in, n_out,
+                                act, <const float*>p[9], n_threads)
+    else:
+        with nogil:
+            dense_backward_core(<const double*>p[0], <const double*>p[1], <const double*>p[2],
+                                <const double*>p[3], <const double*>p[4], <double*>p[5],
+                                <double*>p[6], <double*>p[7], <double*>p[8], batch, n_in, n_out,
+                                act, <const double*>p[9], n_threads)
 
 
 def _check_dense(X, W):
@@ -183,8 +223,8 @@ def dense_forward(X, W, b=None, activation="linear", alpha=None, *, out=None, pr
     Y = check_out(out, "out", shape, W.dtype)
     if preact is not None:
         check_out(preact, "preact", shape, W.dtype)
-    a = _alpha_array(activation, alpha, W.shape[1], W.dtype)
-    _forward_impl(X, W, b, Y, preact, code, a, resolve_threads(n_threads))
+    a = alpha_array(activation, alpha, W.shape[1], W.dtype)
+    forward_into(X, W, b, Y, preact, code, a, resolve_threads(n_threads))
     return Y
 
 
@@ -227,6 +267,6 @@ def dense_backward(dY, X, W, Z, Y, activation="linear", alpha=None, *, need_dX=T
         dX = check_out(dX, "dX", X.shape, W.dtype)
     else:
         dX = None
-    a = _alpha_array(activation, alpha, W.shape[1], W.dtype)
-    _backward_impl(dY, X, W, Z, Y, dZ, dW, db, dX, code, a, resolve_threads(n_threads))
+    a = alpha_array(activation, alpha, W.shape[1], W.dtype)
+    backward_into(dY, X, W, Z, Y, dZ, dW, db, dX, code, a, resolve_threads(n_threads))
     return dX, dW, db

@@ -22,8 +22,9 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 
 cimport numpy as cnp
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
-                                          ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
+from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
+                                          ACT_LEAKY_RELU, ACT_SOFTMAX)
 from fastnn._kernels.dense cimport bias_act_row, gemm
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 
@@ -94,17 +95,10 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
     cdef Py_ssize_t i
     cdef int nt = threads_for(nb * n, n_threads)
     if t:
-        if nt > 1:
-            for i in prange(n, nogil=True, schedule="static", num_threads=nt):
-                _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
-        else:
-            for i in range(n):
-                _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
-    elif nt > 1:
-        for i in prange(nb, nogil=True, schedule="static", num_threads=nt):
-            bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
+        for i in prange(n, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+            _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
     else:
-        for i in range(nb):
+        for i in prange(nb, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
             bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
 
 

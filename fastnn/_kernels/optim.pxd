@@ -26,5 +26,6 @@ cdef struct OptimHyper:
     bint nesterov                 # SGD
     bint first                    # SGD: the momentum buffer is new and takes the gradient
 
-cdef void optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
-                     floating* s1, floating* s2, Py_ssize_t n, int n_threads) noexcept nogil
+cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                           floating* s1, floating* s2, floating* prev, Py_ssize_t n,
+                           int n_threads) noexcept nogil

@@ -12,22 +12,21 @@ result is bitwise the same whatever the number of threads.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
+from libc.string cimport memcpy
 
-from fastnn._kernels.activations cimport threads_for
+cimport numpy as cnp
+
+from fastnn._kernels._parallel cimport BLOCK, threads_for
 
 import numpy as np
 
 from fastnn._kernels._checks import FLOAT_DTYPES, as_float_array, check_out, resolve_threads
 
-cdef Py_ssize_t BLOCK = 4096
+cnp.import_array()
 
-_EMPTY = {dtype: np.empty(0, dtype=dtype) for dtype in FLOAT_DTYPES}
-
-_HYPER_DEFAULTS = {
-    "lr": 0.0, "momentum": 0.0, "dampening": 0.0, "alpha": 0.0, "rho": 0.0,
-    "beta1": 0.0, "beta2": 0.0, "bias_correction2_sqrt": 1.0, "eps": 0.0,
-    "weight_decay": 0.0, "param_scale": 1.0, "nesterov": False, "first": False,
-}
+RULES = {"sgd": RULE_SGD, "adagrad": RULE_ADAGRAD, "rmsprop": RULE_RMSPROP,
+         "adadelta": RULE_ADADELTA, "adam": RULE_ADAM}
+"""Kernel code of each update rule, by name."""
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -165,40 +164,127 @@ cdef void _step_span(const OptimHyper* h, floating* p, const floating* g, floati
         _adam_span(h, p, g, s0, s1, s2, n)
 
 
-cdef void optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
-                     floating* s1, floating* s2, Py_ssize_t n, int n_threads) noexcept nogil:
-    """p, s0, s1, s2 := rule(p, g, s0, s1, s2) elementwise over n elements, in place."""
+cdef inline int _nonfinite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """1 when any of x[0:n] is NaN or infinite (x - x is 0 exactly for finite x), else 0."""
+    cdef Py_ssize_t j
+    cdef int bad = 0
+    for j in range(n):
+        bad = bad | (x[j] - x[j] != 0)
+    return bad
+
+
+cdef inline void _save(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    if dst != NULL:
+        memcpy(dst, src, n * sizeof(floating))
+
+
+cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                           floating* s1, floating* s2, floating* prev, Py_ssize_t n,
+                           int n_threads) noexcept nogil:
+    """p, s0, s1, s2 := rule(p, g, s0, s1, s2) elementwise over n elements, in place.
+
+    With `prev` (not NULL), the old values of p and of each state given are copied into
+    consecutive rows of n elements of prev, a block at a time just before the block is
+    overwritten (it is then in cache). Returns the number of blocks in which p became
+    NaN or infinite: 0 when the update is finite.
+    """
     cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t bad = 0
+    cdef floating* pp = prev
+    cdef floating* ps0 = NULL
+    cdef floating* ps1 = NULL
+    cdef floating* ps2 = NULL
     cdef int nt = threads_for(n, n_threads)
-    if nt > 1:
-        for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < n else n
-            _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
-                       _at(s2, start), stop - start)
-    else:
-        for i in range(nblocks):
-            start = i * BLOCK
-            stop = start + BLOCK if start + BLOCK < n else n
-            _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
-                       _at(s2, start), stop - start)
+    if prev != NULL:
+        if s0 != NULL:
+            pp += n
+            ps0 = pp
+        if s1 != NULL:
+            pp += n
+            ps1 = pp
+        if s2 != NULL:
+            pp += n
+            ps2 = pp
+    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+                    use_threads_if=nt > 1):
+        start = i * BLOCK
+        stop = start + BLOCK if start + BLOCK < n else n
+        if prev != NULL:
+            _save(prev + start, p + start, stop - start)
+            _save(_at(ps0, start), _at(s0, start), stop - start)
+            _save(_at(ps1, start), _at(s1, start), stop - start)
+            _save(_at(ps2, start), _at(s2, start), stop - start)
+        _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
+                   _at(s2, start), stop - start)
+        bad += _nonfinite(p + start, stop - start)
+    return bad
 
 
 # ---------------------------------------------------------------------------
-# Python entry points: validate, flatten, pick threads, call the nogil core.
+# Python entry points.
 
-def _apply(OptimHyper h, floating[::1] p, const floating[::1] g, floating[::1] s0,
-           floating[::1] s1, floating[::1] s2, int n_threads):
-    cdef Py_ssize_t n = p.shape[0]
+cdef class Hyper:
+    """The scalars of one update (see `OptimHyper`), made once per step for all parameters."""
+    cdef OptimHyper h
+
+    def __init__(self, int rule, *, double lr=0.0, double momentum=0.0, double dampening=0.0,
+                 double alpha=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
+                 double bias_correction2_sqrt=1.0, double eps=0.0, double weight_decay=0.0,
+                 double param_scale=1.0, bint nesterov=False):
+        self.h.rule = rule
+        self.h.lr = lr
+        self.h.momentum = momentum
+        self.h.dampening = dampening
+        self.h.alpha = alpha
+        self.h.rho = rho
+        self.h.beta1 = beta1
+        self.h.beta2 = beta2
+        self.h.bias_correction2_sqrt = bias_correction2_sqrt
+        self.h.eps = eps
+        self.h.weight_decay = weight_decay
+        self.h.param_scale = param_scale
+        self.h.nesterov = nesterov
+        self.h.first = False
+
+
+cdef inline void* _data(object a) noexcept:
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+def step_into(Hyper hyper, cnp.ndarray param, cnp.ndarray grad, s0, s1, s2, prev, bint first,
+              int n_threads):
+    """p, states := rule(p, g, states) in place, on arrays the caller made; no checks.
+
+    Contract: `param`, `grad` and the states given (None for a state the rule does not
+    use) are C-contiguous float32 or float64 arrays of one shape and dtype; `prev` is None
+    or a C-contiguous array of that dtype with room for (1 + the number of states given)
+    times ``param.size`` elements, which receives the values before the update (param
+    first, then the states in order). `first`: an SGD momentum buffer is new.
+
+    Returns
+    -------
+    bool
+        True when every updated value of param is finite.
+    """
+    cdef OptimHyper h = hyper.h
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(param), bad
+    cdef void* p[6]
+    p[:] = [_data(param), _data(grad), _data(s0), _data(s1), _data(s2), _data(prev)]
+    h.first = first
     if n == 0:
-        return
-    with nogil:
-        optim_step(&h, &p[0], &g[0], &s0[0] if s0.shape[0] else NULL,
-                   &s1[0] if s1.shape[0] else NULL, &s2[0] if s2.shape[0] else NULL,
-                   n, n_threads)
+        return True
+    if cnp.PyArray_TYPE(param) == cnp.NPY_FLOAT:
+        with nogil:
+            bad = optim_step(&h, <float*>p[0], <const float*>p[1], <float*>p[2], <float*>p[3],
+                             <float*>p[4], <float*>p[5], n, n_threads)
+    else:
+        with nogil:
+            bad = optim_step(&h, <double*>p[0], <const double*>p[1], <double*>p[2],
+                             <double*>p[3], <double*>p[4], <double*>p[5], n, n_threads)
+    return bad == 0
 
 
-def _run(rule, param, grad, states, n_threads, required=0, **hyper):
+def _run(Hyper hyper, param, grad, states, n_threads, required=0, first=False):
     """Check the arrays, then update param and the state buffers in place; the first
     `required` states must be arrays (the kernel writes them unconditionally)."""
     if not isinstance(param, np.ndarray):
@@ -212,12 +298,10 @@ def _run(rule, param, grad, states, n_threads, required=0, **hyper):
     for name, s in states[:required]:
         if s is None:
             raise TypeError(f"{name} is required: an array like param")
-    flat = [_EMPTY[param.dtype] if s is None
-            else check_out(s, name, param.shape, param.dtype).reshape(-1)
+    flat = [None if s is None else check_out(s, name, param.shape, param.dtype)
             for name, s in states]
-    flat += [_EMPTY[param.dtype]] * (3 - len(flat))
-    h = dict(_HYPER_DEFAULTS, rule=rule, **hyper)
-    _apply(h, param.reshape(-1), grad.reshape(-1), *flat, resolve_threads(n_threads))
+    flat += [None] * (3 - len(flat))
+    step_into(hyper, param, grad, *flat, None, first, resolve_threads(n_threads))
 
 
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
@@ -235,9 +319,9 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     first : bool
         The buffer is new: it takes ``d`` as torch.optim.SGD does on its first step.
     """
-    _run(RULE_SGD, param, grad, [("momentum_buffer", momentum_buffer)], n_threads,
-         lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-         weight_decay=weight_decay, first=first)
+    _run(Hyper(RULE_SGD, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+               weight_decay=weight_decay), param, grad, [("momentum_buffer", momentum_buffer)],
+         n_threads, first=first)
 
 
 def adagrad_step(param, grad, state_sum, *, lr, eps=1e-10, weight_decay=0.0, n_threads=None):
@@ -252,8 +336,8 @@ def adagrad_step(param, grad, state_sum, *, lr, eps=1e-10, weight_decay=0.0, n_t
         The decayed learning rate of this step, ``lr / (1 + (t - 1) * lr_decay)``.
     eps, weight_decay : float
     """
-    _run(RULE_ADAGRAD, param, grad, [("state_sum", state_sum)], n_threads, required=1,
-         lr=lr, eps=eps, weight_decay=weight_decay)
+    _run(Hyper(RULE_ADAGRAD, lr=lr, eps=eps, weight_decay=weight_decay), param, grad,
+         [("state_sum", state_sum)], n_threads, required=1)
 
 
 def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *, lr,
@@ -273,9 +357,10 @@ def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *
     """
     if momentum and momentum_buffer is None:
         raise ValueError("momentum > 0 needs a momentum_buffer")
-    _run(RULE_RMSPROP, param, grad, [("square_avg", square_avg), ("grad_avg", grad_avg),
-                                     ("momentum_buffer", momentum_buffer)], n_threads,
-         required=1, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+    _run(Hyper(RULE_RMSPROP, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+               momentum=momentum), param, grad,
+         [("square_avg", square_avg), ("grad_avg", grad_avg), ("momentum_buffer", momentum_buffer)],
+         n_threads, required=1)
 
 
 def adadelta_step(param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
@@ -290,8 +375,8 @@ def adadelta_step(param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e
     square_avg, acc_delta : ndarray like param; updated in place.
     lr, rho, eps, weight_decay : float
     """
-    _run(RULE_ADADELTA, param, grad, [("square_avg", square_avg), ("acc_delta", acc_delta)],
-         n_threads, required=2, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    _run(Hyper(RULE_ADADELTA, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay), param, grad,
+         [("square_avg", square_avg), ("acc_delta", acc_delta)], n_threads, required=2)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step_size, beta1,
@@ -317,7 +402,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step_siz
     param_scale : float
         Decoupled weight decay (AdamW's form): ``1 - lr * weight_decay``.
     """
-    _run(RULE_ADAM, param, grad, [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq),
-                                  ("max_exp_avg_sq", max_exp_avg_sq)], n_threads, required=2,
-         lr=step_size, beta1=beta1, beta2=beta2, bias_correction2_sqrt=bias_correction2_sqrt,
-         eps=eps, weight_decay=weight_decay, param_scale=param_scale)
+    _run(Hyper(RULE_ADAM, lr=step_size, beta1=beta1, beta2=beta2,
+               bias_correction2_sqrt=bias_correction2_sqrt, eps=eps, weight_decay=weight_decay,
+               param_scale=param_scale), param, grad,
+         [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq), ("max_exp_avg_sq", max_exp_avg_sq)],
+         n_threads, required=2)

@@ -19,13 +19,14 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, threads_for,
-                                          ACT_LINEAR, ACT_PRELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
+from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
+                                          ACT_LEAKY_RELU, ACT_SOFTMAX)
 
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
-from fastnn._kernels.activations import activation_code, _alpha_array
+from fastnn._kernels.activations import activation_code, alpha_array
 
 cdef extern from "sparse_block.h" nogil:
     int FASTNN_VEC_BYTES
@@ -75,14 +76,9 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
     """y := act(W.T @ x + b) for one input vector x of length n_in."""
     cdef Py_ssize_t r
     cdef int nt = threads_for(indptr[n_out], n_threads)
-    if nt > 1:
-        for r in prange(n_out, nogil=True, schedule="guided", num_threads=nt):
-            y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
-                x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
-    else:
-        for r in range(n_out):
-            y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
-                x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
+    for r in prange(n_out, nogil=True, schedule="guided", num_threads=nt, use_threads_if=nt > 1):
+        y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
+            x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
     act_forward_rows(act, y, y, 1, n_out, alpha, threads_for(n_out, n_threads))
 
 
@@ -154,18 +150,12 @@ cdef void csr_forward_t(const floating* XT, Py_ssize_t ldx, const int64_t* indpt
     cdef int nt = threads_for(indptr[n_out] * batch, n_threads)
     # One work item per (column block, output row), column block outermost: a
     # thread's items share the block of XT, which stays in its cache.
-    if nt > 1:
-        for t in prange(nblocks * n_out, nogil=True, schedule="guided", num_threads=nt):
-            r = t % n_out
-            c0 = (t // n_out) * block
-            _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
-                       block if c0 + block <= batch else batch - c0, act, alpha)
-    else:
-        for t in range(nblocks * n_out):
-            r = t % n_out
-            c0 = (t // n_out) * block
-            _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
-                       block if c0 + block <= batch else batch - c0, act, alpha)
+    for t in prange(nblocks * n_out, nogil=True, schedule="guided", num_threads=nt,
+                    use_threads_if=nt > 1):
+        r = t % n_out
+        c0 = (t // n_out) * block
+        _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
+                   block if c0 + block <= batch else batch - c0, act, alpha)
 
 
 cdef inline void _tile(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t ldb,
@@ -184,14 +174,9 @@ cdef void transpose(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t l
     """B := A.T for A of shape (rows, cols) and B of shape (cols, rows), rows lda and ldb apart."""
     cdef Py_ssize_t ti, tj, nti = (rows + TILE - 1) // TILE, ntj = (cols + TILE - 1) // TILE
     cdef int nt = threads_for(rows * cols, n_threads)
-    if nt > 1:
-        for ti in prange(nti, nogil=True, schedule="static", num_threads=nt):
-            for tj in range(ntj):
-                _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
-    else:
-        for ti in range(nti):
-            for tj in range(ntj):
-                _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
+    for ti in prange(nti, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        for tj in range(ntj):
+            _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +269,7 @@ def _check_layer(indptr, indices, data, n_in, b, activation, alpha, dtype):
         b = as_float_array(b, "b", dtype=data.dtype, ndim=1)
         if b.shape[0] != n_out:
             raise ValueError(f"b has shape {b.shape} but the matrix has {n_out} output rows")
-    return code, indptr, indices, data, n_out, b, _alpha_array(activation, alpha, n_out, data.dtype)
+    return code, indptr, indices, data, n_out, b, alpha_array(activation, alpha, n_out, data.dtype)
 
 
 def _forward(const floating[:, ::1] X, const int64_t[::1] indptr, const index_t[::1] indices,
