@@ -19,8 +19,8 @@ __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "ModelCh
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a loss that is NaN or infinite; the model keeps its last finite
-    weights. ``history`` holds what was recorded until then."""
+    """Training produced a loss that is NaN or infinite; the model keeps the last weights
+    whose loss was finite. ``history`` holds what was recorded until then."""
 
     def __init__(self, message, history=None):
         super().__init__(message)
@@ -214,15 +214,16 @@ class CSVLogger(Callback):
 class TerminateOnNaN(Callback):
     """Stop with `NonFiniteLossError` as soon as a batch loss is NaN or infinite.
 
-    `Sequential.fit` adds one unless it is given one; the model then keeps its last finite
-    weights.
+    `Sequential.fit` adds one unless it is given one; the model then keeps the last weights
+    whose loss was finite.
     """
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
             raise NonFiniteLossError(f"the loss became {loss} at batch {batch}; training stopped "
-                                     f"and the model keeps its last finite weights")
+                                     f"and the model keeps the last weights whose loss was "
+                                     f"finite")
 
 
 class GradientMonitor(Callback):

@@ -5,6 +5,10 @@ A layer is built once for an input width, a dtype and a random generator. In tra
 its ``forward`` keeps only what ``backward`` needs; ``backward`` fills the gradients
 aligned with ``params`` and returns the gradient for the layer below. Outputs and
 gradients live in buffers that are made once per batch shape and then reused.
+
+The model checks its inputs once, at its public boundary; a layer then receives
+C-contiguous 2-D arrays of its dtype and calls the kernels' unchecked ``*_into`` entry
+points, with the activation code and slope array it resolved when it was built.
 """
 import numpy as np
 
@@ -13,9 +17,13 @@ from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
 from fastnn._kernels._checks import as_input
 from fastnn._validation import check_int, check_real
+from fastnn._kernels._threads import get_num_threads
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "Normalization",
            "PReLU", "Maxout", "GaussianNoise", "get", "LAYERS"]
+
+LINEAR = act_kernels.activation_code("linear")
+PRELU = act_kernels.activation_code("prelu")
 
 
 class Layer:
@@ -139,30 +147,44 @@ class Dense(Layer):
         else:
             self.bias = None
         self.grads = [np.zeros_like(p) for p in self.params]
+        act = self.activation
+        self._act = act_kernels.activation_code(act.kernel)
+        self._alpha = act_kernels.alpha_array(act.kernel, act.alpha, self.units, self.dtype)
+        self._needs_preact = act.needs_preact
         return self.units
 
     def forward(self, X, training=False):
         batch = X.shape[0]
-        act = self.activation
-        Y = self._buffer("Y", (batch, self.units)) if training else None
-        keep = training and (act.needs_preact or self.keep_preact)
-        Z = self._buffer("Z", (batch, self.units)) if keep else None
-        Y = dense_kernels.dense_forward(X, self.kernel, self.bias, act.kernel, act.alpha,
-                                        out=Y, preact=Z)
+        if training:
+            Y = self._buffer("Y", (batch, self.units))
+            keep = self._needs_preact or self.keep_preact
+            Z = self._buffer("Z", (batch, self.units)) if keep else None
+        else:
+            Y, Z = np.empty((batch, self.units), self.dtype), None
+        dense_kernels.forward_into(X, self.kernel, self.bias, Y, Z, self._act, self._alpha,
+                                   get_num_threads())
         if training:
             self._X, self._Z, self._Y = X, (Y if Z is None else Z), Y
         return Y
 
-    def backward(self, dY, need_dX=True, activation=None):
-        """Gradients from dY; `activation="linear"` when dY is already dZ (fused loss)."""
-        act = self.activation if activation is None else activations.get(activation)
+    def forward_with_logits(self, X):
+        """(act(Z), Z) for Z = X @ kernel + bias, at inference (a fused loss reads Z)."""
+        Y = np.empty((X.shape[0], self.units), self.dtype)
+        Z = np.empty_like(Y)
+        dense_kernels.forward_into(X, self.kernel, self.bias, Y, Z, self._act, self._alpha,
+                                   get_num_threads())
+        return Y, Z
+
+    def backward(self, dY, need_dX=True, linear=False):
+        """Gradients from dY; `linear` when dY is already dZ (a fused loss gave it)."""
         batch = dY.shape[0]
         dX = self._buffer("dX", (batch, self.input_dim)) if need_dX else None
         dW = self.grads[0]
         db = self.grads[1] if self.use_bias else self._buffer("db", (self.units,))
         dZ = self._buffer("dZ", dY.shape)
-        dense_kernels.dense_backward(dY, self._X, self.kernel, self._Z, self._Y, act.kernel,
-                                     act.alpha, need_dX=need_dX, dZ=dZ, dW=dW, db=db, dX=dX)
+        dense_kernels.backward_into(dY, self._X, self.kernel, self._Z, self._Y, dZ, dW, db, dX,
+                                    LINEAR if linear else self._act, self._alpha,
+                                    get_num_threads())
         if self.kernel_regularizer is not None:
             dW += self.kernel_regularizer.gradient(self.kernel)
         if self.use_bias and self.bias_regularizer is not None:
@@ -208,18 +230,24 @@ class Activation(Layer):
         super().__init__(name)
         self.activation = activations.get(activation)
 
-    def forward(self, X, training=False):
+    def _build(self, rng):
         act = self.activation
-        Y = act_kernels.activation_forward(X, act.kernel, alpha=act.alpha,
-                                           out=self._buffer("Y", X.shape) if training else None)
+        self._act = act_kernels.activation_code(act.kernel)
+        self._alpha = act_kernels.alpha_array(act.kernel, act.alpha, self.input_dim, self.dtype)
+        return self.input_dim
+
+    def forward(self, X, training=False):
+        Y = self._buffer("Y", X.shape) if training else np.empty_like(X)
+        act_kernels.forward_into(self._act, X, Y, self._alpha, get_num_threads())
         if training:
             self._Z, self._Y = X, Y
         return Y
 
     def backward(self, dY, need_dX=True):
-        act = self.activation
-        return act_kernels.activation_backward(dY, self._Z, self._Y, act.kernel, alpha=act.alpha,
-                                               out=self._buffer("dX", dY.shape))
+        dX = self._buffer("dX", dY.shape)
+        act_kernels.backward_into(self._act, self._Z, self._Y, dY, dX, self._alpha,
+                                  get_num_threads())
+        return dX
 
     def get_config(self):
         return {"name": self.name, "activation": activations.serialize(self.activation)}
@@ -484,16 +512,17 @@ class PReLU(Layer):
         return self.input_dim
 
     def forward(self, X, training=False):
-        Y = act_kernels.activation_forward(X, "prelu", alpha=self.alpha,
-                                           out=self._buffer("Y", X.shape) if training else None)
+        Y = self._buffer("Y", X.shape) if training else np.empty_like(X)
+        act_kernels.forward_into(PRELU, X, Y, self.alpha, get_num_threads())
         if training:
             self._Z, self._Y = X, Y
         return Y
 
     def backward(self, dY, need_dX=True):
-        self.grads[0][...] = act_kernels.prelu_alpha_grad(dY, self._Z)
-        return act_kernels.activation_backward(dY, self._Z, self._Y, "prelu", alpha=self.alpha,
-                                               out=self._buffer("dX", dY.shape))
+        act_kernels.prelu_alpha_grad_into(self._Z, dY, self.grads[0])
+        dX = self._buffer("dX", dY.shape)
+        act_kernels.backward_into(PRELU, self._Z, self._Y, dY, dX, self.alpha, get_num_threads())
+        return dX
 
     def get_config(self):
         return {"name": self.name,

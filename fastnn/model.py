@@ -9,7 +9,6 @@ import numpy as np
 
 from fastnn import callbacks as cb
 from fastnn import labels, layers as layers_mod, losses, optimizers
-from fastnn._kernels import dense as dense_kernels
 from fastnn._kernels._checks import as_input
 from fastnn._table import format_table
 from fastnn._validation import check_int
@@ -47,7 +46,6 @@ class Sequential:
         self.loss = None
         self.metrics = []
         self.stop_training = False
-        self._clip = {}
         self._classes = None
         for layer in layers or []:
             self.add(layer)
@@ -133,18 +131,22 @@ class Sequential:
 
     def compile(self, optimizer="adam", loss=None, metrics=None, clipnorm=None, clipvalue=None,
                 global_clipnorm=None):
-        """Set the optimizer, loss and metrics, and gradient clipping (Keras's meaning)."""
+        """Set the optimizer, loss and metrics.
+
+        `clipnorm`, `clipvalue` and `global_clipnorm` (Keras's meaning) are passed on to the
+        optimizer, whose own clipping they replace when one is given.
+        """
         if loss is None:
             raise ValueError(f"compile needs a loss; valid names: "
                              f"{', '.join(sorted(k for k in losses._TABLE if '_' in k))}")
-        self.optimizer = optimizers.get(optimizer)
+        optimizer = optimizers.get(optimizer)
+        if (clipnorm, clipvalue, global_clipnorm) != (None, None, None):
+            optimizer.set_clipping(clipvalue=clipvalue, clipnorm=clipnorm,
+                                   global_clipnorm=global_clipnorm)
+        self.optimizer = optimizer
         self.loss = losses.get(loss)
         self._metric_specs = list(metrics or [])
         self.metrics = [losses.get_metric(m) for m in self._metric_specs]
-        clip = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
-        self._clip = {k: v for k, v in clip.items() if v is not None}
-        if self._clip:
-            optimizers.clip_gradients([], **self._clip)  # validates the values
         self._wire()
 
     # -- input checks ------------------------------------------------------
@@ -209,22 +211,24 @@ class Sequential:
 
     def _backward(self, dY):
         last = len(self.layers) - 1
+        dY = np.ascontiguousarray(dY, dtype=self.dtype)  # the loss's gradient, as layers take it
         for i in range(last, self._first_trainable - 1, -1):
             layer = self.layers[i]
             need_dX = i > self._first_trainable
             if i == last and self._fused:
-                dY = layer.backward(dY, need_dX, activation="linear")
+                dY = layer.backward(dY, need_dX, linear=True)
             else:
                 dY = layer.backward(dY, need_dX)
 
     def _penalty(self):
         return sum(layer.penalty() for layer in self.layers)
 
-    def _train_step(self, Xb, yb, wb, snapshot):
+    def _train_step(self, Xb, yb, wb):
         """One update; returns the batch loss and output.
 
-        A non-finite loss leaves the weights alone; an update that would make a weight
-        non-finite is undone from `snapshot` (buffers like the parameters) and raises
+        A non-finite loss takes back the previous update (the optimizer's `undo`), so the
+        model keeps the last weights whose loss was finite; an update that would make a
+        weight non-finite is undone by the optimizer and raises
         `fastnn.callbacks.NonFiniteLossError`.
         """
         out = self._forward(Xb, training=True)
@@ -232,21 +236,15 @@ class Sequential:
             value, grad = self._loss_and_grad(yb, out, wb)
             value += self._penalty()
         if not np.isfinite(value):
+            self.optimizer.undo()
             return value, out
         self._backward(grad)
-        if self._clip:
-            optimizers.clip_gradients(self._grads, **self._clip)
-        for saved, p in zip(snapshot, self._params):
-            np.copyto(saved, p)
-        self.optimizer.step(self._params, self._grads)
+        if not self.optimizer.step(self._params, self._grads):
+            raise cb.NonFiniteLossError("an update made the weights non-finite (the learning "
+                                        "rate is likely too large); training stopped, the "
+                                        "update was undone and the optimizer state with it")
         for layer in self.layers:
             layer.apply_constraints()
-        if not all(np.isfinite(p).all() for p in self._params):
-            for saved, p in zip(snapshot, self._params):
-                np.copyto(p, saved)
-            raise cb.NonFiniteLossError("an update made the weights non-finite (the learning "
-                                        "rate is likely too large); training stopped and the "
-                                        "model keeps its last finite weights")
         return value, out
 
     def _sample_weights(self, y, n, sample_weight, class_weight):
@@ -278,7 +276,10 @@ class Sequential:
 
         ``validation_split`` holds out the last fraction of the samples (before shuffling),
         as Keras does. A non-finite loss stops training with
-        `fastnn.callbacks.NonFiniteLossError`, and the model keeps its last finite weights.
+        `fastnn.callbacks.NonFiniteLossError`: the model keeps the last weights whose loss
+        was finite and the optimizer the state that goes with them, so `fit` can continue
+        (after `compile`, or with a lower learning rate); the error's ``history`` holds the
+        finished epochs and the batches of the failing epoch that finished before it.
         """
         self._require_compiled("fit")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
@@ -320,14 +321,14 @@ class Sequential:
         Xb_full = np.empty((batch_size, X.shape[1]), dtype=self.dtype)
         for c in cbs:
             c.on_train_begin({})
+        self.optimizer.forget_step()  # a non-finite loss takes back steps of this fit only
         try:
-            snapshot = [np.empty_like(p) for p in self._params]
             for epoch in range(epochs):
                 self.optimizer.epoch = epoch
                 for c in cbs:
                     c.on_epoch_begin(epoch, {})
                 logs = self._run_epoch(X, y, w, batch_size, Xb_full, shuffle, cbs, epoch,
-                                       epochs, verbose, snapshot)
+                                       epochs, verbose)
                 if validation_data is not None:
                     val = self._evaluate(*validation_data, batch_size=None)
                     logs.update({f"val_{k}": v for k, v in val.items()})
@@ -339,6 +340,8 @@ class Sequential:
                 if self.stop_training:
                     break
         except cb.NonFiniteLossError as exc:
+            if getattr(exc, "epoch_logs", None):
+                history.on_epoch_end(epoch, exc.epoch_logs)
             exc.history = history
             raise
         finally:
@@ -347,6 +350,7 @@ class Sequential:
         return history
 
     def _check_validation(self, data):
+        """(X_val, y_val, weights or None), checked once for the whole of `fit`."""
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, weights)")
         Xv = self._check_X(data[0], "X_val")
@@ -354,8 +358,7 @@ class Sequential:
         wv = data[2] if len(data) > 2 else None
         return Xv, yv, self._sample_weights(yv, Xv.shape[0], wv, None)
 
-    def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose,
-                   snapshot):
+    def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose):
         n = X.shape[0]
         order = self._rng.permutation(n) if shuffle else np.arange(n)
         n_batches = (n + batch_size - 1) // batch_size
@@ -366,6 +369,7 @@ class Sequential:
         total_loss = 0.0
         metric_sums = [0.0] * len(self.metrics)
         start = time.perf_counter()
+        seen = 0
         try:
             for b in range(n_batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
@@ -373,22 +377,30 @@ class Sequential:
                 np.take(X, idx, axis=0, out=Xb)
                 yb = y[idx]
                 wb = None if w is None else w[idx]
-                value, out = self._train_step(Xb, yb, wb, snapshot)
+                value, out = self._train_step(Xb, yb, wb)
                 for c in cbs:
                     c.on_batch_end(b, {"loss": value})
                 total_loss += value * len(idx)
                 for k, (_, fn) in enumerate(self.metrics):
                     metric_sums[k] += fn(yb, out) * len(idx)
+                seen += len(idx)
                 if bar is not None:
                     bar.update(len(idx))
-                    bar.set_postfix(loss=f"{total_loss / min((b + 1) * batch_size, n):.4f}",
-                                    refresh=False)
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+        except cb.NonFiniteLossError as exc:
+            # The batches that finished before the failure, for the history the error carries.
+            if seen:
+                exc.epoch_logs = self._epoch_logs(total_loss, metric_sums, seen, start)
+            raise
         finally:
             if bar is not None:
                 bar.close()
-        logs = {"loss": total_loss / n}
+        return self._epoch_logs(total_loss, metric_sums, n, start)
+
+    def _epoch_logs(self, total_loss, metric_sums, seen, start):
+        logs = {"loss": total_loss / seen}
         for (name, _), s in zip(self.metrics, metric_sums):
-            logs[name] = s / n
+            logs[name] = s / seen
         logs["time"] = time.perf_counter() - start
         return logs
 
@@ -436,8 +448,7 @@ class Sequential:
             hidden = X
             for layer in self.layers[:-1]:
                 hidden = layer.forward(hidden, training=False)
-            logits = dense_kernels.dense_forward(hidden, last.kernel, last.bias, "linear")
-            out = last.activation(logits)
+            out, logits = last.forward_with_logits(hidden)
             value, _ = self.loss.from_logits(y, logits, out, w)
         else:
             out = self._predict(X, batch_size)
@@ -454,6 +465,8 @@ class Sequential:
 
     def set_weights(self, weights):
         self._require_built("set_weights")
+        if self.optimizer is not None:
+            self.optimizer.forget_step()  # the step before these weights is not theirs to undo
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
@@ -509,7 +522,7 @@ class Sequential:
         if self.loss is not None:
             clone.compile(optimizers.get(optimizers.serialize(self.optimizer)),
                           losses.get(losses.serialize(self.loss)),
-                          self._metric_specs, **self._clip)
+                          self._metric_specs)
         return clone
 
     # -- saving ------------------------------------------------------------

@@ -5,6 +5,13 @@ arrays, one fused kernel call per parameter. Its state (momentum buffers, moment
 estimates) is made on the first step, one set of buffers per parameter position,
 in the parameter's shape and dtype, and reused afterwards.
 
+The optimizer owns everything about an update, as in Keras: gradient clipping
+(`clipvalue`, `clipnorm`, `global_clipnorm`, constructor arguments of every optimizer),
+the step count, and the undo of a step. The kernel keeps the values it overwrites
+(parameters and state, a block at a time) and reports whether the new parameters are
+finite; a step that makes one non-finite is undone at once, and `undo` takes back the
+last step on request (training does so when the loss of its result is not finite).
+
 The learning rate is a float or a schedule: any callable ``schedule(step, epoch)``
 returning a float, such as the classes of `fastnn.schedules`. It is read once per
 step with the optimizer's `iterations` and `epoch`.
@@ -18,6 +25,7 @@ from fastnn import _registry, schedules
 from fastnn._kernels import optim as _kernels
 from fastnn._kernels._checks import FLOAT_DTYPES
 from fastnn._validation import check_real
+from fastnn._kernels._threads import get_num_threads
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
            "clip_gradients", "get", "serialize"]
@@ -29,7 +37,11 @@ class Optimizer:
     Subclasses name their hyperparameters in `_config_keys` (attributes of the same
     names) and define ``_slot_fill`` (the initial value of each state buffer, None for
     a buffer the configuration does not use), ``_scalars`` (the kernel's keyword
-    arguments for one step) and the kernel, `_kernel`.
+    arguments for one step), the public kernel `_kernel` and its rule name, `_rule`.
+
+    Every optimizer takes the keyword arguments `clipvalue`, `clipnorm` and
+    `global_clipnorm` (at most one; see `clip_gradients`), applied to the gradients
+    before each step.
 
     Attributes
     ----------
@@ -40,8 +52,9 @@ class Optimizer:
     """
 
     _config_keys = ()
+    _clip_keys = ("clipvalue", "clipnorm", "global_clipnorm")
 
-    def __init__(self, lr, learning_rate, default_lr):
+    def __init__(self, lr, learning_rate, default_lr, clip):
         if learning_rate is not None:
             if lr is not default_lr and lr != default_lr:
                 raise TypeError("give lr or its alias learning_rate, not both")
@@ -50,6 +63,27 @@ class Optimizer:
         self.iterations = 0
         self.epoch = 0
         self._slots = []
+        self._prev = []  # per parameter: its values and state before the last step
+        self._undo = None  # (params, iterations, slot count) to take the last step back
+        self._checked = None  # ids of the parameter and gradient arrays last checked
+        self.set_clipping(**clip)
+
+    def set_clipping(self, clipvalue=None, clipnorm=None, global_clipnorm=None):
+        """Set gradient clipping (Keras's meaning, at most one of the three; see
+        `clip_gradients`); all None turns it off."""
+        given = [(name, value) for name, value in zip(self._clip_keys,
+                                                      (clipvalue, clipnorm, global_clipnorm))
+                 if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of clipvalue, clipnorm and global_clipnorm, "
+                             f"got {', '.join(name for name, _ in given)}")
+        self.clipvalue = self.clipnorm = self.global_clipnorm = None
+        self._clip = None
+        if given:
+            name, limit = given[0]
+            limit = check_real(limit, name, 0.0, closed="neither")
+            setattr(self, name, limit)
+            self._clip = (name, limit)
 
     @property
     def learning_rate(self):
@@ -77,42 +111,102 @@ class Optimizer:
         return lr if callable(lr) else None
 
     def step(self, params, grads):
-        """Apply one update to every parameter, in place.
+        """Apply one update to every parameter, in place (after clipping the gradients).
 
         Parameters
         ----------
         params : list of ndarray
             float32 or float64, C-contiguous and writeable; any shapes. Updated in place.
         grads : list of ndarray
-            One per parameter, of the same shape and dtype.
+            One per parameter, of the same shape and dtype; clipped in place.
+
+        Returns
+        -------
+        bool
+            True; False when the update made a parameter NaN or infinite: the step was
+            then undone (parameters, state and step count are as before it).
+
+        The arrays are checked when they are not the ones of the previous call; a caller
+        that updates the same arrays every step (as `Sequential.fit` does) pays for the
+        checks once.
         """
-        if len(params) != len(grads):
-            raise ValueError(f"got {len(params)} parameters but {len(grads)} gradients")
-        kwargs = self._scalars(self.learning_rate, self.iterations + 1)
+        key = tuple(map(id, params)) + tuple(map(id, grads))
+        if key != self._checked:
+            self._check(params, grads)
+            self._checked = key
+        if self._clip is not None:
+            _clip(grads, *self._clip)
+        t = self.iterations + 1
+        hyper = _kernels.Hyper(_kernels.RULES[self._rule], **self._scalars(self.learning_rate, t))
+        n_threads = get_num_threads()
+        self._undo = (params, self.iterations, len(self._slots))
+        finite = True
         for i, (param, grad) in enumerate(zip(params, grads)):
             fresh = i == len(self._slots)
-            slots = self._slots_for(i, param)
-            self._apply(param, grad, slots, kwargs, fresh)
-        self.iterations += 1
+            if fresh:
+                self._slots.append(tuple(
+                    None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
+                    for fill in self._slot_fill()))
+            slots = self._slots[i]
+            if i == len(self._prev):
+                rows = 1 + sum(s is not None for s in slots)
+                self._prev.append(np.empty(rows * param.size, dtype=param.dtype))
+            s0, s1, s2 = slots + (None,) * (3 - len(slots))
+            finite &= _kernels.step_into(hyper, param, grad, s0, s1, s2, self._prev[i], fresh,
+                                         n_threads)
+        self.iterations = t
+        if not finite:
+            self.undo()
+        return finite
 
-    def _slots_for(self, i, param):
-        """The state buffers of parameter position `i`, made on first use."""
-        if not isinstance(param, np.ndarray) or param.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"parameter {i} must be a float32 or float64 numpy array, "
-                            f"got {type(param).__name__} {getattr(param, 'dtype', '')}")
-        if i == len(self._slots):
-            self._slots.append(tuple(
-                None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
-                for fill in self._slot_fill()))
-        slots = self._slots[i]
-        for s in slots:
-            if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
-                raise ValueError(f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
-                                 f"but its optimizer state has shape {s.shape} and dtype {s.dtype}")
-        return slots
+    def undo(self):
+        """Take back the last step: parameters, state buffers and step count return to
+        what they were before it. Only the last step can be taken back, once.
 
-    def _apply(self, param, grad, slots, kwargs, fresh):
-        self._kernel(param, grad, *slots, **kwargs)
+        Returns
+        -------
+        bool
+            True when a step was taken back.
+        """
+        if self._undo is None:
+            return False
+        params, iterations, n_slots = self._undo
+        self._undo = None
+        for param, slots, prev in zip(params, self._slots, self._prev):
+            kept = [param] + [s for s in slots if s is not None]
+            for k, array in enumerate(kept):
+                np.copyto(array.reshape(-1), prev[k * param.size:(k + 1) * param.size])
+        del self._slots[n_slots:]
+        self.iterations = iterations
+        return True
+
+    def forget_step(self):
+        """Make the last step permanent: `undo` has nothing to take back afterwards."""
+        self._undo = None
+
+    def _check(self, params, grads):
+        if len(params) != len(grads):
+            raise ValueError(f"got {len(params)} parameters but {len(grads)} gradients")
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            if not isinstance(param, np.ndarray) or param.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"parameter {i} must be a float32 or float64 numpy array, "
+                                f"got {type(param).__name__} {getattr(param, 'dtype', '')}")
+            if not param.flags.c_contiguous or not param.flags.writeable:
+                raise ValueError(f"parameter {i} must be a writeable C-contiguous array")
+            if not isinstance(grad, np.ndarray) or grad.dtype != param.dtype \
+                    or grad.shape != param.shape or not grad.flags.c_contiguous \
+                    or not grad.flags.writeable:
+                raise ValueError(f"gradient {i} must be a writeable C-contiguous array of the "
+                                 f"shape {param.shape} and dtype {param.dtype} of parameter {i}")
+            if i < len(self._slots):
+                for s in self._slots[i]:
+                    if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
+                        raise ValueError(
+                            f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
+                            f"but its optimizer state has shape {s.shape} and dtype {s.dtype}")
+            if i < len(self._prev) and (self._prev[i].dtype != param.dtype
+                                        or self._prev[i].size % max(param.size, 1)):
+                del self._prev[i:]
 
     def _slot_fill(self):
         return ()
@@ -135,6 +229,8 @@ class Optimizer:
         for key in self._config_keys:
             value = getattr(self, key)
             config[key] = list(value) if isinstance(value, tuple) else value
+        if self._clip is not None:
+            config[self._clip[0]] = self._clip[1]
         return config
 
     def get_state(self):
@@ -168,11 +264,15 @@ class Optimizer:
             slots.append(tuple(_state_array(next(group)) if on else None for on in used))
         self.iterations = iterations
         self._slots = slots
+        self._prev = []
+        self._undo = None
+        self._checked = None
 
     def __repr__(self):
         lr = self._learning_rate
         args = ", ".join(f"{k}={v!r}" for k, v in
-                         [("lr", lr)] + [(k, getattr(self, k)) for k in self._config_keys])
+                         [("lr", lr)] + [(k, getattr(self, k)) for k in self._config_keys]
+                         + ([self._clip] if self._clip is not None else []))
         return f"{type(self).__name__}({args})"
 
 
@@ -197,11 +297,11 @@ class SGD(Optimizer):
     """
 
     _config_keys = ("momentum", "dampening", "nesterov", "weight_decay")
-    _kernel = staticmethod(_kernels.sgd_step)
+    _rule = "sgd"
 
     def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, learning_rate=None):
-        super().__init__(lr, learning_rate, 0.01)
+                 weight_decay=0.0, *, learning_rate=None, **clip):
+        super().__init__(lr, learning_rate, 0.01, clip)
         self.momentum = check_real(momentum, "momentum", low=0.0)
         self.dampening = check_real(dampening, "dampening")
         self.nesterov = bool(nesterov)
@@ -215,9 +315,6 @@ class SGD(Optimizer):
     def _scalars(self, lr, t):
         return {"lr": lr, "momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
-
-    def _apply(self, param, grad, slots, kwargs, fresh):
-        self._kernel(param, grad, *slots, first=fresh, **kwargs)
 
 
 class Adagrad(Optimizer):
@@ -238,11 +335,11 @@ class Adagrad(Optimizer):
     """
 
     _config_keys = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")
-    _kernel = staticmethod(_kernels.adagrad_step)
+    _rule = "adagrad"
 
     def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10, *, learning_rate=None):
-        super().__init__(lr, learning_rate, 0.01)
+                 eps=1e-10, *, learning_rate=None, **clip):
+        super().__init__(lr, learning_rate, 0.01, clip)
         self.lr_decay = check_real(lr_decay, "lr_decay", low=0.0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self.initial_accumulator_value = check_real(initial_accumulator_value,
@@ -278,11 +375,11 @@ class RMSprop(Optimizer):
     """
 
     _config_keys = ("alpha", "eps", "weight_decay", "momentum", "centered")
-    _kernel = staticmethod(_kernels.rmsprop_step)
+    _rule = "rmsprop"
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, learning_rate=None):
-        super().__init__(lr, learning_rate, 0.01)
+                 centered=False, *, learning_rate=None, **clip):
+        super().__init__(lr, learning_rate, 0.01, clip)
         self.alpha = check_real(alpha, "alpha", low=0.0)
         self.eps = check_real(eps, "eps", low=0.0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
@@ -315,10 +412,11 @@ class Adadelta(Optimizer):
     """
 
     _config_keys = ("rho", "eps", "weight_decay")
-    _kernel = staticmethod(_kernels.adadelta_step)
+    _rule = "adadelta"
 
-    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, learning_rate=None):
-        super().__init__(lr, learning_rate, 1.0)
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, learning_rate=None,
+                 **clip):
+        super().__init__(lr, learning_rate, 1.0, clip)
         self.rho = check_real(rho, "rho", 0.0, 1.0)
         self.eps = check_real(eps, "eps", low=0.0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
@@ -349,12 +447,12 @@ class Adam(Optimizer):
     """
 
     _config_keys = ("betas", "eps", "weight_decay", "amsgrad")
-    _kernel = staticmethod(_kernels.adam_step)
+    _rule = "adam"
     _decoupled = False
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 *, learning_rate=None):
-        super().__init__(lr, learning_rate, 1e-3)
+                 *, learning_rate=None, **clip):
+        super().__init__(lr, learning_rate, 1e-3, clip)
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
@@ -370,7 +468,7 @@ class Adam(Optimizer):
 
     def _scalars(self, lr, t):
         beta1, beta2 = self.betas
-        kwargs = {"step_size": lr / (1 - beta1 ** t), "beta1": beta1, "beta2": beta2,
+        kwargs = {"lr": lr / (1 - beta1 ** t), "beta1": beta1, "beta2": beta2,
                   "bias_correction2_sqrt": (1 - beta2 ** t) ** 0.5, "eps": self.eps}
         if self._decoupled:
             kwargs["param_scale"] = 1 - lr * self.weight_decay
@@ -399,8 +497,9 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
-                 amsgrad=False, *, learning_rate=None):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad, learning_rate=learning_rate)
+                 amsgrad=False, *, learning_rate=None, **clip):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, learning_rate=learning_rate,
+                         **clip)
 
 
 def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None):
@@ -438,6 +537,11 @@ def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None):
             raise TypeError(f"gradient {i} must be a float32 or float64 numpy array")
         if not g.flags.writeable:
             raise ValueError(f"gradient {i} is not writeable")
+    return _clip(grads, name, limit)
+
+
+def _clip(grads, name, limit):
+    """`clip_gradients` for checked arguments: one option `name` with its float `limit`."""
     if name == "clipvalue":
         for g in grads:
             np.clip(g, -limit, limit, out=g)

@@ -250,8 +250,7 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
     if model.loss is not None:
         from fastnn import losses, optimizers
         pruned.compile(optimizers.get(optimizers.serialize(model.optimizer)),
-                       losses.get(losses.serialize(model.loss)), model._metric_specs,
-                       **model._clip)
+                       losses.get(losses.serialize(model.loss)), model._metric_specs)
     return pruned
 
 

@@ -51,8 +51,7 @@ def save_model(model, path):
         meta["training"] = json.dumps({
             "optimizer": optimizers.serialize(model.optimizer),
             "loss": losses.serialize(model.loss),
-            "metrics": [m for m in model._metric_specs if isinstance(m, str)],
-            "clip": model._clip})
+            "metrics": [m for m in model._metric_specs if isinstance(m, str)]})
     io.save_tensors(path, tensors, meta)
 
 
@@ -85,7 +84,7 @@ def load_model(path):
         if "training" in meta:
             training = json.loads(meta["training"])
             model.compile(optimizers.get(training["optimizer"]), losses.get(training["loss"]),
-                          training["metrics"], **training["clip"])
+                          training["metrics"], **training.get("clip", {}))
     except ModelFormatError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -472,3 +472,105 @@ def test_malformed_sparse_metadata_raises_model_format_error(tmp_path):
         fn.io.save_tensors(p, broken, meta)
         with pytest.raises(fn.ModelFormatError):
             fn.load_model(p)
+
+
+# -- training that recovers, checks at the boundary --------------------------------------
+def _diverged(seed=0):
+    """A regression that SGD at lr=1e6 drove to a non-finite loss."""
+    X, y = _blobs(64, seed=seed)
+    X, y = X * 1e3, y * 1e3
+    model = _mlp(out=1, act="linear", dtype="float32", seed=seed)
+    model.compile(fn.optimizers.SGD(lr=1e6), "mse")
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(fn.callbacks.NonFiniteLossError) as info:
+            model.fit(X, y, epochs=50, batch_size=8, verbose=0)
+    return model, X, y, info.value
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_divergence_keeps_the_last_weights_whose_loss_was_finite(seed):
+    model, X, y, err = _diverged(seed)
+    assert err.history is model.history
+    assert len(err.history.history["loss"]) >= 1
+    assert all(np.isfinite(v) for v in err.history.history["loss"])
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert np.isfinite(model.evaluate(X, y)["loss"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_continues_after_divergence_with_a_new_optimizer(seed):
+    model, X, y, _ = _diverged(seed)
+    model.compile(fn.optimizers.SGD(lr=1e-9), "mse")
+    history = model.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    assert all(np.isfinite(v) for v in history.history["loss"])
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_continues_after_divergence_with_a_lower_learning_rate(seed):
+    model, X, y, _ = _diverged(seed)
+    optimizer = model.optimizer
+    steps = optimizer.iterations
+    optimizer.learning_rate = 1e-9
+    history = model.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    assert model.optimizer is optimizer
+    assert optimizer.iterations == steps + 3 * 8
+    assert all(np.isfinite(v) for v in history.history["loss"])
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_compile_passes_clipping_to_the_optimizer():
+    optimizer = fn.optimizers.SGD(lr=1.0)
+    model = _mlp()
+    model.compile(optimizer, "sparse_categorical_crossentropy", clipvalue=0.5)
+    assert model.optimizer is optimizer and optimizer.clipvalue == 0.5
+    with pytest.raises(ValueError, match="at most one"):
+        model.compile(optimizer, "sparse_categorical_crossentropy", clipvalue=0.5, clipnorm=1.0)
+
+
+def test_training_and_predict_skip_the_checking_kernel_wrappers(monkeypatch):
+    """The model checks its inputs once; the layers call the unchecked kernel entries."""
+    from fastnn._kernels import activations as ak, dense as dk
+    X, y = _blobs(40)
+    model = fn.Sequential([L.Dense(8, activation="elu"), L.Activation("tanh"), L.PReLU(),
+                           L.Dense(3, activation="softmax")], input_dim=4, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a checking kernel wrapper ran inside the model")
+
+    for module, name in [(dk, "dense_forward"), (dk, "dense_backward"),
+                         (ak, "activation_forward"), (ak, "activation_backward"),
+                         (ak, "prelu_alpha_grad")]:
+        monkeypatch.setattr(module, name, forbidden)
+    model.fit(X, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
+    model.predict(X)
+
+
+def test_fit_checks_each_input_once(monkeypatch):
+    from fastnn import model as model_mod
+    calls = []
+    original = model_mod.as_input
+    monkeypatch.setattr(model_mod, "as_input",
+                        lambda X, dtype, name="X", allow_empty=True: (
+                            calls.append(name), original(X, dtype, name, allow_empty))[1])
+    X, y = _blobs(40)
+    model = _mlp()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=3, batch_size=8, validation_data=(X[:10], y[:10]), verbose=0)
+    assert calls == ["X", "X_val"]
+    calls.clear()
+    model.fit(X, y, epochs=3, batch_size=8, validation_split=0.2, verbose=0)
+    assert calls == ["X"]
+
+
+def test_the_optimizer_checks_the_parameters_once_per_fit(monkeypatch):
+    checks = []
+    original = fn.optimizers.Optimizer._check
+    monkeypatch.setattr(fn.optimizers.Optimizer, "_check",
+                        lambda self, p, g: (checks.append(1), original(self, p, g)))
+    X, y = _blobs(40)
+    model = _mlp()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    assert len(checks) == 1

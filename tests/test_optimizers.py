@@ -311,3 +311,113 @@ def test_schedule_config_is_serialised():
     assert opt.get_config()["lr"] == {"class_name": "_Halving", "config": {"lr0": 0.1}}
     with pytest.raises(TypeError, match="get_config"):
         O.Adam(lr=lambda step, epoch: 0.1).get_config()
+
+
+# -- clipping on the optimizer ------------------------------------------------------------
+@pytest.mark.parametrize("option", ["clipvalue", "clipnorm", "global_clipnorm"])
+def test_clipping_is_an_optimizer_argument(option):
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(s) for s in SHAPES]
+    grads = [rng.standard_normal(s) * 5 for s in SHAPES]
+    opt = O.SGD(lr=0.5, **{option: 0.7})
+    assert getattr(opt, option) == 0.7
+    assert opt.get_config()[option] == 0.7
+    rebuilt = O.get(O.serialize(opt))
+    assert getattr(rebuilt, option) == 0.7 and type(rebuilt) is O.SGD
+    expected = [p.copy() for p in params]
+    O.SGD(lr=0.5).step(expected, O.clip_gradients([g.copy() for g in grads], **{option: 0.7}))
+    opt.step(params, grads)
+    for a, b in zip(params, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    (dict(clipvalue=0.0), ValueError),
+    (dict(clipnorm=-1.0), ValueError),
+    (dict(global_clipnorm="1"), TypeError),
+    (dict(clipvalue=1.0, clipnorm=1.0), ValueError),
+])
+def test_optimizer_validates_clipping_once(kwargs, error):
+    with pytest.raises(error):
+        O.Adam(**kwargs)
+
+
+def test_clip_limit_is_not_revalidated_per_step(monkeypatch):
+    opt = O.Adam(clipnorm=1.0)
+    calls = []
+    monkeypatch.setattr(O, "check_real", lambda *a, **k: calls.append(a))
+    params, grads = [np.ones(3)], [np.full(3, 10.0)]
+    for _ in range(3):
+        opt.step(params, grads)
+    assert calls == []
+
+
+def test_arrays_are_checked_once_for_the_same_lists(monkeypatch):
+    opt = O.Adam()
+    params, grads = [np.ones((2, 3)), np.ones(3)], [np.ones((2, 3)), np.ones(3)]
+    checks = []
+    original = O.Optimizer._check
+    monkeypatch.setattr(O.Optimizer, "_check", lambda self, p, g: (checks.append(1),
+                                                                    original(self, p, g)))
+    for _ in range(4):
+        opt.step(params, grads)
+    assert len(checks) == 1
+    with pytest.raises(ValueError, match="gradient 1"):
+        opt.step(params, [grads[0], np.ones(4)])
+
+
+# -- undo ---------------------------------------------------------------------------------
+def _state(opt, params):
+    return [p.copy() for p in params] + [np.array(s, copy=True) for s in opt.get_state()]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), TORCH_CASES)
+def test_undo_restores_parameters_state_and_step_count(name, kwargs):
+    rng = np.random.default_rng(4)
+    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    opt = getattr(O, name)(**kwargs)
+    opt.step(params, grads)
+    before = _state(opt, params)
+    opt.step(params, grads)
+    assert opt.iterations == 2
+    assert opt.undo()
+    assert not opt.undo()  # only the last step, once
+    for a, b in zip(_state(opt, params), before):
+        np.testing.assert_array_equal(a, b)
+    # training resumes as if the undone step had never been taken
+    opt.step(params, grads)
+    again = getattr(O, name)(**kwargs)
+    ref = [p.copy() for p in before[:len(params)]]
+    again.set_state(before[len(params):])
+    again.step(ref, grads)
+    for a, b in zip(params, ref):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_undo_of_a_first_step_makes_the_state_new_again():
+    p, g = [np.ones(3)], [np.ones(3)]
+    opt = O.SGD(lr=0.1, momentum=0.9, dampening=0.5)
+    opt.step(p, g)
+    assert opt.undo()
+    assert opt.iterations == 0 and opt.get_state()[1:] == []
+    opt.step(p, g)  # the buffer takes the gradient as on a first step
+    np.testing.assert_array_equal(opt.get_state()[1], np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_step_that_makes_a_weight_non_finite_is_undone(dtype):
+    big = np.finfo(dtype).max
+    params = [np.array([1.0, 2.0], dtype=dtype), np.ones((3, 2), dtype=dtype)]
+    opt = O.Adam(lr=1.0)
+    opt.step(params, [np.ones(2, dtype), np.ones((3, 2), dtype)])
+    before = _state(opt, params)
+    opt.learning_rate = float(big)
+    with np.errstate(over="ignore"):
+        assert opt.step(params, [np.ones(2, dtype), np.ones((3, 2), dtype)]) is False
+    for a, b in zip(_state(opt, params), before):
+        np.testing.assert_array_equal(a, b)
+    assert opt.iterations == 1
+    opt.learning_rate = 0.1
+    assert opt.step(params, [np.ones(2, dtype), np.ones((3, 2), dtype)]) is True
+    assert all(np.all(np.isfinite(p)) for p in params)
