@@ -600,6 +600,8 @@ def load_engine(path):
 
     Raises
     ------
+    FileNotFoundError
+        When there is no file at `path`.
     fastnn.errors.ModelFormatError
         At the first violation, or when the file is not a safetensors file.
     """

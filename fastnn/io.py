@@ -73,7 +73,8 @@ def read_header(data):
 
 
 def load_tensors(path):
-    """Read a safetensors file: ``(tensors, metadata)``; ModelFormatError on any problem.
+    """Read a safetensors file: ``(tensors, metadata)``; FileNotFoundError when there is
+    none at `path`, ModelFormatError on any other problem.
 
     Parsing is done by the safetensors library, which checks dtypes, shapes and that
     the byte ranges tile the data exactly; nothing in the file is ever executed.
@@ -84,6 +85,8 @@ def load_tensors(path):
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     header = read_header(data)

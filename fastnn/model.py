@@ -365,7 +365,9 @@ class Sequential:
         bar = None
         if verbose == 1:
             from tqdm import tqdm
-            bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="sample", leave=False)
+            # disable=None: no bar (and no carriage-return fragments) unless on a terminal
+            bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="sample", leave=False,
+                       disable=None)
         total_loss = 0.0
         metric_sums = [0.0] * len(self.metrics)
         start = time.perf_counter()

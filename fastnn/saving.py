@@ -60,6 +60,8 @@ def load_model(path):
 
     Raises
     ------
+    FileNotFoundError
+        When there is no file at `path`.
     fastnn.ModelFormatError
         On the first problem: unreadable or truncated file, unknown format or version,
         unknown layer kind or activation, inconsistent shapes or dtypes, non-finite weights.

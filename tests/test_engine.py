@@ -384,7 +384,7 @@ def test_malformed_files_are_refused(tmp_path):
         _raw_file(bad, dict(header, __metadata__=meta), bytes(16))
         with pytest.raises(ModelFormatError):
             load_engine(bad)
-    with pytest.raises(ModelFormatError):
+    with pytest.raises(FileNotFoundError):
         load_engine(tmp_path / "missing.fastnn")
 
 

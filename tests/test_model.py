@@ -418,7 +418,7 @@ def test_corrupted_files_raise_model_format_error(tmp_path):
         _rewrite_metadata(p, **changes)
         with pytest.raises(fn.ModelFormatError):
             fn.load_model(p)
-    with pytest.raises(fn.ModelFormatError):
+    with pytest.raises(FileNotFoundError):
         fn.load_model(tmp_path / "missing.fnn")
 
 
