@@ -1,4 +1,4 @@
-"""The ``fastnn`` command: demo, train, prune, predict, bench, experiment and info.
+"""The ``fastnn`` command: demo, train, prune, predict, bench, convert, experiment and info.
 
 Each subcommand is a module ``fastnn/cli/<name>.py`` with ``add_parser(commands)`` and
 ``run(args)``, which returns an exit status; `fastnn.cli.data` reads the data files. `main`

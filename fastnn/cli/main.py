@@ -3,12 +3,12 @@ import argparse
 import sys
 
 import fastnn
-from fastnn.cli import bench, demo, experiment, info, predict, prune, train
+from fastnn.cli import bench, convert, demo, experiment, info, predict, prune, train
 from fastnn.callbacks import NonFiniteLossError
 from fastnn.cli.errors import UsageError
 
 # The subcommands, in the order of ``fastnn --help``: each module adds its parser and runs it.
-COMMANDS = (demo, train, prune, predict, bench, experiment, info)
+COMMANDS = (demo, train, prune, predict, bench, convert, experiment, info)
 
 
 class _Parser(argparse.ArgumentParser):
