@@ -8,12 +8,17 @@ def _engine_key(item):
     return item.callspec.params["sparsity"], item.callspec.params["batch"], kind
 
 
+def _interop_key(item):
+    return item.callspec.params["batch"], item.name
+
+
 def pytest_collection_modifyitems(items):
-    """Run the contenders of one engine benchmark group back to back.
+    """Run the contenders of one engine (or interop) benchmark group back to back.
 
     Ratios are read within a group; measured minutes apart (test function by test
     function), they would also carry whatever the machine did in between.
     """
-    engine = [i for i, item in enumerate(items) if item.module.__name__.endswith("bench_engine")]
-    for i, item in zip(engine, sorted((items[i] for i in engine), key=_engine_key)):
-        items[i] = item
+    for module, key in (("bench_engine", _engine_key), ("bench_interop", _interop_key)):
+        chosen = [i for i, item in enumerate(items) if item.module.__name__.endswith(module)]
+        for i, item in zip(chosen, sorted((items[i] for i in chosen), key=key)):
+            items[i] = item

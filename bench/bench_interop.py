@@ -1,0 +1,99 @@
+"""An imported network served by fastnn, beside the same network in its own framework.
+
+A PyTorch MLP 784-256-128-10 (ReLU, ReLU, softmax; float32, seeded) is imported with
+`fastnn.from_torch` and deployed with `fastnn.deploy`. Each group is one batch size
+(1 and 256) with three contenders side by side:
+
+  interop_fastnn        the deployed engine, fastnn's default thread count
+  interop_torch         the torch module under torch.inference_mode(), 1 thread
+  interop_onnxruntime   ONNX Runtime on torch's own export (torch.onnx.export,
+                        dynamo=False), 1 intra-op thread, all graph optimizations
+
+torch and ONNX Runtime are skipped when they are not importable.
+
+    flock /tmp/bench.lock python -m pytest bench/bench_interop.py --benchmark-only -q
+    python bench/report.py --suite interop
+"""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+
+SIZES = (784, 256, 128, 10)
+BATCHES = (1, 256)
+KINDS = ("fastnn", "torch", "onnxruntime")
+_CACHE = {}
+
+
+def torch_net():
+    torch = pytest.importorskip("torch")
+    if "net" not in _CACHE:
+        torch.manual_seed(0)
+        nn = torch.nn
+        _CACHE["net"] = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128),
+                                      nn.ReLU(), nn.Linear(128, 10), nn.Softmax(dim=-1)).eval()
+    return torch, _CACHE["net"]
+
+
+def contender(kind):
+    """The predict function of one contender, built once."""
+    if kind in _CACHE:
+        return _CACHE[kind]
+    torch, net = torch_net()
+    if kind == "fastnn":
+        predict = fn.deploy(fn.from_torch(net)).predict
+    elif kind == "torch":
+        def predict(X):
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.inference_mode():
+                    return net(torch.from_numpy(X)).numpy()
+            finally:
+                torch.set_num_threads(previous)
+    else:
+        ort = pytest.importorskip("onnxruntime")
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.zeros(1, SIZES[0]),), buffer, dynamo=False,
+                              input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(buffer.getvalue(), options,
+                                       providers=["CPUExecutionProvider"])
+        predict = lambda X: session.run(None, {"input": X})[0]  # noqa: E731
+    _CACHE[kind] = predict
+    return predict
+
+
+def _bench(benchmark, kind, batch):
+    benchmark.group = f"imported torch MLP 784-256-128-10, batch {batch:4d}"
+    benchmark.extra_info.update(batch=batch)
+    predict = contender(kind)
+    X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
+    torch, net = torch_net()
+    with torch.inference_mode():
+        reference = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(predict(X), reference, rtol=1e-5, atol=1e-7)
+    benchmark(predict, X)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_interop_fastnn(benchmark, batch):
+    _bench(benchmark, "fastnn", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_interop_torch(benchmark, batch):
+    _bench(benchmark, "torch", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_interop_onnxruntime(benchmark, batch):
+    _bench(benchmark, "onnxruntime", batch)
