@@ -55,7 +55,11 @@ from fastnn.io import load_tensors, metadata_json, save_tensors
 __all__ = ["InferenceEngine", "load_engine", "CROSSOVER_DENSITY", "sparse_batches"]
 
 FORMAT = "fastnn-engine"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# What each readable version calls things: the tensor of a CSR layer's nonzero values,
+# and whether a layer's "n_out" is its width before maxout (version 1) or its output.
+VERSIONS = {"1": {"values": "data", "n_out_before_maxout": True},
+            "2": {"values": "values", "n_out_before_maxout": False}}
 LAYOUTS = ("auto", "dense", "sparse")
 DTYPES = ("float32", "float64")
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
@@ -458,17 +462,18 @@ class InferenceEngine:
         """Write the engine to a safetensors file (atomically).
 
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
-        int32 ``indices``, ``data``), so the file shrinks with the number of nonzeros;
-        the others as dense ``W``. The metadata holds the format name and version,
-        the dtype, the requested layout, ``max_batch`` and a JSON list of the layers
-        (kind, activation, n_in, n_out, and for dense layers pieces, layout and
-        whether there is a bias). Read it back with `load_engine`.
+        int32 ``indices``, ``values``, as in model files), so the file shrinks with the
+        number of nonzeros; the others as dense ``W`` of shape (n_in, n_out * pieces).
+        The metadata holds the format name and version, the dtype, the requested layout,
+        ``max_batch`` and a JSON list of the layers (kind, activation, n_in, n_out (the
+        output width, after maxout), and for dense layers pieces, layout and whether
+        there is a bias). Read it back with `load_engine`.
         """
         tensors, described = {}, []
         for i, layer in enumerate(self._layers):
             a = layer.arrays
             entry = {"kind": layer.kind, "activation": layer.act, "n_in": layer.n_in,
-                     "n_out": layer.n_z}
+                     "n_out": layer.n_out}
             if layer.kind == "dense":
                 csr = a.get("indptr") is not None
                 entry.update(pieces=layer.pieces, layout="csr" if csr else "dense",
@@ -478,7 +483,7 @@ class InferenceEngine:
             else:
                 names = ("scale", "shift")
             for name in names + ("alpha",):
-                tensors[f"{i}.{name}"] = a[name]
+                tensors[f"{i}.{'values' if name == 'data' else name}"] = a[name]
             described.append(entry)
         save_tensors(path, tensors, {
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self._dtype.name,
@@ -505,7 +510,11 @@ def _meta_int(entry, key, low, high, where):
 
 
 def _tensor(tensors, name, dtype, shape):
-    """The tensor `name`, checked for dtype, shape and finite values, as an aligned copy."""
+    """The tensor `name`, checked for the dtype and shape the file declares.
+
+    Its values (finite, a valid CSR) are checked, and the array copied, once, where the
+    engine builds its layers from specs (`_dense_layer`, `_affine_layer`).
+    """
     if name not in tensors:
         _fail(f"tensor {name!r} is missing")
     t = tensors[name]
@@ -513,13 +522,12 @@ def _tensor(tensors, name, dtype, shape):
         _fail(f"tensor {name!r} has dtype {t.dtype}, expected {np.dtype(dtype)}")
     if t.shape != tuple(shape):
         _fail(f"tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
-    t = np.array(t, order="C", copy=True)
-    if t.dtype.kind == "f" and not np.isfinite(t).all():
-        _fail(f"tensor {name!r} holds NaN or infinite values")
     return t
 
 
-def _layer_from_file(entry, i, tensors, dtype, layout, width, used):
+def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
+    """The spec of layer `i` of a file, and its output width; ModelFormatError when the
+    description or the tensors disagree with the format `version` (a `VERSIONS` entry)."""
     where = f"layer {i}"
     if not isinstance(entry, dict):
         _fail(f"{where}: description must be a JSON object")
@@ -530,16 +538,22 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used):
     if not isinstance(act, str) or act not in CODES:
         _fail(f"{where}: unknown activation {act!r}")
     n_in = _meta_int(entry, "n_in", 1, MAX_WIDTH, where)
-    n_z = _meta_int(entry, "n_out", 1, MAX_WIDTH, where)
+    n_out = _meta_int(entry, "n_out", 1, MAX_WIDTH, where)
     if width is not None and n_in != width:
         _fail(f"{where}: takes {n_in} features but the layer before gives {width}")
     spec = {"kind": kind, "activation": act}
     prefix = f"{i}."
     if kind == "dense":
         keys = {"kind", "activation", "n_in", "n_out", "pieces", "layout", "bias"}
-        pieces = _meta_int(entry, "pieces", 1, n_z, where)
-        if n_z % pieces:
-            _fail(f"{where}: pieces={pieces} does not divide n_out={n_z}")
+        pieces = _meta_int(entry, "pieces", 1, MAX_WIDTH, where)
+        if version["n_out_before_maxout"]:
+            n_z = n_out
+            if n_z % pieces:
+                _fail(f"{where}: pieces={pieces} does not divide n_out={n_z}")
+        else:
+            n_z = n_out * pieces
+            if n_z > MAX_WIDTH:
+                _fail(f"{where}: n_out * pieces = {n_z} exceeds {MAX_WIDTH}")
         storage = entry.get("layout")
         if storage not in ("dense", "csr"):
             _fail(f"{where}: unknown layout {storage!r}")
@@ -553,31 +567,26 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used):
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
         else:
+            values = prefix + version["values"]
             indptr = _tensor(tensors, prefix + "indptr", np.int64, (n_z + 1,))
-            if prefix + "data" not in tensors:
-                _fail(f"tensor {prefix + 'data'!r} is missing")
-            nnz = tensors[prefix + "data"].shape[0] if tensors[prefix + "data"].ndim == 1 else -1
+            if values not in tensors:
+                _fail(f"tensor {values!r} is missing")
+            nnz = tensors[values].shape[0] if tensors[values].ndim == 1 else -1
             if nnz < 0:
-                _fail(f"tensor {prefix + 'data'!r} must be 1-D")
+                _fail(f"tensor {values!r} must be 1-D")
             if nnz > n_in * n_z:
                 _fail(f"{where}: {nnz} nonzeros in a {n_in} x {n_z} matrix")
-            data = _tensor(tensors, prefix + "data", dtype, (nnz,))
-            indices = _tensor(tensors, prefix + "indices", index_dtype(n_in), (nnz,))
-            try:
-                check_csr(indptr, indices, data, n_in, n_z)
-                check_canonical(indptr, indices)
-            except ValueError as exc:
-                _fail(f"{where}: {exc}")
-            spec["csr"] = (indptr, indices, data)
+            spec["csr"] = (indptr, _tensor(tensors, prefix + "indices", index_dtype(n_in), (nnz,)),
+                           _tensor(tensors, values, dtype, (nnz,)))
             spec["n_in"] = n_in
-            names = ["indptr", "indices", "data"]
+            names = ["indptr", "indices", version["values"]]
         if entry["bias"]:
             spec["b"] = _tensor(tensors, prefix + "b", dtype, (n_z,))
             names.append("b")
     else:
         keys = {"kind", "activation", "n_in", "n_out"}
-        if n_in != n_z:
-            _fail(f"{where}: an affine layer maps {n_in} features to {n_z}")
+        if n_in != n_out:
+            _fail(f"{where}: an affine layer maps {n_in} features to {n_out}")
         units = n_in
         spec["scale"] = _tensor(tensors, prefix + "scale", dtype, (n_in,))
         spec["shift"] = _tensor(tensors, prefix + "shift", dtype, (n_in,))
@@ -596,7 +605,9 @@ def load_engine(path):
 
     Everything is checked before any kernel sees the data: the format name and
     version, layer kinds and activation names (from fixed tables), shapes between
-    layers, dtypes, CSR invariants and finite values.
+    layers, dtypes, and then, by the same code that checks the layers given to
+    `InferenceEngine`, CSR invariants and finite values. Files of every version in
+    `VERSIONS` are read.
 
     Raises
     ------
@@ -608,9 +619,10 @@ def load_engine(path):
     tensors, meta = load_tensors(path)
     if meta.get("format") != FORMAT:
         _fail(f"not a {FORMAT} file (format={meta.get('format')!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = VERSIONS.get(meta.get("format_version"))
+    if version is None:
         _fail(f"unsupported format_version {meta.get('format_version')!r}; "
-              f"this fastnn reads {FORMAT_VERSION!r}")
+              f"this fastnn reads {', '.join(map(repr, VERSIONS))}")
     dtype = np.dtype(_meta_choice(meta, "dtype", DTYPES))
     layout = _meta_choice(meta, "layout", LAYOUTS)
     max_batch = meta.get("max_batch", "")
@@ -622,7 +634,7 @@ def load_engine(path):
         _fail(f"layers must be a list of 1 to {MAX_LAYERS} layer descriptions")
     specs, used, width = [], set(), None
     for i, entry in enumerate(described):
-        spec, width = _layer_from_file(entry, i, tensors, dtype, layout, width, used)
+        spec, width = _layer_from_file(entry, i, tensors, dtype, layout, width, used, version)
         specs.append(spec)
     extra = set(tensors) - used
     if extra:

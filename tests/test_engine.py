@@ -236,10 +236,41 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, layout, dtype):
     for rows in (X[:1], X[:9], X):
         np.testing.assert_array_equal(loaded.predict(rows), engine.predict(rows))
     meta = read_header(path.read_bytes())["__metadata__"]
-    assert meta["format"] == "fastnn-engine" and meta["format_version"] == "1"
+    assert meta["format"] == "fastnn-engine" and meta["format_version"] == "2"
     described = json.loads(meta["layers"])
     assert [d["kind"] for d in described] == ["dense", "dense", "affine", "dense"]
     assert described[0]["activation"] == "prelu" and described[0]["pieces"] == 2
+
+
+def _as_version_1(tensors, meta):
+    """A version-2 engine file's contents as version 1 wrote them: the CSR values named
+    "data", and each layer's "n_out" its width before maxout."""
+    layers = json.loads(meta["layers"])
+    for i, entry in enumerate(layers):
+        entry["n_out"] *= entry.get("pieces", 1)
+        if f"{i}.values" in tensors:
+            tensors[f"{i}.data"] = tensors.pop(f"{i}.values")
+    return tensors, dict(meta, format_version="1", layers=json.dumps(layers))
+
+
+def test_version_1_files_still_load(tmp_path):
+    rng = np.random.default_rng(17)
+    specs = [_dense(rng, 30, 24, 0.1, "relu", pieces=3), _dense(rng, 8, 6, 0.1, "elu"),
+             _dense(rng, 6, 3, 1.0, "softmax")]
+    engine = InferenceEngine(specs, layout="sparse")
+    engine.save(tmp_path / "v2.fastnn")
+    tensors, meta = _raw(tmp_path / "v2.fastnn")
+    assert json.loads(meta["layers"])[0]["n_out"] == 8 and "0.values" in tensors
+    _write(tmp_path / "v1.fastnn", *_as_version_1(tensors, meta))
+    old = load_engine(tmp_path / "v1.fastnn")
+    assert old.layout() == engine.layout()
+    X = rng.standard_normal((17, 30)).astype(np.float32)
+    np.testing.assert_array_equal(old.predict(X), engine.predict(X))
+    tensors, meta = _raw(tmp_path / "v1.fastnn")
+    _write(tmp_path / "v1-named-values.fastnn", {k.replace(".data", ".values"): v
+                                                 for k, v in tensors.items()}, meta)
+    with pytest.raises(ModelFormatError, match="'0.data' is missing"):
+        load_engine(tmp_path / "v1-named-values.fastnn")
 
 
 def test_wide_fan_in_uses_int32_indices_and_round_trips(tmp_path):
@@ -314,7 +345,7 @@ def _del(name):
 
 
 TENSOR_AND_META_EDITS = {
-    "wrong version": lambda t, m: m.update(format_version="2"),
+    "wrong version": lambda t, m: m.update(format_version="99"),
     "wrong format": lambda t, m: m.update(format="other"),
     "no layers": lambda t, m: m.pop("layers"),
     "layers not json": lambda t, m: m.update(layers="[{"),
@@ -339,7 +370,8 @@ TENSOR_AND_META_EDITS = {
     "int64 indices": _set("0.indices", lambda a: a.astype(np.int64)),
     "NaN weight": _set("1.W", lambda a: np.where(a == a.flat[0], np.nan, a).astype(a.dtype)),
     "inf bias": _set("1.b", lambda a: np.full_like(a, np.inf)),
-    "float64 data": _set("0.data", lambda a: a.astype(np.float64)),
+    "float64 values": _set("0.values", lambda a: a.astype(np.float64)),
+    "values under their version 1 name": lambda t, m: t.update({"0.data": t.pop("0.values")}),
     "wrong W shape": _set("1.W", lambda a: a[:, :3].copy()),
     "missing tensor": _del("1.b"),
     "extra tensor": lambda t, m: t.update(extra=np.zeros(2, np.float32)),
