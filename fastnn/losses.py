@@ -13,8 +13,8 @@ from fastnn import _registry
 from fastnn._kernels import activations as act_kernels
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
-           "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "METRICS",
-           "get_metric"]
+           "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "Metric", "METRICS",
+           "get_metric", "higher_is_better"]
 
 # Probabilities are clipped to [EPS, 1 - EPS] where a loss must take their log.
 EPS = 1e-7
@@ -192,33 +192,93 @@ def serialize(loss):
     return _registry.serialize(loss)
 
 
-# -- metrics: fn(y_true, y_pred) -> float, with y_true as the loss prepared it ------------
-def accuracy(y_true, y_pred):
-    """Fraction of correct predictions: argmax for several outputs, p > 0.5 for one."""
+# -- metrics ---------------------------------------------------------------------------------
+# A metric is read from sums over samples (`Metric.stats`), which add up over batches, so the
+# epoch value is the value on the whole epoch, also for rmse and r2 that are not batch means.
+class Metric:
+    """A named metric: ``stats(y_true, y_pred)`` gives sums that add up over batches, and
+    ``result(stats)`` the value; ``metric(y_true, y_pred)`` is both at once. `y_true` is
+    as the loss reads it (class indices, one-hot rows or values)."""
+
+    def __init__(self, name, stats, result, higher_is_better):
+        self.name = name
+        self.stats = stats
+        self.result = result
+        self.higher_is_better = higher_is_better
+
+    def __call__(self, y_true, y_pred):
+        return self.result(self.stats(y_true, y_pred))
+
+    def __repr__(self):
+        return f"Metric({self.name!r})"
+
+
+def _correct(y_true, y_pred):
+    """[correct predictions, samples]: argmax for several outputs, p > 0.5 for one."""
     if y_pred.shape[1] == 1:
-        return float(np.mean((y_pred[:, 0] > 0.5) == (np.reshape(y_true, -1) > 0.5)))
-    pred = act_kernels.argmax(y_pred)
-    true = y_true if y_true.ndim == 1 else np.argmax(y_true, axis=1)
-    return float(np.mean(pred == true))
+        hits = (y_pred[:, 0] > 0.5) == (np.reshape(y_true, -1) > 0.5)
+    else:
+        true = y_true if y_true.ndim == 1 else np.argmax(y_true, axis=1)
+        hits = act_kernels.argmax(y_pred) == true
+    return np.array([np.count_nonzero(hits), hits.shape[0]], dtype=np.float64)
 
 
-def mse(y_true, y_pred):
-    return float(np.mean((y_pred - np.reshape(y_true, y_pred.shape)) ** 2))
+def _errors(y_true, y_pred):
+    """[sum of squared errors, sum of absolute errors, number of values]."""
+    diff = y_pred.astype(np.float64) - np.reshape(y_true, y_pred.shape)
+    return np.array([np.dot(diff.ravel(), diff.ravel()), np.abs(diff).sum(), diff.size])
 
 
-def mae(y_true, y_pred):
-    return float(np.mean(np.abs(y_pred - np.reshape(y_true, y_pred.shape))))
+def _r2_stats(y_true, y_pred):
+    """Per output: samples, sum of y, sum of y ** 2, sum of squared errors."""
+    y = np.reshape(y_true, y_pred.shape).astype(np.float64)
+    diff = y_pred - y
+    return np.stack([np.full(y.shape[1], y.shape[0], dtype=np.float64), y.sum(axis=0),
+                     (y * y).sum(axis=0), (diff * diff).sum(axis=0)])
 
 
-METRICS = {"accuracy": accuracy, "acc": accuracy, "mse": mse, "mae": mae}
-"""Metrics by name; each is the mean over samples, reported per epoch."""
+def _r2(stats):
+    """1 - SSE / SST per output, averaged over outputs (scikit-learn's r2_score: an output
+    with constant targets scores 1 when predicted exactly, else 0)."""
+    n, s, ss, sse = stats
+    sst = np.maximum(ss - s * s / n, 0.0)
+    flat = sst <= 1e-12 * np.maximum(ss, 1e-300)
+    score = np.where(flat, np.where(sse <= 1e-12 * np.maximum(ss, 1e-300), 1.0, 0.0),
+                     1.0 - sse / np.where(flat, 1.0, sst))
+    return float(np.mean(score))
+
+
+_ACCURACY = Metric("accuracy", _correct, lambda s: float(s[0] / s[1]), True)
+METRICS = {
+    "accuracy": _ACCURACY, "acc": _ACCURACY,
+    "mse": Metric("mse", _errors, lambda s: float(s[0] / s[2]), False),
+    "mae": Metric("mae", _errors, lambda s: float(s[1] / s[2]), False),
+    "rmse": Metric("rmse", _errors, lambda s: float(np.sqrt(s[0] / s[2])), False),
+    "r2": Metric("r2", _r2_stats, _r2, True),
+}
+"""Metrics by name: accuracy, mse, mae, rmse (lower is better) and r2 (the coefficient of
+determination, as scikit-learn's r2_score; higher is better)."""
+
+accuracy, mse, mae, rmse, r2 = (METRICS[k] for k in ("accuracy", "mse", "mae", "rmse", "r2"))
 
 
 def get_metric(name):
+    """(name, `Metric`) from a name of `METRICS`, or from a function ``fn(y_true, y_pred)``
+    (taken as a mean over samples, higher is better)."""
+    if isinstance(name, Metric):
+        return name.name, name
     if callable(name):
-        return getattr(name, "__name__", "metric"), name
+        fn = name
+        label = getattr(fn, "__name__", "metric")
+        return label, Metric(label, lambda t, p: np.array([fn(t, p) * p.shape[0], p.shape[0]]),
+                             lambda s: float(s[0] / s[1]), True)
     try:
         return name, METRICS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown metric {name!r}; valid names: "
                          f"{', '.join(sorted(METRICS))}") from None
+
+
+def higher_is_better(name):
+    """True unless `name` is the loss or a metric that is better lower (mse, mae, rmse)."""
+    return name != "loss" and get_metric(name)[1].higher_is_better

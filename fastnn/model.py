@@ -369,7 +369,7 @@ class Sequential:
             bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="sample", leave=False,
                        disable=None)
         total_loss = 0.0
-        metric_sums = [0.0] * len(self.metrics)
+        metric_sums = [0.0] * len(self.metrics)  # each metric's stats, summed over batches
         start = time.perf_counter()
         seen = 0
         try:
@@ -383,8 +383,8 @@ class Sequential:
                 for c in cbs:
                     c.on_batch_end(b, {"loss": value})
                 total_loss += value * len(idx)
-                for k, (_, fn) in enumerate(self.metrics):
-                    metric_sums[k] += fn(yb, out) * len(idx)
+                for k, (_, metric) in enumerate(self.metrics):
+                    metric_sums[k] = metric_sums[k] + metric.stats(yb, out)
                 seen += len(idx)
                 if bar is not None:
                     bar.update(len(idx))
@@ -401,8 +401,8 @@ class Sequential:
 
     def _epoch_logs(self, total_loss, metric_sums, seen, start):
         logs = {"loss": total_loss / seen}
-        for (name, _), s in zip(self.metrics, metric_sums):
-            logs[name] = s / seen
+        for (name, metric), stats in zip(self.metrics, metric_sums):
+            logs[name] = metric.result(stats)
         logs["time"] = time.perf_counter() - start
         return logs
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from fastnn import callbacks, layers as L
+from fastnn import callbacks, layers as L, losses
 from fastnn._table import format_table
 from fastnn._validation import check_choice, check_int, check_real
 from fastnn.model import Sequential
@@ -315,14 +315,11 @@ class PolynomialDecay(_SparsitySchedule):
 
 
 # -- the budgeted loop -------------------------------------------------------------------------
-# Metrics for which lower is better; a budget on them limits their rise.
-_LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
-
-
 def _score(model, X, y, metric):
-    """The metric on (X, y), signed so that higher is always better."""
+    """The metric on (X, y), signed so that higher is always better (a budget on a
+    lower-is-better metric such as the loss, mse, mae or rmse limits its rise)."""
     value = model.evaluate(X, y)[metric]
-    return -value if metric in _LOWER_IS_BETTER else value
+    return value if losses.higher_is_better(metric) else -value
 
 
 def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, method="magnitude",
@@ -377,7 +374,7 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
         score = _score(candidate, X_val, y_val, metric)
         ok = baseline - score <= max_metric_drop
         entry = {"sparsity": sparsity(candidate), "params": candidate.count_params(),
-                 "metric": -score if metric in _LOWER_IS_BETTER else score,
+                 "metric": score if losses.higher_is_better(metric) else -score,
                  "within_budget": ok}
         steps.append(entry)
         if verbose:

@@ -73,7 +73,7 @@ def run(args):
         y = np.asarray(y, dtype=np.float64)
         print(f"task: regression, {1 if y.ndim == 1 else y.shape[1]} output(s) ({how})")
         output = L.Dense(1 if y.ndim == 1 else y.shape[1])
-        loss, metrics = "mse", ["mae"]
+        loss, metrics = "mse", ["mae", "rmse", "r2"]
     model = Sequential(hidden + [output], input_dim=X.shape[1], seed=args.seed)
     model.compile(optimizers.Adam(lr=args.lr), loss, metrics=metrics)
     model.summary()
