@@ -282,7 +282,8 @@ def test_regression_metrics_and_unknown():
     def my_metric(y_true, y_pred):
         return 1.0
 
-    assert losses.get_metric(my_metric) == ("my_metric", my_metric)
+    name, metric = losses.get_metric(my_metric)
+    assert name == "my_metric" and metric(y, p) == 1.0 and metric.higher_is_better
 
 
 # -- torch -------------------------------------------------------------------------------------
