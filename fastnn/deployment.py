@@ -18,7 +18,7 @@ __all__ = ["deploy", "engine_layers"]
 
 def engine_layers(model):
     """The model as engine layer specs (float64 arrays, folded where exact)."""
-    model._require_built("deploy")
+    model.require_built("deploy")
     specs = []
     pending = None  # an affine (scale, shift) waiting to be folded into the next Dense
     for layer in model.layers:

@@ -24,8 +24,8 @@ def gradient_report(model, X, y):
     ``vanishing`` when ``|g| / |w| < 1e-5``, ``exploding`` when it exceeds 10 or is not
     finite, ``dead`` or ``saturated`` when more than half its units are.
     """
-    model._require_compiled("gradient_report")
-    X = model._check_X(X)
+    model.require_compiled("gradient_report")
+    X = model.check_input(X)
     if not model.built:
         model.build(X.shape[1])
     y = model._check_y(y, X.shape[0])

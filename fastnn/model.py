@@ -149,10 +149,29 @@ class Sequential:
         self.metrics = [losses.get_metric(m) for m in self._metric_specs]
         self._wire()
 
+    def get_compile_config(self):
+        """What `compile` was given, as a dict that `compile_from_config` takes (with a
+        fresh optimizer and loss), or None before `compile`: ``optimizer`` and ``loss``
+        as serialized configs, ``metrics`` as given."""
+        if self.loss is None:
+            return None
+        return {"optimizer": optimizers.serialize(self.optimizer),
+                "loss": losses.serialize(self.loss), "metrics": list(self._metric_specs)}
+
+    def compile_from_config(self, config):
+        """`compile` with a `get_compile_config` dict: a new optimizer (in its initial
+        state) and loss made from their configs. A ``clip`` entry (the clipping arguments
+        of `compile`, as older model files hold them) is passed on."""
+        self.compile(optimizers.get(config["optimizer"]), losses.get(config["loss"]),
+                     config.get("metrics"), **config.get("clip", {}))
+
     # -- input checks ------------------------------------------------------
-    def _check_X(self, X, name="X", allow_empty=False):
-        """X converted by the input rule (`fastnn._kernels._checks.as_input`), of the
-        model's width."""
+    def check_input(self, X, name="X", allow_empty=False):
+        """`X` as `fit`, `evaluate` and `predict` take it: converted by the input rule
+        (`fastnn._kernels._checks.as_input`) and of the width the model is built for.
+
+        Empty `X` raises ValueError unless `allow_empty`; so do NaN, infinity, a 1-D `X`
+        and a width other than `input_dim`."""
         return self._check_width(as_input(X, self.dtype, name, allow_empty), name)
 
     def _check_width(self, X, name="X"):
@@ -189,12 +208,14 @@ class Sequential:
             y = np.ascontiguousarray(y, dtype=self.dtype)
         return y
 
-    def _require_built(self, what):
+    def require_built(self, what):
+        """RuntimeError, saying that `what` needs it, unless the model is built."""
         if not self.built:
             raise RuntimeError(f"the model is not built: call build(input_dim) or fit before "
                                f"{what}")
 
-    def _require_compiled(self, what):
+    def require_compiled(self, what):
+        """RuntimeError, saying that `what` needs it, unless the model is compiled."""
         if self.loss is None:
             raise RuntimeError(f"the model is not compiled: call compile before {what}")
 
@@ -281,7 +302,7 @@ class Sequential:
         (after `compile`, or with a lower learning rate); the error's ``history`` holds the
         finished epochs and the batches of the failing epoch that finished before it.
         """
-        self._require_compiled("fit")
+        self.require_compiled("fit")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -353,7 +374,7 @@ class Sequential:
         """(X_val, y_val, weights or None), checked once for the whole of `fit`."""
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, weights)")
-        Xv = self._check_X(data[0], "X_val")
+        Xv = self.check_input(data[0], "X_val")
         yv = self._check_y(data[1], Xv.shape[0], "y_val")
         wv = data[2] if len(data) > 2 else None
         return Xv, yv, self._sample_weights(yv, Xv.shape[0], wv, None)
@@ -413,8 +434,8 @@ class Sequential:
 
     def predict(self, X, batch_size=None):
         """Outputs for X of shape (n, input_dim), as an array of shape (n, output_dim)."""
-        self._require_built("predict")
-        return self._predict(self._check_X(X, allow_empty=True), batch_size)
+        self.require_built("predict")
+        return self._predict(self.check_input(X, allow_empty=True), batch_size)
 
     def predict_classes(self, X, batch_size=None):
         """The label of each row of X: the class of the largest output, or for one sigmoid
@@ -433,9 +454,9 @@ class Sequential:
 
     def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
         """The loss (with regularization penalties) and metrics on (X, y), as a dict."""
-        self._require_compiled("evaluate")
-        self._require_built("evaluate")
-        X = self._check_X(X)
+        self.require_compiled("evaluate")
+        self.require_built("evaluate")
+        X = self.check_input(X)
         y = self._check_y(y, X.shape[0])
         result = self._evaluate(X, y, self._sample_weights(y, X.shape[0], sample_weight, None),
                                 batch_size)
@@ -466,7 +487,7 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        self._require_built("set_weights")
+        self.require_built("set_weights")
         if self.optimizer is not None:
             self.optimizer.forget_step()  # the step before these weights is not theirs to undo
         weights = list(weights)
@@ -480,12 +501,12 @@ class Sequential:
             k += n
 
     def count_params(self):
-        self._require_built("count_params")
+        self.require_built("count_params")
         return sum(layer.count_params() for layer in self.layers)
 
     def summary(self, print_fn=print):
         """Print (and return) a table: layer, output shape, parameters, nonzeros."""
-        self._require_built("summary")
+        self.require_built("summary")
         rows = [("Layer (type)", "Output shape", "Params", "Nonzeros")]
         for layer in self.layers:
             nnz = sum(int(np.count_nonzero(w)) for w in layer.weights)
@@ -510,7 +531,7 @@ class Sequential:
 
     def copy(self):
         """An independent model with the same layers, weights, masks and compile settings."""
-        self._require_built("copy")
+        self.require_built("copy")
         clone = Sequential([layers_mod.get({"class_name": type(l).__name__,
                                             "config": l.get_config()}) for l in self.layers],
                            input_dim=self.input_dim, dtype=self.dtype, seed=self.seed,
@@ -522,9 +543,7 @@ class Sequential:
             if mask is not None:
                 dst.kernel_mask = mask.copy()
         if self.loss is not None:
-            clone.compile(optimizers.get(optimizers.serialize(self.optimizer)),
-                          losses.get(losses.serialize(self.loss)),
-                          self._metric_specs)
+            clone.compile_from_config(self.get_compile_config())
         return clone
 
     # -- saving ------------------------------------------------------------

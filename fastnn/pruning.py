@@ -75,7 +75,7 @@ def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
     -------
     model : Sequential
     """
-    model._require_built("pruning")
+    model.require_built("pruning")
     dense = _kernel_layers(model)
     if not dense:
         raise ValueError("the model has no Dense kernels to prune")
@@ -120,7 +120,7 @@ def _unit_groups(model):
 def _activations(model, X):
     """The input of every layer on X (inference mode): a list, one array per layer."""
     inputs = []
-    h = model._check_X(X)
+    h = model.check_input(X)
     for layer in model.layers:
         inputs.append(h)
         h = layer.forward(h, training=False)
@@ -187,7 +187,7 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
     Sequential
         A new, smaller model, compiled like the input when it was.
     """
-    model._require_built("pruning")
+    model.require_built("pruning")
     amount = check_real(amount, "amount", 0.0, 1.0, closed="left")
     check_choice(criterion, "criterion", CRITERIA)
     if criterion != "l2" and X is None:
@@ -248,9 +248,7 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
                 mask = mask[keep[g]]
             dst.kernel_mask = np.ascontiguousarray(mask)
     if model.loss is not None:
-        from fastnn import losses, optimizers
-        pruned.compile(optimizers.get(optimizers.serialize(model.optimizer)),
-                       losses.get(losses.serialize(model.loss)), model._metric_specs)
+        pruned.compile_from_config(model.get_compile_config())
     return pruned
 
 
@@ -347,7 +345,7 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
         One entry per round: ``sparsity`` (weights) or ``units`` (neurons), ``metric``,
         ``within_budget``.
     """
-    model._require_compiled("prune_until")
+    model.require_compiled("prune_until")
     check_choice(method, "method", METHODS)
     step = check_real(step, "step", 0.0, 1.0, closed="neither")
     metric = metric or (model.metrics[0][0] if model.metrics else "loss")
@@ -473,7 +471,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256)):
     total["storage"] = ""
     extra = {}
     if X is not None:
-        X = model._check_X(X)
+        X = model.check_input(X)
         if y is not None and model.loss is not None:
             result = model.evaluate(X, y)
             name = model.metrics[0][0] if model.metrics else "loss"

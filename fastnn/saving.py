@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from fastnn import io, labels, layers as layers_mod, losses, optimizers
+from fastnn import io, labels, layers as layers_mod
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
 from fastnn.errors import ModelFormatError
 from fastnn.model import Sequential
@@ -27,7 +27,7 @@ def save_model(model, path):
     column indices and row pointers, so pruned models shrink); the architecture and
     training configuration are JSON in the metadata, with a format version.
     """
-    model._require_built("save")
+    model.require_built("save")
     tensors = {}
     sparse = {}
     for i, layer in enumerate(model.layers):
@@ -47,11 +47,10 @@ def save_model(model, path):
             "architecture": json.dumps(model.get_config()),
             "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks),
             "classes": json.dumps(labels.to_json(model.classes))}
-    if model.loss is not None:
-        meta["training"] = json.dumps({
-            "optimizer": optimizers.serialize(model.optimizer),
-            "loss": losses.serialize(model.loss),
-            "metrics": [m for m in model._metric_specs if isinstance(m, str)]})
+    training = model.get_compile_config()
+    if training is not None:
+        training["metrics"] = [m for m in training["metrics"] if isinstance(m, str)]
+        meta["training"] = json.dumps(training)
     io.save_tensors(path, tensors, meta)
 
 
@@ -85,8 +84,7 @@ def load_model(path):
         model.build(arch["input_dim"])
         if "training" in meta:
             training = json.loads(meta["training"])
-            model.compile(optimizers.get(training["optimizer"]), losses.get(training["loss"]),
-                          training["metrics"], **training.get("clip", {}))
+            model.compile_from_config(training)
     except ModelFormatError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -574,3 +574,27 @@ def test_the_optimizer_checks_the_parameters_once_per_fit(monkeypatch):
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(X, y, epochs=3, batch_size=8, verbose=0)
     assert len(checks) == 1
+
+
+def test_compile_config_round_trips_into_a_fresh_compile():
+    model = _mlp()
+    assert model.get_compile_config() is None
+    model.compile(fn.optimizers.SGD(lr=0.05, momentum=0.9), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"], clipnorm=1.0)
+    config = model.get_compile_config()
+    other = _mlp()
+    other.compile_from_config(config)
+    assert other.get_compile_config() == config
+    assert other.optimizer is not model.optimizer and other.optimizer.iterations == 0
+    assert [name for name, _ in other.metrics] == ["accuracy"]
+
+
+def test_pruning_and_deployment_use_only_the_public_model():
+    import inspect
+    import re
+
+    from fastnn import deployment, pruning
+
+    for module in (pruning, deployment):
+        private = re.findall(r"\bmodel\._\w+", inspect.getsource(module))
+        assert private == [], (module.__name__, private)

@@ -232,7 +232,7 @@ def to_torch(model):
     from fastnn.model import Sequential
     if not isinstance(model, Sequential):
         raise TypeError(f"to_torch takes a fastnn.Sequential, got {type(model).__name__}")
-    model._require_built("to_torch")
+    model.require_built("to_torch")
     nn = torch.nn
     kw = {"dtype": torch.float64 if model.dtype == np.float64 else torch.float32}
     modules = []
