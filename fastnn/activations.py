@@ -65,7 +65,7 @@ class Activation:
 class LeakyReLU(Activation):
     """x if x > 0 else alpha * x."""
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha=_kernels.DEFAULT_ALPHA["leaky_relu"]):
         super().__init__("leaky_relu", float(alpha))
 
     def get_config(self):
@@ -75,7 +75,7 @@ class LeakyReLU(Activation):
 class ELU(Activation):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha=_kernels.DEFAULT_ALPHA["elu"]):
         if alpha <= 0:
             raise ValueError(f"ELU alpha must be positive, got {alpha}")
         super().__init__("elu", float(alpha))

@@ -45,7 +45,7 @@ import numpy as np
 
 from fastnn._kernels._checks import as_input, resolve_threads
 from fastnn._kernels._threads import get_num_threads
-from fastnn._kernels.activations import CODES
+from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
 from fastnn._kernels.engine import KINDS, Plan, chunk_rows
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
 from fastnn import labels
@@ -62,7 +62,6 @@ VERSIONS = {"1": {"values": "data", "n_out_before_maxout": True},
             "2": {"values": "values", "n_out_before_maxout": False}}
 LAYOUTS = ("auto", "dense", "sparse")
 DTYPES = ("float32", "float64")
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 CROSSOVER_DENSITY = ((1, 0.11), (2, 0.25), (8, 0.40), (32, 0.25), (128, 0.15), (256, 0.12),
                      (sys.maxsize, 0.11))

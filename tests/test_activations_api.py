@@ -195,3 +195,17 @@ def test_argmax_matches_numpy():
     np.testing.assert_array_equal(A.argmax(x), np.argmax(x, axis=1))
     assert A.argmax(x).dtype == np.int64
     np.testing.assert_array_equal(A.argmax([[1.0, 3.0, 3.0]]), [1])
+
+
+def test_one_table_of_default_slopes():
+    from fastnn._kernels.activations import DEFAULT_ALPHA, activation_forward
+    from fastnn.engine import InferenceEngine
+
+    assert A.get("leaky_relu").alpha == DEFAULT_ALPHA["leaky_relu"]
+    assert A.get("elu").alpha == DEFAULT_ALPHA["elu"]
+    z = np.linspace(-3, 3, 12).reshape(2, 6)
+    for name in DEFAULT_ALPHA:
+        engine = InferenceEngine([{"kind": "dense", "W": np.eye(6), "activation": name}],
+                                 dtype="float64")
+        np.testing.assert_allclose(engine.predict(z), activation_forward(z, name), rtol=1e-15)
+        np.testing.assert_allclose(R.forward(name, z), activation_forward(z, name), rtol=1e-12)

@@ -53,6 +53,10 @@ CODES = {
 ROW_WISE = frozenset({"softmax", "prelu"})
 """Activations that need the row structure (softmax normalises a row, prelu has a slope per column)."""
 
+DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+"""The slope of each activation that takes a scalar one, when none is given (else 0):
+the one table, read by `fastnn.activations`, the engine and the numpy twins."""
+
 
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
@@ -360,7 +364,7 @@ def alpha_array(name, alpha, cols, dtype):
             raise ValueError(f"alpha has shape {a.shape} but the input has {cols} columns")
         return a
     if alpha is None:
-        alpha = {"leaky_relu": 0.01, "elu": 1.0}.get(name, 0.0)
+        alpha = DEFAULT_ALPHA.get(name, 0.0)
     return np.full(1, alpha, dtype=dtype)
 
 

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from fastnn.interop._chain import require, supported_message
+from fastnn._kernels.activations import DEFAULT_ALPHA
 from fastnn._kernels.reference.activations import GELU_C, GELU_K, SELU_ALPHA, SELU_SCALE
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "MIN_OPSET", "ACTIVATIONS", "LAYERS"]
@@ -56,7 +57,7 @@ def to_onnx(model_or_engine, path=None, *, opset=None, matmul=False, sparse=Fals
             or not MIN_OPSET <= opset <= max_opset:
         raise ValueError(f"opset must be an integer in [{MIN_OPSET}, {max_opset}], got {opset!r}")
     if isinstance(model_or_engine, Sequential):
-        model_or_engine._require_built("to_onnx")
+        model_or_engine.require_built("to_onnx")
         dtype, n_in = model_or_engine.dtype, model_or_engine.input_dim
     elif isinstance(model_or_engine, InferenceEngine):
         dtype, n_in = model_or_engine.dtype, model_or_engine.n_in
@@ -225,6 +226,11 @@ def _binary_step(w, x, alpha):
     return w.node("Cast", [w.node("GreaterOrEqual", [x, w.scalar(0.0)])], to=w.elem)
 
 
+def _slope(name, alpha):
+    """The scalar slope of activation `name`: `alpha`, or fastnn's default when None."""
+    return float(DEFAULT_ALPHA[name] if alpha is None else alpha)
+
+
 def _prelu(w, x, alpha):
     return w.node("PRelu", [x, w.const("slope", np.reshape(alpha, -1))])
 
@@ -232,9 +238,8 @@ def _prelu(w, x, alpha):
 ACTIVATIONS = {
     "linear": lambda w, x, alpha: x,
     "relu": _op("Relu"),
-    "leaky_relu": lambda w, x, alpha: w.node("LeakyRelu", [x], alpha=float(
-        0.01 if alpha is None else alpha)),
-    "elu": lambda w, x, alpha: w.node("Elu", [x], alpha=float(1.0 if alpha is None else alpha)),
+    "leaky_relu": lambda w, x, alpha: w.node("LeakyRelu", [x], alpha=_slope("leaky_relu", alpha)),
+    "elu": lambda w, x, alpha: w.node("Elu", [x], alpha=_slope("elu", alpha)),
     "selu": lambda w, x, alpha: w.node("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE),
     "sigmoid": _op("Sigmoid"),
     "tanh": _op("Tanh"),
