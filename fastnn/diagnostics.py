@@ -108,9 +108,9 @@ def model_error(model, X, y):
     fraction of the targets' variance left unexplained) otherwise."""
     from fastnn import losses
 
-    model._require_compiled("an error measure")
-    model._require_built("an error measure")
-    X = model._check_X(X)
+    model.require_compiled("an error measure")
+    model.require_built("an error measure")
+    X = model.check_input(X)
     y = model._check_y(y, X.shape[0])
     out = model._predict(X, None)
     metric = losses.accuracy if model.loss.label_form is not None else losses.r2
@@ -226,9 +226,9 @@ def learning_curve(model, X, y, sizes, *, validation_split=0.2, epochs=20, batch
     from fastnn import layers as layers_mod, losses, optimizers
     from fastnn.model import Sequential
 
-    model._require_compiled("learning_curve")
-    model._require_built("learning_curve")
-    X = model._check_X(X)
+    model.require_compiled("learning_curve")
+    model.require_built("learning_curve")
+    X = model.check_input(X)
     y = np.asarray(y)
     if y.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {X.shape[0]} samples but y has shape {y.shape}")
