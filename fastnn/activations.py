@@ -8,6 +8,7 @@ import numpy as np
 
 from fastnn import _registry
 from fastnn._kernels import activations as _kernels
+from fastnn._validation import check_real
 
 __all__ = ["Activation", "LeakyReLU", "ELU", "GELU", "BinaryStep", "get", "serialize",
            "argmax", "NAMES"]
@@ -76,9 +77,7 @@ class ELU(Activation):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
     def __init__(self, alpha=_kernels.DEFAULT_ALPHA["elu"]):
-        if alpha <= 0:
-            raise ValueError(f"ELU alpha must be positive, got {alpha}")
-        super().__init__("elu", float(alpha))
+        super().__init__("elu", check_real(alpha, "ELU alpha", low=0.0, closed="neither"))
 
     def get_config(self):
         return {"alpha": self.alpha}

@@ -48,6 +48,7 @@ from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
 from fastnn._kernels.engine import KINDS, Plan, chunk_rows
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
+from fastnn._validation import check_choice, check_int
 from fastnn import labels
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_tensors, metadata_json, save_tensors
@@ -304,12 +305,9 @@ class InferenceEngine:
 
     def __init__(self, layers, dtype="float32", layout="auto", *, max_batch=DEFAULT_MAX_BATCH,
                  n_threads=None, classes=None):
-        if str(dtype) not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        if not _is_int(max_batch) or not 1 <= max_batch <= MAX_BATCH:
-            raise ValueError(f"max_batch must be an integer in [1, {MAX_BATCH}], got {max_batch!r}")
+        check_choice(str(dtype), "dtype", DTYPES)
+        check_choice(layout, "layout", LAYOUTS)
+        max_batch = check_int(max_batch, "max_batch", 1, MAX_BATCH)
         if isinstance(layers, dict) or not hasattr(layers, "__iter__"):
             raise TypeError("layers must be a list of layer specs (dicts)")
         layers = list(layers)

@@ -11,7 +11,7 @@ from fastnn import callbacks as cb
 from fastnn import labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels._checks import as_input
 from fastnn._table import format_table
-from fastnn._validation import check_int
+from fastnn._validation import check_int, check_real
 
 __all__ = ["Sequential"]
 
@@ -303,13 +303,10 @@ class Sequential:
         finished epochs and the batches of the failing epoch that finished before it.
         """
         self.require_compiled("fit")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        epochs = check_int(epochs, "epochs", low=0)
+        validation_split = check_real(validation_split, "validation_split", 0.0, 1.0,
+                                      closed="left")
         X = as_input(X, self.dtype, allow_empty=False)
         if np.shape(y)[:1] != (X.shape[0],):
             raise ValueError(f"X has {X.shape[0]} samples but y has shape {np.shape(y)}")

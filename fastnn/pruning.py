@@ -297,8 +297,8 @@ class PolynomialDecay(_SparsitySchedule):
 
     def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step, power=3,
                  frequency=100, scope="global"):
-        if not 0 <= initial_sparsity <= final_sparsity < 1:
-            raise ValueError("need 0 <= initial_sparsity <= final_sparsity < 1")
+        final_sparsity = check_real(final_sparsity, "final_sparsity", 0.0, 1.0, closed="left")
+        initial_sparsity = check_real(initial_sparsity, "initial_sparsity", 0.0, final_sparsity)
         if end_step <= begin_step:
             raise ValueError("end_step must come after begin_step")
         super().__init__(begin_step, end_step, frequency, scope)

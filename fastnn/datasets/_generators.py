@@ -4,9 +4,10 @@ Each generator places points exactly on curves, then (optionally) shuffles them 
 Gaussian noise of standard deviation `noise` to every coordinate. All take
 `random_state`: None, an int seed or a ``numpy.random.Generator``.
 """
-import numbers
 
 import numpy as np
+
+from fastnn._validation import check_int, check_real
 
 __all__ = ["make_circles", "make_moons", "make_spirals"]
 
@@ -31,9 +32,8 @@ def make_circles(n_samples=100, noise=0.0, factor=0.8, shuffle=True, random_stat
     y : ndarray of shape (n_samples,), int64
         0 for the outer circle (radius 1), 1 for the inner one (radius `factor`).
     """
-    n_samples = _count(n_samples, "n_samples", 0)
-    if not 0.0 <= factor < 1.0:
-        raise ValueError(f"factor must be in [0, 1), got {factor!r}")
+    n_samples = check_int(n_samples, "n_samples", low=0)
+    factor = check_real(factor, "factor", 0.0, 1.0, closed="left")
     n_outer = n_samples // 2
     parts = [(1.0, n_outer), (factor, n_samples - n_outer)]
     X = np.concatenate([radius * _unit_circle(n, endpoint=False, stop=2 * np.pi)
@@ -62,7 +62,7 @@ def make_moons(n_samples=100, noise=0.0, shuffle=True, random_state=None):
     X : ndarray of shape (n_samples, 2), float64
     y : ndarray of shape (n_samples,), int64
     """
-    n_samples = _count(n_samples, "n_samples", 0)
+    n_samples = check_int(n_samples, "n_samples", low=0)
     n_upper = n_samples // 2
     upper = _unit_circle(n_upper, endpoint=True, stop=np.pi)
     lower = np.array([1.0, 0.5]) - _unit_circle(n_samples - n_upper, endpoint=True,
@@ -101,10 +101,9 @@ def make_spirals(n_samples=100, n_classes=2, noise=0.0, turns=1.0, shuffle=True,
     y : ndarray of shape (n_samples,), int64
         The arm of each point, in ``0 .. n_classes - 1``.
     """
-    n_samples = _count(n_samples, "n_samples", 0)
-    n_classes = _count(n_classes, "n_classes", 1)
-    if not turns > 0:
-        raise ValueError(f"turns must be positive, got {turns!r}")
+    n_samples = check_int(n_samples, "n_samples", low=0)
+    n_classes = check_int(n_classes, "n_classes", low=1)
+    turns = check_real(turns, "turns", low=0.0, closed="neither")
     counts = np.full(n_classes, n_samples // n_classes)
     counts[: n_samples % n_classes] += 1
     arms = []
@@ -124,8 +123,7 @@ def _unit_circle(n, endpoint, stop):
 
 
 def _finish(X, y, noise, shuffle, random_state):
-    if not noise >= 0:
-        raise ValueError(f"noise must be non-negative, got {noise!r}")
+    noise = check_real(noise, "noise", low=0.0)
     rng = np.random.default_rng(random_state)
     if shuffle:
         order = rng.permutation(len(y))
@@ -133,9 +131,3 @@ def _finish(X, y, noise, shuffle, random_state):
     if noise > 0:
         X = X + rng.normal(0.0, noise, size=X.shape)
     return np.ascontiguousarray(X, dtype=np.float64), y
-
-
-def _count(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int of at least {low}, got {value!r}")
-    return int(value)

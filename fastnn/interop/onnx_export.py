@@ -14,6 +14,7 @@ import numpy as np
 
 from fastnn.interop._chain import require, supported_message
 from fastnn._kernels.activations import DEFAULT_ALPHA
+from fastnn._validation import check_int
 from fastnn._kernels.reference.activations import GELU_C, GELU_K, SELU_ALPHA, SELU_SCALE
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "MIN_OPSET", "ACTIVATIONS", "LAYERS"]
@@ -53,9 +54,7 @@ def to_onnx(model_or_engine, path=None, *, opset=None, matmul=False, sparse=Fals
     from fastnn.model import Sequential
     max_opset = onnx.defs.onnx_opset_version()
     opset = DEFAULT_OPSET if opset is None else opset
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) \
-            or not MIN_OPSET <= opset <= max_opset:
-        raise ValueError(f"opset must be an integer in [{MIN_OPSET}, {max_opset}], got {opset!r}")
+    opset = check_int(opset, "opset", MIN_OPSET, max_opset)
     if isinstance(model_or_engine, Sequential):
         model_or_engine.require_built("to_onnx")
         dtype, n_in = model_or_engine.dtype, model_or_engine.input_dim
