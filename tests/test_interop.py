@@ -317,6 +317,7 @@ W43 = {"W": np.ones((4, 3)), "b": np.zeros(3)}
     ("softmax-axis0", r"axis=0"),
     ("scaled", r"'s' \(Mul\) is not supported"),
     ("not-gelu", r"feeds 2 nodes"),
+    ("output-then-more", r"'e' \(Erf\) is not supported"),
 ])
 def test_from_onnx_unsupported(case, match):
     gemm = helper.make_node("Gemm", ["x", "W", "b"], ["h"], name="g")
@@ -342,6 +343,10 @@ def test_from_onnx_unsupported(case, match):
     elif case == "scaled":
         proto = _graph([gemm, helper.make_node("Mul", ["h", "two"], ["y"], name="s")],
                        dict(W43, two=np.float32(2.0)))
+    elif case == "output-then-more":  # an output in the middle does not end the network
+        proto = _graph([gemm, helper.make_node("Erf", ["h"], ["y"], name="e")], W43)
+        proto.graph.output.append(helper.make_tensor_value_info("h", TensorProto.FLOAT,
+                                                                [None, 3]))
     else:  # x * tanh(x) looks like SiLU but is not
         proto = _graph([gemm, helper.make_node("Tanh", ["h"], ["t"], name="t"),
                         helper.make_node("Mul", ["h", "t"], ["y"], name="m")], W43)
@@ -510,3 +515,18 @@ def test_class_labels_survive_onnx_files_and_deploy(classes, tmp_path):
     back.save(tmp_path / "m.safetensors")
     assert fn.load_model(tmp_path / "m.safetensors").classes.tolist() == list(classes)
     assert fn.deploy(back).predict_classes(X).tolist() == model.predict_classes(X).tolist()
+
+
+def test_missing_packages_name_what_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"fastnn\[onnx\]"):
+        fn.from_onnx(b"")
+    with pytest.raises(ImportError, match=r"fastnn\[onnx\]"):
+        fn.to_onnx(_model(np.float32))
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="torch"):
+        fn.from_torch(None)
+    monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)
+    with pytest.raises(ImportError, match="scikit-learn"):
+        fn.from_sklearn(None)

@@ -10,9 +10,10 @@ has reached is taken by:
    forms), SiLU and a guarded Softplus as such regions. The region is evaluated in
    float64 on a grid of inputs and must equal one of fastnn's activations (`PATTERNS`)
    there, so any spelling of these functions is recognised and nothing else is; or
-3. the end of the network: a graph output, or a classifier tail (ArgMax, ZipMap,
-   ArrayFeatureExtractor, the Concat of scikit-learn's binary probabilities), whose
-   class labels are kept in ``model.classes``.
+3. the end of the network: a graph output nothing reads, or a classifier tail (ArgMax,
+   ZipMap, ArrayFeatureExtractor or Gather of a label table, the Concat of
+   scikit-learn's binary probabilities), whose class labels are kept in
+   ``model.classes``.
 
 Constants (initializers, sparse initializers, Constant nodes, and Identity, Cast,
 Transpose or Reshape of constants) are folded first. Anything else raises ValueError
@@ -250,8 +251,12 @@ class _Reader:
                 steps.append(("activation", act, None))
                 start = last + 1
                 continue
+            if not users and x in self.outputs:
+                return steps, None
             if x in self.outputs or any(self.nodes[k].op_type in TAIL_OPS for k in users):
-                return steps, self._classes(start)
+                classes = self._classes(start)
+                if classes is not None:  # what follows only turns outputs into labels
+                    return steps, classes
             self._unsupported(x, users)
 
     def _unsupported(self, x, users):
