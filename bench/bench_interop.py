@@ -5,6 +5,7 @@ A PyTorch MLP 784-256-128-10 (ReLU, ReLU, softmax; float32, seeded) is imported 
 (1 and 256) with three contenders side by side:
 
   interop_fastnn        the deployed engine, fastnn's default thread count
+  interop_fastnn_1thread  the same engine on one thread, as its peers
   interop_torch         the torch module under torch.inference_mode(), 1 thread
   interop_onnxruntime   ONNX Runtime on torch's own export (torch.onnx.export,
                         dynamo=False), 1 intra-op thread, all graph optimizations
@@ -24,7 +25,6 @@ import fastnn as fn
 
 SIZES = (784, 256, 128, 10)
 BATCHES = (1, 256)
-KINDS = ("fastnn", "torch", "onnxruntime")
 _CACHE = {}
 
 
@@ -43,8 +43,9 @@ def contender(kind):
     if kind in _CACHE:
         return _CACHE[kind]
     torch, net = torch_net()
-    if kind == "fastnn":
-        predict = fn.deploy(fn.from_torch(net)).predict
+    if kind.startswith("fastnn"):
+        engine = fn.deploy(fn.from_torch(net), n_threads=1 if kind == "fastnn_1thread" else None)
+        predict = engine.predict
     elif kind == "torch":
         def predict(X):
             previous = torch.get_num_threads()
@@ -87,6 +88,11 @@ def _bench(benchmark, kind, batch):
 @pytest.mark.parametrize("batch", BATCHES)
 def test_interop_fastnn(benchmark, batch):
     _bench(benchmark, "fastnn", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_interop_fastnn_1thread(benchmark, batch):
+    _bench(benchmark, "fastnn_1thread", batch)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
