@@ -5,7 +5,7 @@ A PyTorch MLP 784-256-128-10 (ReLU, ReLU, softmax; float32, seeded) is imported 
 (1 and 256) with three contenders side by side:
 
   interop_fastnn        the deployed engine, fastnn's default thread count
-  interop_fastnn_1thread  the same engine on one thread, as its peers
+  interop_fastnn_1thread  the same engine with fastnn (kernels and BLAS) on one thread
   interop_torch         the torch module under torch.inference_mode(), 1 thread
   interop_onnxruntime   ONNX Runtime on torch's own export (torch.onnx.export,
                         dynamo=False), 1 intra-op thread, all graph optimizations
@@ -26,6 +26,17 @@ import fastnn as fn
 SIZES = (784, 256, 128, 10)
 BATCHES = (1, 256)
 _CACHE = {}
+DEFAULT_THREADS = fn.get_num_threads()
+
+
+def _on_threads(n, predict):
+    """`predict` with fastnn's kernels and BLAS on `n` threads; the count is set only when
+    it differs (once per switch of contender, not per call: setting it costs microseconds)."""
+    def run(X):
+        if fn.get_num_threads() != n:
+            fn.set_num_threads(n)
+        return predict(X)
+    return run
 
 
 def torch_net():
@@ -44,8 +55,8 @@ def contender(kind):
         return _CACHE[kind]
     torch, net = torch_net()
     if kind.startswith("fastnn"):
-        engine = fn.deploy(fn.from_torch(net), n_threads=1 if kind == "fastnn_1thread" else None)
-        predict = engine.predict
+        predict = _on_threads(1 if kind == "fastnn_1thread" else DEFAULT_THREADS,
+                              fn.deploy(fn.from_torch(net)).predict)
     elif kind == "torch":
         def predict(X):
             previous = torch.get_num_threads()
