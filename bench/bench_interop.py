@@ -39,6 +39,13 @@ def _on_threads(n, predict):
     return run
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_threads():
+    """Leave fastnn's thread count as this module found it."""
+    yield
+    fn.set_num_threads(DEFAULT_THREADS)
+
+
 def torch_net():
     torch = pytest.importorskip("torch")
     if "net" not in _CACHE:
