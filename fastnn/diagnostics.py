@@ -99,8 +99,11 @@ REMEDIES = {
     "bias": "a bigger network (more units or layers), longer training, or a better "
             "learning rate",
     "variance": "regularisation (L2, dropout), more training data, or data augmentation",
+    "neither": "both are below 0.01",
 }
 """What helps against each problem."""
+NEGLIGIBLE = 0.01
+"""Avoidable bias and variance both below this: neither is a problem."""
 
 
 def model_error(model, X, y):
@@ -129,6 +132,8 @@ class BiasVariance:
         self.variance = val_error - train_error
         self.kind = kind
         self.problem = "bias" if self.avoidable_bias >= self.variance else "variance"
+        if max(self.avoidable_bias, self.variance) < NEGLIGIBLE:
+            self.problem = "neither"
         self.remedy = REMEDIES[self.problem]
 
     def to_dict(self):
@@ -141,7 +146,8 @@ class BiasVariance:
         return (f"training error {self.train_error:.4f}, validation error {self.val_error:.4f} "
                 f"({measure}; optimal {self.optimal_error:.4f})\n"
                 f"avoidable bias {self.avoidable_bias:.4f}, variance {self.variance:.4f}: "
-                f"mostly {self.problem}; try {self.remedy}")
+                + (f"mostly {self.problem}; try {self.remedy}" if self.problem != "neither"
+                   else f"neither is a problem ({self.remedy})"))
 
     __repr__ = __str__
 
@@ -153,7 +159,8 @@ def bias_variance(model, X_train, y_train, X_val, y_val, optimal_error=0.0):
     bias is the training error minus `optimal_error` (the best error reachable, e.g. the
     human or Bayes error); variance is the validation error minus the training error.
     The larger one names the problem to work on: for bias a bigger network or longer
-    training, for variance regularisation, dropout, more data or augmentation.
+    training, for variance regularisation, dropout, more data or augmentation
+    (``"neither"`` when both are below 0.01).
 
     Returns
     -------

@@ -47,6 +47,8 @@ class Sequential:
         self.metrics = []
         self.stop_training = False
         self._classes = None
+        #: how a CSV table becomes this model's input (see `fastnn.tables`), or None
+        self.table = None
         for layer in layers or []:
             self.add(layer)
         if input_dim is not None:
@@ -535,6 +537,7 @@ class Sequential:
                            name=self.name)
         clone.set_weights(self.get_weights())
         clone.classes = self._classes
+        clone.table = self.table
         for src, dst in zip(self.layers, clone.layers):
             mask = getattr(src, "kernel_mask", None)
             if mask is not None:

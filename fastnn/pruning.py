@@ -247,6 +247,7 @@ def prune_neurons(model, amount=0.5, criterion="l2", X=None, compensate=None):
             for g in prev:
                 mask = mask[keep[g]]
             dst.kernel_mask = np.ascontiguousarray(mask)
+    pruned.classes, pruned.table = model.classes, model.table
     if model.loss is not None:
         pruned.compile_from_config(model.get_compile_config())
     return pruned

@@ -2,14 +2,15 @@
 
 The file holds every weight as a tensor (a mostly-zero kernel as CSR: values, column
 indices and row pointers) and, as JSON in the metadata, the architecture, the training
-configuration, the class labels and a format version. `fastnn.io` does the low-level
+configuration, the class labels, the table schema (`fastnn.tables`) when the model reads
+a CSV table, and a format version. `fastnn.io` does the low-level
 reading and writing.
 """
 import json
 
 import numpy as np
 
-from fastnn import io, labels, layers as layers_mod
+from fastnn import io, labels, layers as layers_mod, tables
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
 from fastnn.errors import ModelFormatError
 from fastnn.model import Sequential
@@ -47,6 +48,8 @@ def save_model(model, path):
             "architecture": json.dumps(model.get_config()),
             "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks),
             "classes": json.dumps(labels.to_json(model.classes))}
+    if model.table is not None:
+        meta["table"] = json.dumps(model.table)
     training = model.get_compile_config()
     if training is not None:
         training["metrics"] = [m for m in training["metrics"] if isinstance(m, str)]
@@ -118,6 +121,11 @@ def load_model(path):
             model.classes = labels.from_json(io.metadata_json(meta, "classes"), model.output_dim)
         except ValueError as exc:
             raise ModelFormatError(f"invalid classes: {exc}") from None
+    if "table" in meta:
+        try:
+            model.table = tables.check_schema(io.metadata_json(meta, "table"), model.input_dim)
+        except ValueError as exc:
+            raise ModelFormatError(f"invalid table schema: {exc}") from None
     if not isinstance(masked, list):
         raise ModelFormatError("masked_layers must be a list")
     for i in masked:

@@ -105,7 +105,7 @@ def test_task_is_inferred_from_the_targets(y, task):
     assert cli.infer_task(y) == task
 
 
-def test_train_classification_npz_remaps_labels(tmp_path, capsys):
+def test_train_classification_npz_keeps_the_labels(tmp_path, capsys):
     X, y = _blobs(offset=5)
     data = tmp_path / "blobs.npz"
     np.savez(data, X=X, y=y)
@@ -114,12 +114,13 @@ def test_train_classification_npz_remaps_labels(tmp_path, capsys):
                            "--lr", "0.01", "--seed", "3", "--out", out)
     assert status == 0
     assert "classification, 3 classes (inferred" in text
-    assert "class indices: 0 = 5, 1 = 6, 2 = 7" in text
-    assert "final validation metrics" in text
+    assert "3 classes (inferred; set --task to override): 5, 6, 7" in text
+    assert "final validation metrics" in text and "diagnosis: training error" in text
     model = fastnn.load_model(out)
-    assert model.output_dim == 3 and [l.units for l in model.layers] == [16, 3]
-    accuracy = np.mean(np.argmax(model.predict(X), axis=1) == y - 5)
-    assert accuracy >= 0.95
+    assert model.output_dim == 3 and [l.units for l in model.layers[1:]] == [16, 3]
+    assert isinstance(model.layers[0], fastnn.layers.Normalization)
+    np.testing.assert_array_equal(model.classes, [5, 6, 7])
+    assert np.mean(model.predict_classes(X) == y) >= 0.95
 
 
 def test_train_regression_csv(tmp_path, capsys):
@@ -144,9 +145,10 @@ def test_train_csv_classification_with_task_flag(tmp_path, capsys):
     status, text, _ = _run(capsys, "train", "--data", data, "--task", "classification",
                            "--layers", "8", "--epochs", "2", "--activation", "tanh",
                            "--out", out)
-    assert status == 0 and "(from --task)" in text and "class indices" not in text
+    assert status == 0 and "(from --task)" in text
     model = fastnn.load_model(out)
-    assert model.layers[0].activation.kernel == "tanh" and model.output_dim == 3
+    assert model.layers[1].activation.kernel == "tanh" and model.output_dim == 3
+    assert model.table["columns"] == ["w", "x", "y", "z"] and model.table["label"] == "label"
 
 
 # -- predict --------------------------------------------------------------------------------
@@ -223,9 +225,21 @@ def test_prune_within_a_budget(classifier, tmp_path, capsys):
 def test_prune_neurons_removes_hidden_units(classifier, tmp_path, capsys):
     out = tmp_path / "pruned.safetensors"
     status, text, _ = _run(capsys, "prune", classifier["model"], "--data", classifier["data"],
-                           "--neurons", "0.5", "--epochs", "0", "--out", out)
+                           "--neurons", "0.5", "--epochs", "0", "--max-drop", "1", "--out", out)
     assert status == 0 and "removed 50% of the hidden units" in text
-    assert [l.units for l in fastnn.load_model(out).layers] == [16, 8, 3]
+    assert [l.units for l in fastnn.load_model(out).layers[1:]] == [16, 8, 3]
+
+
+def test_prune_never_saves_over_budget_unless_forced(classifier, tmp_path, capsys):
+    out = tmp_path / "pruned.safetensors"
+    status, text, err = _run(capsys, "prune", classifier["model"], "--data", classifier["data"],
+                             "--sparsity", "0.97", "--epochs", "0", "--out", out)
+    assert status == 1 and not out.exists()
+    assert "held-out 20%" not in err and "not saved: on the held-out rows the accuracy fell " \
+        "from" in err and "--max-drop 0.01" in err and len(err.strip().splitlines()) == 1
+    status, _, err = _run(capsys, "prune", classifier["model"], "--data", classifier["data"],
+                          "--sparsity", "0.97", "--epochs", "0", "--force", "--out", out)
+    assert status == 0 and out.exists() and "saved anyway (--force)" in err
 
 
 # -- bench ----------------------------------------------------------------------------------
@@ -404,7 +418,8 @@ ERRORS = {
     "csv without the label column": (["train", "--data", "{csv}", "--label", "target",
                                       "--out", "{tmp}/m"], "no column 'target'"),
     "csv with text": (["train", "--data", "{text_csv}", "--out", "{tmp}/m"],
-                      "not a numeric table"),
+                      "row 3, column 2 ('b') holds the text 'oops', not a number; use "
+                      "--drop-missing"),
     "csv without header": (["train", "--data", "{headless_csv}", "--out", "{tmp}/m"],
                            "expected a header row"),
     "npy to train": (["train", "--data", "{npy}", "--out", "{tmp}/m"],
@@ -419,8 +434,6 @@ ERRORS = {
                    "argument --layers"),
     "bad sparsity": (["prune", "{model}", "--data", "{data}", "--sparsity", "1.5",
                       "--out", "{tmp}/p"], "argument --sparsity: must be in [0, 1), got 1.5"),
-    "sparsity and max-drop": (["prune", "{model}", "--data", "{data}", "--sparsity", "0.5",
-                               "--max-drop", "0.1", "--out", "{tmp}/p"], "not allowed with"),
     "prune with nothing to do": (["prune", "{model}", "--data", "{data}", "--out", "{tmp}/p"],
                                  "needs --sparsity, --max-drop or --neurons"),
     "labels out of range": (["prune", "{model}", "--data", "{wide}", "--sparsity", "0.5",
@@ -530,8 +543,8 @@ def test_predict_prune_and_bench_read_onnx(onnx_files, capsys):
     assert status == 0, err
     np.testing.assert_allclose(np.load(folder / "p.npy"), onnx_files["model"].predict(X), rtol=1e-6)
     status, out, err = _run(capsys, "prune", onnx_files["onnx"], "--data", onnx_files["data"],
-                            "--sparsity", "0.8", "--epochs", "2", "--out",
-                            folder / "pruned.safetensors")
+                            "--sparsity", "0.8", "--epochs", "2", "--max-drop", "1",  # any drop
+                            "--out", folder / "pruned.safetensors")
     assert status == 0, err
     assert fastnn.pruning.sparsity(fastnn.load_model(folder / "pruned.safetensors")) >= 0.79
     status, out, err = _run(capsys, "bench", onnx_files["onnx"], "--batch", "1", "--repeat", "3")

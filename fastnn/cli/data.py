@@ -6,7 +6,9 @@ Data files
     Arrays ``X`` (samples, features) and, for training and pruning, ``y``.
 ``.csv``
     A header row naming the columns; the label column (``--label``, default ``label``)
-    holds the targets and every other column is a feature. Numbers only.
+    holds the targets (numbers or names) and every other column is a feature: numbers,
+    or categories with ``--categorical``. Missing cells are refused with the row and
+    column named, unless ``--drop-missing`` or ``--impute mean`` (see `fastnn.tables`).
 ``.npy``
     Features only (for ``predict``).
 """
@@ -16,13 +18,15 @@ import zipfile
 import numpy as np
 
 from fastnn.cli.errors import UsageError
+from fastnn.tables import TableError, read_csv
 
 MAX_INFERRED_CLASSES = 20
 """``--task auto`` takes integer targets with at most this many distinct values as classes."""
 
 
-def read_data(path, label="label", need_y=True):
-    """Features and targets from a .npz, .csv or .npy file.
+def read_data(path, label="label", need_y=True, missing="error", categorical=(),
+              schema=None):
+    """Features, targets and table schema from a .npz, .csv or .npy file.
 
     Parameters
     ----------
@@ -32,11 +36,16 @@ def read_data(path, label="label", need_y=True):
     need_y : bool
         Require targets. Without it, a CSV label column is dropped when present and the
         targets returned are None.
+    missing, categorical, schema
+        How a CSV file's missing cells and categories are read (`fastnn.tables.read_csv`);
+        a `schema` (a model's `table`) also fixes the columns the file must have.
 
     Returns
     -------
     X : ndarray of shape (n, features)
     y : ndarray of shape (n,) or (n, outputs), or None
+    schema : dict or None
+        The CSV file's schema (None for .npz and .npy files).
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -46,10 +55,14 @@ def read_data(path, label="label", need_y=True):
                          f".npy (features only)")
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such file")
+    table = None
     if ext == ".npz":
         X, y = _read_npz(path, need_y)
     elif ext == ".csv":
-        X, y = _read_csv(path, label, need_y)
+        try:
+            X, y, table = read_csv(path, label, need_y, missing, categorical, schema)
+        except TableError as exc:
+            raise UsageError(str(exc)) from None
     else:
         if need_y:
             raise UsageError(f"{path}: a .npy file holds no targets; use .npz (X and y) or "
@@ -63,11 +76,11 @@ def read_data(path, label="label", need_y=True):
                          f"shape {X.shape}")
     if y is not None:
         y = np.asarray(y)
-        if y.dtype.kind not in "biuf":
-            raise UsageError(f"{path}: y has dtype {y.dtype}; expected numbers")
+        if y.dtype.kind not in "biufU":
+            raise UsageError(f"{path}: y has dtype {y.dtype}; expected numbers or names")
         if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
             raise UsageError(f"{path}: X has {X.shape[0]} samples but y has shape {y.shape}")
-    return X, y
+    return X, y, table
 
 
 def _read_npz(path, need_y):
@@ -100,55 +113,14 @@ def _read_npy(path):
     return X
 
 
-def _read_csv(path, label, need_y):
-    import warnings
-
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = f.readline()
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a UTF-8 text file") from None
-    names = [name.strip().strip("\"'") for name in header.strip().split(",")]
-    if names == [""]:
-        raise UsageError(f"{path}: empty file; expected a header row naming the columns")
-    if all(_is_number(name) for name in names):
-        raise UsageError(f"{path}: the first row holds numbers; expected a header row "
-                         f"naming the columns")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64,
-                               encoding="utf-8")
-    except ValueError as exc:
-        raise UsageError(f"{path}: not a numeric table ({exc})") from None
-    if table.shape[0] == 0:
-        raise UsageError(f"{path}: no data rows below the header")
-    if table.shape[1] != len(names):
-        raise UsageError(f"{path}: the header names {len(names)} columns but the rows have "
-                         f"{table.shape[1]}")
-    if label in names:
-        k = names.index(label)
-        return np.delete(table, k, axis=1), (table[:, k] if need_y else None)
-    if need_y:
-        raise UsageError(f"{path}: no column {label!r} (columns: {', '.join(names)}); name "
-                         f"the target column with --label")
-    return table, None
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def infer_task(y):
     """"classification" for integer-valued targets with few distinct values, else
     "regression"."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
+    if y.dtype.kind in "Ub":
+        return "classification"
     if y.ndim != 1:
         return "regression"
     if y.dtype.kind == "f":
@@ -157,28 +129,6 @@ def infer_task(y):
     distinct = np.unique(y).size
     few = distinct <= MAX_INFERRED_CLASSES and 2 * distinct <= y.size
     return "classification" if few else "regression"
-
-
-def class_indices(y, path):
-    """(classes, indices): the sorted distinct labels and each sample's index among them."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise UsageError(f"{path}: classification needs one label per sample; y has shape "
-                         f"{y.shape}")
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise UsageError(f"{path}: y contains NaN or infinite values")
-    classes, index = np.unique(y, return_inverse=True)
-    if classes.size < 2:
-        raise UsageError(f"{path}: y holds a single class ({classes[0]!r}); classification "
-                         f"needs at least two")
-    return classes, index.astype(np.int64)
-
-
-def label_text(value):
-    value = value.item() if hasattr(value, "item") else value
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def check_out(path, extensions=None):
