@@ -6,12 +6,14 @@ from fastnn._kernels._threads import get_num_threads
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_array(x, name, dtype=None, ndim=None):
-    """`x` as a C-ordered float32 or float64 array.
+def as_float_array(x, name, dtype=None, ndim=None, cast=False):
+    """`x` as a C-ordered float32 or float64 array: the one conversion of arrays given to
+    fastnn, by the kernels' entry points and (through `as_input`) the model and engine.
 
     Integers and booleans are converted (to `dtype`, else float64); a float array of
-    another precision than `dtype`, or anything non-numeric, raises TypeError naming
-    `name`. `ndim` (an int or a tuple of ints) is checked with a ValueError.
+    another precision than `dtype` is converted with `cast`, else raises TypeError naming
+    `name`, as anything non-numeric does. `ndim` (an int or a tuple of ints) is checked
+    with a ValueError.
     """
     if not isinstance(x, np.ndarray):
         try:
@@ -24,8 +26,11 @@ def as_float_array(x, name, dtype=None, ndim=None):
         x = x.astype(want if want is not None else np.float64)
     elif kind == "f":
         if want is not None and x.dtype != want:
-            raise TypeError(f"{name} has dtype {x.dtype}, expected {want}")
-        if x.dtype not in FLOAT_DTYPES:
+            if not cast:
+                raise TypeError(f"{name} has dtype {x.dtype}, expected {want}")
+            with np.errstate(over="ignore"):  # beyond float32's range: inf, for the caller
+                x = x.astype(want)
+        elif x.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} has dtype {x.dtype}; fastnn computes in float32 or float64")
     else:
         raise TypeError(f"{name} has dtype {x.dtype}; expected a real numeric array")
@@ -53,13 +58,7 @@ def as_input(X, dtype, name="X", allow_empty=True):
 
     The caller checks the number of features, against what it was built for.
     """
-    if not isinstance(X, np.ndarray):
-        try:
-            X = np.asarray(X)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name} is not a regular numeric array: {exc}") from None
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {X.dtype}; expected a real numeric array")
+    X = as_float_array(X, name, dtype, cast=True)
     if X.ndim != 2:
         hint = (f": use {name}.reshape(1, -1) for one sample or {name}.reshape(-1, 1) for one "
                 f"feature" if X.ndim == 1 else "")
@@ -67,8 +66,6 @@ def as_input(X, dtype, name="X", allow_empty=True):
                          f"features){hint}")
     if not allow_empty and X.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {X.shape})")
-    with np.errstate(over="ignore"):  # a value beyond float32's range is refused below
-        X = np.ascontiguousarray(X, dtype=dtype)
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return X
