@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from fastnn import callbacks as cb
-from fastnn import labels, layers as layers_mod, losses, optimizers
+from fastnn import augment as augment_mod, labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels._checks import as_input
 from fastnn._table import format_table
 from fastnn._validation import check_int, check_real
@@ -294,8 +294,12 @@ class Sequential:
         return w
 
     def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, sample_weight=None, class_weight=None):
+            shuffle=True, callbacks=None, verbose=1, sample_weight=None, class_weight=None,
+            augment=None):
         """Train for `epochs` passes over (X, y); returns a `fastnn.callbacks.History`.
+
+        ``augment`` (a transform of `fastnn.augment`, or a list of them) transforms each
+        training batch on the fly; validation data are never augmented.
 
         ``validation_split`` holds out the last fraction of the samples (before shuffling),
         as Keras does. A non-finite loss stops training with
@@ -315,6 +319,9 @@ class Sequential:
         if not self.built:
             self.build(X.shape[1])
         X = self._check_width(X)
+        augment = augment_mod.get(augment)
+        if augment is not None:  # a wrong image shape fails here, before any training
+            augment(X[:1].copy(), np.random.default_rng(0))
         y = self._check_y(y, X.shape[0], learn=True)
         w = self._sample_weights(y, X.shape[0], sample_weight, class_weight)
         if validation_data is None and validation_split > 0:
@@ -348,7 +355,7 @@ class Sequential:
                 for c in cbs:
                     c.on_epoch_begin(epoch, {})
                 logs = self._run_epoch(X, y, w, batch_size, Xb_full, shuffle, cbs, epoch,
-                                       epochs, verbose)
+                                       epochs, verbose, augment)
                 if validation_data is not None:
                     val = self._evaluate(*validation_data, batch_size=None)
                     logs.update({f"val_{k}": v for k, v in val.items()})
@@ -378,7 +385,8 @@ class Sequential:
         wv = data[2] if len(data) > 2 else None
         return Xv, yv, self._sample_weights(yv, Xv.shape[0], wv, None)
 
-    def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose):
+    def _run_epoch(self, X, y, w, batch_size, Xb_full, shuffle, cbs, epoch, epochs, verbose,
+                   augment=None):
         n = X.shape[0]
         order = self._rng.permutation(n) if shuffle else np.arange(n)
         n_batches = (n + batch_size - 1) // batch_size
@@ -397,6 +405,8 @@ class Sequential:
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 Xb = Xb_full[:len(idx)]
                 np.take(X, idx, axis=0, out=Xb)
+                if augment is not None:
+                    Xb = np.ascontiguousarray(augment(Xb, self._rng), dtype=self.dtype)
                 yb = y[idx]
                 wb = None if w is None else w[idx]
                 value, out = self._train_step(Xb, yb, wb)

@@ -1,4 +1,5 @@
-"""``fastnn experiment``: the initialisation, activation, dropout and pruning experiments."""
+"""``fastnn experiment``: the initialisation, activation, dropout, pruning and augmentation
+experiments."""
 import time
 
 from fastnn import experiments
@@ -8,7 +9,8 @@ from fastnn.cli.errors import UsageError
 def add_parser(commands):
     """Add the ``experiment`` subcommand to `commands`."""
     experiment = commands.add_parser(
-        "experiment", help="initialisation, activation, dropout and pruning experiments",
+        "experiment",
+        help="initialisation, activation, dropout, pruning and augmentation experiments",
         description="Run one of the bundled experiments and print its table.")
     experiment.add_argument("name", choices=tuple(experiments.EXPERIMENTS))
     experiment.add_argument("--plot", metavar="FILE.png",
