@@ -193,3 +193,14 @@ def test_prune_of_a_regressor_keeps_the_relative_budget(tmp_path, capsys):
                           "0.95", "--epochs", "0", "--out", tmp_path / "q.fnn")
     assert status == 1 and "the loss rose from" in err and "--max-drop 0.05" in err
     assert not (tmp_path / "q.fnn").exists()
+
+
+def test_prune_reads_the_training_csv_with_named_labels(trained, capsys):
+    out = trained["folder"] / "pruned.safetensors"
+    status, text, err = _run(capsys, "prune", trained["model"], "--data", trained["data"],
+                             "--sparsity", "auto", "--out", out)
+    assert status == 0, err
+    assert "budget: a fall of the accuracy by at most 0.01" in text
+    pruned = fastnn.load_model(out)
+    np.testing.assert_array_equal(pruned.classes, ["high", "low", "mid"])
+    assert pruned.table == fastnn.load_model(trained["model"]).table
