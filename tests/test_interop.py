@@ -144,6 +144,8 @@ def test_from_torch_keeps_dropout_for_fine_tuning():
                                         nn.Linear(4, 1)))
     assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dropout", "Dense"]
     assert model.layers[1].rate == 0.25 and model.layers[0].activation.kernel == "relu"
+    bn = fn.from_torch(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, eps=1e-3, momentum=0.3)))
+    assert (bn.layers[1].eps, bn.layers[1].momentum) == (1e-3, 0.3)
 
 
 @pytest.mark.parametrize("module,match", [

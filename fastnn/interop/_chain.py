@@ -8,7 +8,8 @@ Every importer (ONNX, PyTorch, scikit-learn) translates its layers into steps, a
   its scalar slope (leaky_relu, elu) or None; it becomes the activation of the Dense
   layer before it when that one has none, else an `Activation` layer;
 - ``("prelu", alpha)``: one slope per feature, shape (n,);
-- ``("batchnorm", gamma, beta, mean, var, eps)``: inference statistics;
+- ``("batchnorm", gamma, beta, mean, var, eps[, momentum])``: inference statistics, and
+  the momentum of their updates in training (PyTorch's meaning; default 0.1);
 - ``("normalization", mean, var)``: ``(x - mean) / sqrt(var)``, fixed statistics;
 - ``("dropout", rate)``: kept so that fine-tuning drops as the source did.
 
@@ -97,8 +98,9 @@ def build(steps, input_dim, dtype, name="imported"):
             layers.append(L.PReLU())
             weights.append([np.broadcast_to(np.asarray(step[1]).reshape(-1), (width,))])
         elif kind == "batchnorm":
-            gamma, beta, mean, var, eps = step[1:]
-            layers.append(L.BatchNormalization(eps=float(eps)))
+            gamma, beta, mean, var, eps = step[1:6]
+            momentum = step[6] if len(step) > 6 and step[6] is not None else 0.1
+            layers.append(L.BatchNormalization(momentum=float(momentum), eps=float(eps)))
             weights.append([np.broadcast_to(np.reshape(a, -1), (width,))
                             for a in (gamma, beta, mean, var)])
         elif kind == "normalization":

@@ -62,7 +62,8 @@ def _batchnorm(m, where):
     n = m.num_features
     gamma = np.ones(n) if m.weight is None else _numpy(m.weight)
     beta = np.zeros(n) if m.bias is None else _numpy(m.bias)
-    return [("batchnorm", gamma, beta, _numpy(m.running_mean), _numpy(m.running_var), m.eps)]
+    return [("batchnorm", gamma, beta, _numpy(m.running_mean), _numpy(m.running_var), m.eps,
+             m.momentum)]
 
 
 def _dropout(m, where):
