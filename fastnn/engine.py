@@ -51,9 +51,11 @@ from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, in
 from fastnn._validation import check_choice, check_int
 from fastnn import labels
 from fastnn.errors import ModelFormatError
-from fastnn.io import load_tensors, metadata_json, save_tensors
+from fastnn.io import (load_tensors, metadata_json, save_tensors, tensors_from_bytes,
+                       tensors_to_bytes)
 
-__all__ = ["InferenceEngine", "load_engine", "CROSSOVER_DENSITY", "sparse_batches"]
+__all__ = ["InferenceEngine", "load_engine", "engine_from_bytes", "CROSSOVER_DENSITY",
+           "sparse_batches"]
 
 FORMAT = "fastnn-engine"
 FORMAT_VERSION = "2"
@@ -466,6 +468,22 @@ class InferenceEngine:
         output width, after maxout), and for dense layers pieces, layout and whether
         there is a bias). Read it back with `load_engine`.
         """
+        save_tensors(path, *self._file_contents())
+
+    def to_bytes(self):
+        """The bytes `save` would write; `engine_from_bytes` reads them back."""
+        return tensors_to_bytes(*self._file_contents())
+
+    def __getstate__(self):
+        # Pickles carry the file's bytes only, read back by the validated loader. The
+        # thread count stays behind: an unpickled engine follows its new process's setting.
+        return {"fastnn-engine": self.to_bytes()}
+
+    def __setstate__(self, state):
+        self.__dict__.update(engine_from_bytes(state["fastnn-engine"]).__dict__)
+
+    def _file_contents(self):
+        """(tensors, metadata) of the engine's file."""
         tensors, described = {}, []
         for i, layer in enumerate(self._layers):
             a = layer.arrays
@@ -482,10 +500,10 @@ class InferenceEngine:
             for name in names + ("alpha",):
                 tensors[f"{i}.{'values' if name == 'data' else name}"] = a[name]
             described.append(entry)
-        save_tensors(path, tensors, {
+        return tensors, {
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self._dtype.name,
             "layout": self._layout, "max_batch": str(self._max_batch),
-            "layers": json.dumps(described), "classes": json.dumps(labels.to_json(self.classes))})
+            "layers": json.dumps(described), "classes": json.dumps(labels.to_json(self.classes))}
 
 
 def _fail(message):
@@ -613,7 +631,15 @@ def load_engine(path):
     fastnn.errors.ModelFormatError
         At the first violation, or when the file is not a safetensors file.
     """
-    tensors, meta = load_tensors(path)
+    return _engine_from_contents(*load_tensors(path))
+
+
+def engine_from_bytes(data):
+    """`load_engine` for the bytes of an engine file (`InferenceEngine.to_bytes`)."""
+    return _engine_from_contents(*tensors_from_bytes(data))
+
+
+def _engine_from_contents(tensors, meta):
     if meta.get("format") != FORMAT:
         _fail(f"not a {FORMAT} file (format={meta.get('format')!r})")
     version = VERSIONS.get(meta.get("format_version"))

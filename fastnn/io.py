@@ -22,13 +22,7 @@ def save_tensors(path, tensors, metadata):
     The bytes go to a temporary file in the same folder, which then replaces `path`
     in one rename: an interrupted save leaves any existing file untouched.
     """
-    from safetensors.numpy import save
-
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError("metadata keys and values must be strings")
-    data = save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
-                metadata=dict(metadata))
+    data = tensors_to_bytes(tensors, metadata)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -50,6 +44,17 @@ def save_tensors(path, tensors, metadata):
         except OSError:
             pass
         raise
+
+
+def tensors_to_bytes(tensors, metadata):
+    """`tensors` (name -> ndarray) and `metadata` (str -> str) as safetensors bytes."""
+    from safetensors.numpy import save
+
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("metadata keys and values must be strings")
+    return save({name: np.ascontiguousarray(t) for name, t in tensors.items()},
+                metadata=dict(metadata))
 
 
 def read_header(data):
@@ -79,9 +84,6 @@ def load_tensors(path):
     Parsing is done by the safetensors library, which checks dtypes, shapes and that
     the byte ranges tile the data exactly; nothing in the file is ever executed.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -89,6 +91,15 @@ def load_tensors(path):
         raise FileNotFoundError(f"{path}: no such file") from None
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return tensors_from_bytes(data)
+
+
+def tensors_from_bytes(data):
+    """`load_tensors` for safetensors bytes already in memory: ``(tensors, metadata)``."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    data = bytes(data)
     header = read_header(data)
     try:
         tensors = load(data)

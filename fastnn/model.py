@@ -568,3 +568,14 @@ class Sequential:
         from fastnn.saving import save_model
 
         save_model(self, path)
+
+    def __getstate__(self):
+        # Pickles carry the model file's bytes only, read back by the validated loader.
+        from fastnn.saving import model_to_bytes
+
+        return {"fastnn-model": model_to_bytes(self)}
+
+    def __setstate__(self, state):
+        from fastnn.saving import model_from_bytes
+
+        self.__dict__.update(model_from_bytes(state["fastnn-model"]).__dict__)

@@ -15,7 +15,7 @@ from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr
 from fastnn.errors import ModelFormatError
 from fastnn.model import Sequential
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "model_to_bytes", "model_from_bytes"]
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = "1"
@@ -29,9 +29,19 @@ def save_model(model, path):
     training configuration are JSON in the metadata, with a format version.
     """
     model.require_built("save")
+    io.save_tensors(path, *_file_contents(model))
+
+
+def model_to_bytes(model):
+    """The bytes `save_model` would write (a model not yet built has no tensors)."""
+    return io.tensors_to_bytes(*_file_contents(model))
+
+
+def _file_contents(model):
+    """(tensors, metadata) of the model's file."""
     tensors = {}
     sparse = {}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.layers if model.built else []):
         for j, w in enumerate(layer.weights):
             key = f"layers.{i}.{j}"
             if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
@@ -54,7 +64,7 @@ def save_model(model, path):
     if training is not None:
         training["metrics"] = [m for m in training["metrics"] if isinstance(m, str)]
         meta["training"] = json.dumps(training)
-    io.save_tensors(path, tensors, meta)
+    return tensors, meta
 
 
 def load_model(path):
@@ -68,7 +78,15 @@ def load_model(path):
         On the first problem: unreadable or truncated file, unknown format or version,
         unknown layer kind or activation, inconsistent shapes or dtypes, non-finite weights.
     """
-    tensors, meta = io.load_tensors(path)
+    return _model_from_contents(*io.load_tensors(path))
+
+
+def model_from_bytes(data):
+    """`load_model` for the bytes of a model file (`model_to_bytes`)."""
+    return _model_from_contents(*io.tensors_from_bytes(data))
+
+
+def _model_from_contents(tensors, meta):
     if meta.get("format") != FORMAT:
         raise ModelFormatError(f"not a fastnn model file (format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -84,7 +102,8 @@ def load_model(path):
     try:
         model = Sequential([layers_mod.get(c) for c in arch["layers"]], dtype=arch["dtype"],
                            seed=arch.get("seed"), name=arch.get("name", "sequential"))
-        model.build(arch["input_dim"])
+        if arch["input_dim"] is not None:
+            model.build(arch["input_dim"])
         if "training" in meta:
             training = json.loads(meta["training"])
             model.compile_from_config(training)
@@ -92,6 +111,10 @@ def load_model(path):
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFormatError(f"invalid architecture: {exc}") from None
+    if not model.built:
+        if tensors:
+            raise ModelFormatError("a model that is not built has no tensors")
+        return model
     weights = []
     for i, layer in enumerate(model.layers):
         for j, target in enumerate(layer.weights):
