@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from fastnn import activations, callbacks, initializers, layers as L, optimizers, pruning
 from fastnn import regularizers
+from fastnn._validation import check_choice, check_int, check_real
 from fastnn.deployment import deploy
 from fastnn.model import Sequential
 
@@ -52,16 +53,6 @@ _SOLVERS = ("adam", "sgd")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 # The SGD learning rate at which "adaptive" gives up, as scikit-learn.
 _MIN_ADAPTIVE_LR = 1e-6
-
-
-def _check_number(value, name, low, high=np.inf, low_open=False, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (
-        low < value if low_open else low <= value) and value <= high
-    if not ok:
-        bound = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a float'} in {bound}, "
-                         f"got {value!r}")
 
 
 class _Progress(callbacks.Callback):
@@ -166,45 +157,30 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _check_params(self):
-        """ValueError (scikit-learn's InvalidParameterError is one) for a bad parameter."""
+        """ValueError (TypeError for a non-number) for a bad parameter, before any work."""
         if self.solver == "lbfgs":
             raise ValueError("solver='lbfgs' is not available in fastnn: use 'adam' or 'sgd'")
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        if self.learning_rate not in _LEARNING_RATES:
-            raise ValueError(f"learning_rate must be one of {_LEARNING_RATES}, "
-                             f"got {self.learning_rate!r}")
+        check_choice(self.solver, "solver", _SOLVERS)
+        check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
         activations.get(_ACTIVATIONS.get(self.activation, self.activation))
-        if not (self.batch_size == "auto" or (isinstance(self.batch_size, numbers.Integral)
-                                              and not isinstance(self.batch_size, bool)
-                                              and self.batch_size >= 1)):
-            raise ValueError(f"batch_size must be 'auto' or a positive integer, "
-                             f"got {self.batch_size!r}")
-        _check_number(self.alpha, "alpha", 0.0)
-        _check_number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
-        _check_number(self.power_t, "power_t", 0.0)
-        _check_number(self.max_iter, "max_iter", 1, integer=True)
-        _check_number(self.tol, "tol", 0.0)
-        _check_number(self.momentum, "momentum", 0.0, 1.0)
-        _check_number(self.validation_fraction, "validation_fraction", 0.0, 1.0, low_open=True)
-        if self.validation_fraction >= 1:
-            raise ValueError(f"validation_fraction must be below 1, got {self.validation_fraction}")
-        for name in ("beta_1", "beta_2"):
-            _check_number(getattr(self, name), name, 0.0, 1.0)
-            if getattr(self, name) >= 1:
-                raise ValueError(f"{name} must be below 1, got {getattr(self, name)}")
-        _check_number(self.epsilon, "epsilon", 0.0, low_open=True)
-        _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
-        _check_number(self.dropout, "dropout", 0.0, 1.0)
-        if self.dropout >= 1:
-            raise ValueError(f"dropout must be below 1, got {self.dropout}")
-        _check_number(self.sparsity, "sparsity", 0.0, 1.0)
-        if self.sparsity >= 1:
-            raise ValueError(f"sparsity must be below 1, got {self.sparsity}")
-        if str(self.dtype) not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.batch_size != "auto":
+            check_int(self.batch_size, "batch_size", 1)
+        check_real(self.alpha, "alpha", 0.0)
+        check_real(self.learning_rate_init, "learning_rate_init", 0.0, closed="right")
+        check_real(self.power_t, "power_t", 0.0)
+        check_int(self.max_iter, "max_iter", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.momentum, "momentum", 0.0, 1.0)
+        check_real(self.validation_fraction, "validation_fraction", 0.0, 1.0, closed="neither")
+        check_real(self.beta_1, "beta_1", 0.0, 1.0, closed="left")
+        check_real(self.beta_2, "beta_2", 0.0, 1.0, closed="left")
+        check_real(self.epsilon, "epsilon", 0.0, closed="right")
+        check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        check_real(self.dropout, "dropout", 0.0, 1.0, closed="left")
+        check_real(self.sparsity, "sparsity", 0.0, 1.0, closed="left")
+        check_choice(str(self.dtype), "dtype", ("float32", "float64"))
         if self.n_threads is not None:
-            _check_number(self.n_threads, "n_threads", 1, integer=True)
+            check_int(self.n_threads, "n_threads", 1)
 
     # -- input ---------------------------------------------------------------
     def _validate_X(self, X, reset):
@@ -254,7 +230,8 @@ class _BaseMLP(BaseEstimator):
         self._check_params()
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate_Xy(X, y, reset=first)
-        targets, n_outputs, out_activation, loss, scale = self._encode(y, incremental, first)
+        targets, n_outputs, out_activation, loss, scale, classes = self._encode(y, incremental,
+                                                                               first)
         if sample_weight is not None:
             # scaled to mean 1: the loss is then a weighted mean, as scikit-learn's
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -268,6 +245,7 @@ class _BaseMLP(BaseEstimator):
                 out_activation, out_activation)
             self.n_layers_ = len(self._hidden_sizes()) + 2
             self.model_ = self._build(X.shape[1], n_outputs, out_activation, loss)
+            self.model_.classes = classes
             self.t_ = 0
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -284,8 +262,8 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self.best_loss_ = None
-            stratify = None
-            if isinstance(self, ClassifierMixin) and (targets.ndim == 1 or n_outputs == 1):
+            stratify = None  # scikit-learn stratifies single-output classification
+            if isinstance(self, ClassifierMixin) and (n_outputs == 1 or targets.ndim == 1):
                 stratify = targets.reshape(len(targets), -1)[:, 0]
             parts = train_test_split(X, targets, *(() if sample_weight is None else
                                                    (sample_weight,)),
@@ -402,7 +380,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def _encode(self, y, incremental, first):
-        """(targets, n_outputs, output activation, loss, loss scale) from labels y."""
+        """(targets, n_outputs, output activation, loss, loss scale, model classes)."""
         if not incremental and first:
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -415,22 +393,31 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 and len(np.setdiff1d(unique_labels(y), self.classes_)):
             raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                              f"{self.classes_}. 'y' has {unique_labels(y)}.")
-        Y = self._label_binarizer.transform(y)
-        if self._label_binarizer.y_type_ == "multiclass":
-            return np.argmax(Y, axis=1), Y.shape[1], "softmax", \
-                "sparse_categorical_crossentropy", 1.0
-        scale = 1.0 / Y.shape[1] if Y.shape[1] > 1 else 1.0
-        return Y.astype(str(self.dtype)), Y.shape[1], "sigmoid", "binary_crossentropy", scale
+        lb = self._label_binarizer
+        if lb.y_type_ == "multilabel-indicator":
+            Y = lb.transform(y).astype(str(self.dtype))
+            return Y, Y.shape[1], "sigmoid", "binary_crossentropy", 1.0 / Y.shape[1], None
+        k = len(self.classes_)
+        if k == 1:  # one class seen: one unit that learns to say "not the positive class"
+            return np.zeros((len(y), 1), dtype=str(self.dtype)), 1, "sigmoid", \
+                "binary_crossentropy", 1.0, None
+        # the labels themselves: the model encodes them by its `classes`
+        if k == 2:
+            return y, 1, "sigmoid", "binary_crossentropy", 1.0, self.classes_
+        return y, k, "softmax", "sparse_categorical_crossentropy", 1.0, self.classes_
 
     def _decode_targets(self, targets):
-        if targets.ndim == 1 and self._label_binarizer.y_type_ == "multiclass":
-            return self.classes_[targets]
-        return self._label_binarizer.inverse_transform(targets)
+        """Labels of the targets given to the model (indicator rows for multi-label)."""
+        return self._label_binarizer.inverse_transform(targets) if targets.ndim == 2 \
+            else targets
+
+    def _labels(self, P):
+        """Labels of the network's outputs P: argmax, or p > 0.5 per sigmoid unit."""
+        return self._label_binarizer.inverse_transform(P[:, 0] if P.shape[1] == 1 else P)
 
     def _score_checked(self, X, y, sample_weight):
         """Accuracy on validated X (the validation score of early stopping)."""
-        P = self.model_.predict(X)
-        return accuracy_score(y, self._label_binarizer.inverse_transform(P),
+        return accuracy_score(y, self._labels(self.model_.predict(X)),
                               sample_weight=sample_weight)
 
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -443,8 +430,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Class labels, shape (n_samples,) or (n_samples, n_classes) for multi-label."""
-        P = self._outputs(X)
-        return self._label_binarizer.inverse_transform(P[:, 0] if P.shape[1] == 1 else P)
+        return self._labels(self._outputs(X))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of `classes_`."""
@@ -477,7 +463,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not first and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} outputs but the model was fitted with "
                              f"{self.n_outputs_}")
-        return y.astype(str(self.dtype)), n_outputs, "linear", "mse", 2.0
+        return y.astype(str(self.dtype)), n_outputs, "linear", "mse", 2.0, None
 
     @staticmethod
     def _decode_targets(targets):

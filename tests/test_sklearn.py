@@ -64,6 +64,8 @@ def test_string_labels_binary_and_deploy(table):
     assert set(clf.predict(X_test)) <= {"cat", "dog"}
     engine = clf.deploy()
     np.testing.assert_allclose(engine.predict(X_test)[:, 0], proba[:, 1], rtol=1e-6)
+    assert list(engine.classes) == ["cat", "dog"] and list(clf.model_.classes) == ["cat", "dog"]
+    np.testing.assert_array_equal(engine.predict_classes(X_test), clf.predict(X_test))
     assert clf.coefs_[0].shape == (12, 32) and clf.intercepts_[1].shape == (1,)
     assert clf.n_layers_ == 3 and isinstance(clf.model_, fn.Sequential)
 
@@ -104,6 +106,7 @@ def test_partial_fit_needs_classes_then_learns(table):
         for i in range(0, len(X), 150):
             clf.partial_fit(X[i:i + 150], y[i:i + 150])
     assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 91
+    assert list(clf.deploy().classes) == [0, 1, 2]
     assert clf.score(X_test, y_test) > 0.7
     with pytest.raises(ValueError, match="classes not in"):
         clf.partial_fit(X[:5], np.array([0, 1, 2, 7, 1]))
