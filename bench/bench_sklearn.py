@@ -1,0 +1,90 @@
+"""fastnn.sklearn.MLPClassifier beside scikit-learn's MLPClassifier: fit and predict_proba.
+
+Both estimators get the same parameters: hidden_layer_sizes=(256, 128), solver="adam",
+batch_size=200, max_iter=10, early_stopping=False, random_state=0, on a generated
+classification table of float32 features (make_classification: 100 features, 40
+informative, 5 classes) of FASTNN_BENCH_SAMPLES training rows (default 50,000) and a
+quarter as many test rows. scikit-learn keeps float32 input in float32, so both compute
+in float32. Each estimator's test accuracy is recorded in the benchmark's extra_info.
+
+Groups: "sklearn fit" (fit_fastnn, fit_sklearn) and "sklearn predict_proba"
+(predict_proba_fastnn, predict_proba_sklearn, on the test rows).
+
+Run: python -m pytest bench/bench_sklearn.py --benchmark-only
+Smoke: FASTNN_BENCH_SAMPLES=2048 python -m pytest bench/bench_sklearn.py --benchmark-disable -q
+"""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+N_SAMPLES = int(os.environ.get("FASTNN_BENCH_SAMPLES", "50000"))
+PARAMS = dict(hidden_layer_sizes=(256, 128), solver="adam", batch_size=200, max_iter=10,
+              early_stopping=False, random_state=0)
+ROUNDS = 3
+
+
+def _estimator(kind):
+    if kind == "fastnn":
+        from fastnn.sklearn import MLPClassifier
+    else:
+        from sklearn.neural_network import MLPClassifier
+    return MLPClassifier(**PARAMS)
+
+
+@pytest.fixture(scope="module")
+def data():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=N_SAMPLES + N_SAMPLES // 4, n_features=100,
+                               n_informative=40, n_classes=5, random_state=0)
+    X = X.astype(np.float32)
+    return X[:N_SAMPLES], y[:N_SAMPLES], X[N_SAMPLES:], y[N_SAMPLES:]
+
+
+def _fit(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning after max_iter=10
+        return estimator.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _, _ = data
+    return {kind: _fit(_estimator(kind), X, y) for kind in ("fastnn", "sklearn")}
+
+
+def _bench_fit(benchmark, data, kind):
+    X, y, X_test, y_test = data
+    benchmark.group = "sklearn fit"
+    benchmark.extra_info["samples"] = N_SAMPLES
+    est = benchmark.pedantic(lambda: _fit(_estimator(kind), X, y), rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["test_accuracy"] = float(est.score(X_test, y_test))
+
+
+def _bench_predict_proba(benchmark, data, fitted, kind):
+    _, _, X_test, y_test = data
+    benchmark.group = "sklearn predict_proba"
+    benchmark.extra_info["samples"] = len(X_test)
+    proba = benchmark(fitted[kind].predict_proba, X_test)
+    assert proba.shape == (len(X_test), 5)
+    benchmark.extra_info["test_accuracy"] = float(fitted[kind].score(X_test, y_test))
+
+
+def test_fit_fastnn(benchmark, data):
+    _bench_fit(benchmark, data, "fastnn")
+
+
+def test_fit_sklearn(benchmark, data):
+    _bench_fit(benchmark, data, "sklearn")
+
+
+def test_predict_proba_fastnn(benchmark, data, fitted):
+    _bench_predict_proba(benchmark, data, fitted, "fastnn")
+
+
+def test_predict_proba_sklearn(benchmark, data, fitted):
+    _bench_predict_proba(benchmark, data, fitted, "sklearn")
