@@ -118,7 +118,8 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dropout=0.0,
-                 batch_norm=False, sparsity=0.0, dtype="float32", n_threads=None):
+                 batch_norm=False, standardize=False, sparsity=0.0, dtype="float32",
+                 n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -143,6 +144,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.standardize = standardize
         self.sparsity = sparsity
         self.dtype = dtype
         self.n_threads = n_threads
@@ -197,14 +199,14 @@ class _BaseMLP(BaseEstimator):
         return (X.toarray() if hasattr(X, "toarray") else X), y
 
     # -- training ------------------------------------------------------------
-    def _build(self, n_features, n_outputs, out_activation, loss):
+    def _build(self, X, n_outputs, out_activation, loss):
         """A compiled `Sequential` for scikit-learn's architecture (its initialisation)."""
         act = _ACTIVATIONS.get(self.activation, self.activation)
         # Glorot-uniform bounds, sqrt(2 / fans) for the logistic as scikit-learn.
         init = {"class_name": "VarianceScaling", "config": {
             "scale": 1.0 / 3.0 if act == "sigmoid" else 1.0, "mode": "fan_avg",
             "distribution": "uniform"}}
-        stack = []
+        stack = [L.Normalization().adapt(X)] if self.standardize else []
         for units in self._hidden_sizes():
             stack.append(L.Dense(units, activation=act, kernel_initializer=initializers.get(init)))
             if self.batch_norm:
@@ -214,7 +216,7 @@ class _BaseMLP(BaseEstimator):
         stack.append(L.Dense(n_outputs, activation=out_activation,
                              kernel_initializer=initializers.get(init)))
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        model = Sequential(stack, input_dim=n_features, dtype=str(self.dtype), seed=int(seed))
+        model = Sequential(stack, input_dim=X.shape[1], dtype=str(self.dtype), seed=int(seed))
         model.compile(self._optimizer(), loss)
         return model
 
@@ -244,7 +246,7 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = {"sigmoid": "logistic", "linear": "identity"}.get(
                 out_activation, out_activation)
             self.n_layers_ = len(self._hidden_sizes()) + 2
-            self.model_ = self._build(X.shape[1], n_outputs, out_activation, loss)
+            self.model_ = self._build(X, n_outputs, out_activation, loss)
             self.model_.classes = classes
             self.t_ = 0
             self.loss_curve_ = []
@@ -361,6 +363,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Dropout rate after every hidden layer.
     batch_norm : bool, default False
         BatchNormalization after every hidden layer (folded away by `deploy`).
+    standardize : bool, default False
+        A `fastnn.layers.Normalization` first, adapted to the features of the first
+        `fit` (folded into the first Dense layer by `deploy`).
     sparsity : float in [0, 1), default 0.0
         After `fit`, zero this fraction of the kernel weights (smallest magnitudes
         first) and fine-tune the rest for ``max(1, n_iter_ // 5)`` epochs.

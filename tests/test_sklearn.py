@@ -195,6 +195,11 @@ def test_fastnn_extras(table):
     assert clf.score(X_test, y_test) > 0.6
     np.testing.assert_allclose(clf.deploy().predict(X_test), clf.model_.predict(X_test),
                                rtol=1e-4, atol=1e-5)
+    scaled = X * np.logspace(-3, 3, X.shape[1])
+    std = MLPClassifier(hidden_layer_sizes=(32,), standardize=True, max_iter=40,
+                        random_state=0).fit(scaled, y)
+    assert isinstance(std.model_.layers[0], fn.layers.Normalization)
+    assert std.score(X_test * np.logspace(-3, 3, X.shape[1]), y_test) > 0.7
     warm = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, warm_start=True, random_state=0)
     first = warm.fit(X, y).coefs_[0].copy()
     assert not np.array_equal(warm.fit(X, y).coefs_[0], first)
