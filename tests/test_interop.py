@@ -532,3 +532,19 @@ def test_missing_packages_name_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)
     with pytest.raises(ImportError, match="scikit-learn"):
         fn.from_sklearn(None)
+
+
+def test_from_sklearn_multilabel_keeps_sigmoid_outputs():
+    nn = pytest.importorskip("sklearn.neural_network")
+    X, _ = _sklearn_cases()
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 0] + X[:, 2] > 0]).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = nn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=40, random_state=0).fit(X, Y)
+    model = fn.from_sklearn(clf)
+    assert model.classes is None and model.layers[-1].activation.kernel == "sigmoid"
+    _close(model.predict(X), clf.predict_proba(X), 1e-12)
+    with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor"):
+        fn.from_sklearn(object())
+    with pytest.raises(ValueError, match="not fitted"):
+        fn.from_sklearn(nn.MLPRegressor())
