@@ -15,8 +15,15 @@ FASTNN_BENCH_SAMPLES sets the epoch size (default 60000, an MNIST-sized epoch).
 
 Run: python -m pytest bench/bench_training.py --benchmark-only
 Smoke: FASTNN_BENCH_SAMPLES=2048 python -m pytest bench/bench_training.py --benchmark-disable -q
+
+``python bench/bench_training.py [rounds]`` times fastnn (at its default thread count and
+at one thread) and torch (one and two threads) interleaved, round by round, and prints
+the median per-round ratio of torch's better time to fastnn's: the throughput ratio, on
+a shared machine less disturbed than timings taken minutes apart. The target is 1.6.
 """
 import os
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -54,19 +61,22 @@ def test_epoch_fastnn(benchmark, data):
     if missing:
         pytest.skip(f"fastnn's model API is not available yet (no fastnn.{', fastnn.'.join(missing)})")
     X, y = data
+    _bench_epoch(benchmark, fastnn_model, lambda model: fastnn_epoch(model, X, y),
+                 threads=fn.get_num_threads())
 
-    def build():
-        model = fn.Sequential([fn.layers.Dense(256, activation="relu"),
-                               fn.layers.Dense(128, activation="relu"),
-                               fn.layers.Dense(10, activation="softmax")],
-                              input_dim=SIZES[0], dtype="float32", seed=0)
-        model.compile(optimizer=fn.optimizers.Adam(lr=LR), loss="sparse_categorical_crossentropy")
-        return model
 
-    def epoch(model):
-        model.fit(X, y, epochs=1, batch_size=BATCH, shuffle=True, verbose=0)
+def fastnn_model():
+    import fastnn as fn
+    model = fn.Sequential([fn.layers.Dense(256, activation="relu"),
+                           fn.layers.Dense(128, activation="relu"),
+                           fn.layers.Dense(10, activation="softmax")],
+                          input_dim=SIZES[0], dtype="float32", seed=0)
+    model.compile(optimizer=fn.optimizers.Adam(lr=LR), loss="sparse_categorical_crossentropy")
+    return model
 
-    _bench_epoch(benchmark, build, epoch, threads=fn.get_num_threads())
+
+def fastnn_epoch(model, X, y):
+    model.fit(X, y, epochs=1, batch_size=BATCH, shuffle=True, verbose=0)
 
 
 class NumpyMLP:
@@ -133,28 +143,76 @@ def test_epoch_numpy(benchmark, data):
 def test_epoch_torch(benchmark, data, threads):
     torch = pytest.importorskip("torch")
     X, y = (torch.from_numpy(a) for a in data)
-
-    def build():
-        torch.manual_seed(0)
-        layers = []
-        for fan_in, fan_out in zip(SIZES[:-2], SIZES[1:-1]):
-            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
-        net = torch.nn.Sequential(*layers, torch.nn.Linear(*SIZES[-2:]))
-        return net, torch.optim.Adam(net.parameters(), lr=LR)
-
-    def epoch(model):
-        net, optimizer = model
-        loss_fn = torch.nn.CrossEntropyLoss()  # softmax folded into the loss on logits
-        order = torch.randperm(len(X))
-        for start in range(0, len(X), BATCH):
-            idx = order[start:start + BATCH]
-            optimizer.zero_grad()
-            loss_fn(net(X[idx]), y[idx]).backward()
-            optimizer.step()
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _bench_epoch(benchmark, build, epoch, threads=threads)
+        _bench_epoch(benchmark, torch_model, lambda model: torch_epoch(model, X, y),
+                     threads=threads)
     finally:
         torch.set_num_threads(previous)
+
+
+def torch_model():
+    import torch
+    torch.manual_seed(0)
+    layers = []
+    for fan_in, fan_out in zip(SIZES[:-2], SIZES[1:-1]):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(*SIZES[-2:]))
+    return net, torch.optim.Adam(net.parameters(), lr=LR)
+
+
+def torch_epoch(model, X, y):
+    import torch
+    net, optimizer = model
+    loss_fn = torch.nn.CrossEntropyLoss()  # softmax folded into the loss on logits
+    order = torch.randperm(len(X))
+    for start in range(0, len(X), BATCH):
+        idx = order[start:start + BATCH]
+        optimizer.zero_grad()
+        loss_fn(net(X[idx]), y[idx]).backward()
+        optimizer.step()
+
+
+def interleaved(rounds=5):
+    """Median per-round throughput ratios, contenders timed one after another each round."""
+    import torch
+
+    import fastnn as fn
+    rng = np.random.default_rng(0)
+    X = rng.random((N_SAMPLES, SIZES[0]), dtype=np.float32)
+    y = rng.integers(0, SIZES[-1], N_SAMPLES)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    default = fn.get_num_threads()
+    times = {"fastnn": [], "fastnn[1thread]": [], "torch[1thread]": [], "torch[2threads]": []}
+
+    def timed(build, epoch):
+        model = build()
+        start = time.perf_counter()
+        epoch(model)
+        return time.perf_counter() - start
+
+    for _ in range(rounds):
+        for threads in (default, 1):
+            fn.set_num_threads(threads)
+            key = "fastnn" if threads == default else "fastnn[1thread]"
+            times[key].append(timed(fastnn_model, lambda m: fastnn_epoch(m, X, y)))
+        fn.set_num_threads(None)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            times[f"torch[{threads}thread{'s' if threads > 1 else ''}]"].append(
+                timed(torch_model, lambda m: torch_epoch(m, Xt, yt)))
+    t = {k: np.array(v) for k, v in times.items()}
+    best_torch = np.minimum(t["torch[1thread]"], t["torch[2threads]"])
+    print(f"{N_SAMPLES} samples, batch {BATCH}, {rounds} rounds; fastnn default threads "
+          f"{default}; median epoch seconds:")
+    for k, v in t.items():
+        print(f"  {k:16s} {np.median(v):.3f}")
+    for k in ("fastnn", "fastnn[1thread]"):
+        r = best_torch / t[k]
+        print(f"  {k} throughput / torch's better of 1 and 2 threads: median {np.median(r):.2f} "
+              f"(range {r.min():.2f}-{r.max():.2f})")
+
+
+if __name__ == "__main__":
+    interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

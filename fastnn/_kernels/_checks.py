@@ -1,6 +1,7 @@
 """Argument checks shared by the kernels' Python entry points."""
 import numpy as np
 
+from fastnn._kernels._finite import is_finite
 from fastnn._kernels._threads import get_num_threads
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -66,7 +67,7 @@ def as_input(X, dtype, name="X", allow_empty=True):
                          f"features){hint}")
     if not allow_empty and X.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {X.shape})")
-    if not np.isfinite(X).all():
+    if not is_finite(X):
         raise ValueError(f"{name} contains NaN or infinite values")
     return X
 

@@ -22,6 +22,7 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 
 cimport numpy as cnp
 
+from fastnn._kernels._finite cimport all_finite
 from fastnn._kernels._parallel cimport threads_for
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
@@ -257,23 +258,6 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
         c0 += nb
 
 
-cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
-    """True when no x[i] is NaN or infinite: x * 0 is NaN for exactly those, and a NaN
-    carries through a sum (four sums, so that the loop is not one long dependency)."""
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        a0 = a0 + x[i] * 0
-        a1 = a1 + x[i + 1] * 0
-        a2 = a2 + x[i + 2] * 0
-        a3 = a3 + x[i + 3] * 0
-        i += 4
-    while i < n:
-        a0 = a0 + x[i] * 0
-        i += 1
-    return a0 + a1 + a2 + a3 == 0
-
-
 cdef class Plan:
     """The compiled network: layer descriptors, the arrays behind them and a scratch pool.
 
@@ -405,9 +389,9 @@ cdef class Plan:
         cdef bint ok
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
-                ok = _all_finite(<const double*>xp, n)
+                ok = all_finite(<const double*>xp, n)
             else:
-                ok = _all_finite(<const float*>xp, n)
+                ok = all_finite(<const float*>xp, n)
         return ok
 
     cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):

@@ -16,6 +16,7 @@ from libc.string cimport memcpy
 
 cimport numpy as cnp
 
+from fastnn._kernels._finite cimport all_finite
 from fastnn._kernels._parallel cimport BLOCK, threads_for
 
 import numpy as np
@@ -164,15 +165,6 @@ cdef void _step_span(const OptimHyper* h, floating* p, const floating* g, floati
         _adam_span(h, p, g, s0, s1, s2, n)
 
 
-cdef inline int _nonfinite(const floating* x, Py_ssize_t n) noexcept nogil:
-    """1 when any of x[0:n] is NaN or infinite (x - x is 0 exactly for finite x), else 0."""
-    cdef Py_ssize_t j
-    cdef int bad = 0
-    for j in range(n):
-        bad = bad | (x[j] - x[j] != 0)
-    return bad
-
-
 cdef inline void _save(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
     if dst != NULL:
         memcpy(dst, src, n * sizeof(floating))
@@ -185,7 +177,7 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
 
     With `prev` (not NULL), the old values of p and of each state given are copied into
     consecutive rows of n elements of prev, a block at a time just before the block is
-    overwritten (it is then in cache). Returns the number of blocks in which p became
+    overwritten (the block is then in cache for the update). Returns the number of blocks in which p became
     NaN or infinite: 0 when the update is finite.
     """
     cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
@@ -216,7 +208,7 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
             _save(_at(ps2, start), _at(s2, start), stop - start)
         _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
                    _at(s2, start), stop - start)
-        bad += _nonfinite(p + start, stop - start)
+        bad += not all_finite(p + start, stop - start)
     return bad
 
 
