@@ -10,10 +10,8 @@ The data files each command reads are described in `fastnn.cli.data`.
 
 Class labels
 ------------
-``fastnn train`` numbers the distinct class values in increasing order, 0 to k-1, and
-the model predicts these indices; the model file does not keep the original values (the
-command prints the correspondence when it is not the identity). Labels given to
-``fastnn prune`` must be these indices.
+``fastnn train`` keeps the class labels (numbers or names) in the model, and
+``fastnn predict --labels`` writes them back; see ``fastnn train --help``.
 """
 from fastnn.cli.data import infer_task, read_data
 from fastnn.cli.errors import UsageError
