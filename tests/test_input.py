@@ -55,14 +55,17 @@ def test_model_and_engine_accept_the_same_inputs(pair, X):
     np.testing.assert_allclose(engine.predict(X), model.predict(X), rtol=1e-5, atol=1e-7)
 
 
-def test_engine_checks_finiteness_on_its_fast_path(pair):
-    _, engine = pair
-    X = np.ones((9, 4), np.float32)  # ready to run as is: no conversion on the way
-    for value in (np.nan, np.inf, -np.inf):
-        for i in range(X.size):  # every position, including the unrolled loop's tail
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_engine_checks_finiteness_on_its_fast_path(dtype):
+    engine = fn.deploy(fn.Sequential([L.Dense(3)], input_dim=4, dtype=dtype, seed=0))
+    X = np.ones((9, 4), dtype)  # ready to run as is: no conversion on the way
+    for value in (np.nan, -np.nan, np.inf, -np.inf):
+        for i in range(X.size):
             bad = X.copy()
             bad.flat[i] = value
             with pytest.raises(ValueError, match="NaN or infinite"):
                 engine.predict(bad)
-    big = np.full((2, 4), np.finfo(np.float32).max, np.float32)  # finite, sums overflow
-    assert engine.predict(big).shape == (2, 3)
+    info = np.finfo(dtype)
+    edge = np.array([[info.max, -info.max, info.tiny, -0.0]] * 2, dtype)  # all finite
+    edge[1, 2] = info.smallest_subnormal
+    assert engine.predict(edge).shape == (2, 3)
