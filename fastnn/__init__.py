@@ -13,15 +13,16 @@ from fastnn import (activations, callbacks, constraints, datasets, initializers,
 from fastnn.errors import ModelFormatError
 from fastnn import io
 from fastnn.model import Sequential
-from fastnn.saving import load_model
-from fastnn.engine import InferenceEngine, load_engine
+from fastnn.saving import load_model, model_from_bytes
+from fastnn.engine import InferenceEngine, load_engine, engine_from_bytes
 from fastnn.deployment import deploy
 from fastnn import diagnostics, pruning, saving
 from fastnn.interop import from_onnx, from_sklearn, from_torch, to_onnx, to_torch
 
 __all__ = [
     "__version__", "config", "show_config", "get_num_threads", "set_num_threads",
-    "Sequential", "load_model", "ModelFormatError", "deploy", "InferenceEngine", "load_engine",
+    "Sequential", "load_model", "model_from_bytes", "ModelFormatError", "deploy",
+    "InferenceEngine", "load_engine", "engine_from_bytes",
     "from_onnx", "to_onnx", "from_torch", "to_torch", "from_sklearn",
     "activations", "callbacks", "constraints", "datasets", "diagnostics", "initializers", "io",
     "layers", "losses", "optimizers", "pruning", "regularizers", "saving", "schedules",

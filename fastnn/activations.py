@@ -7,6 +7,7 @@ module only resolves names and options. ``prelu`` (a learnable slope per unit) i
 import numpy as np
 
 from fastnn import _registry
+from fastnn._validation import check_real
 from fastnn._kernels import activations as _kernels
 from fastnn._validation import check_real
 
@@ -31,6 +32,10 @@ class Activation:
 
     def __init__(self, kernel="linear", alpha=None):
         _kernels.activation_code(kernel)
+        if kernel == "prelu":
+            raise ValueError("prelu learns a slope per unit: use the PReLU layer")
+        if alpha is not None:
+            check_real(alpha, "activation alpha")
         self.kernel = kernel
         self.alpha = alpha
 

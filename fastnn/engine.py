@@ -51,7 +51,7 @@ from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, in
 from fastnn._validation import check_choice, check_int
 from fastnn import labels
 from fastnn.errors import ModelFormatError
-from fastnn.io import (load_tensors, metadata_json, save_tensors, tensors_from_bytes,
+from fastnn.io import (check_metadata, parse_json, read_file, save_tensors, tensors_from_bytes,
                        tensors_to_bytes)
 
 __all__ = ["InferenceEngine", "load_engine", "engine_from_bytes", "CROSSOVER_DENSITY",
@@ -510,13 +510,6 @@ def _fail(message):
     raise ModelFormatError(message)
 
 
-def _meta_choice(meta, key, choices):
-    value = meta.get(key)
-    if value not in choices:
-        _fail(f"metadata {key}={value!r} is not one of {sorted(choices)}")
-    return value
-
-
 def _meta_int(entry, key, low, high, where):
     value = entry.get(key)
     if not _is_int(value) or not low <= value <= high:
@@ -618,57 +611,100 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
 def load_engine(path):
     """Read an engine written by `InferenceEngine.save`.
 
-    Everything is checked before any kernel sees the data: the format name and
-    version, layer kinds and activation names (from fixed tables), shapes between
-    layers, dtypes, and then, by the same code that checks the layers given to
-    `InferenceEngine`, CSR invariants and finite values. Files of every version in
+    Raises
+    ------
+    FileNotFoundError
+        When `path` does not exist.
+    fastnn.errors.ModelFormatError
+        At the first violation (see `engine_from_bytes`).
+    """
+    return engine_from_bytes(read_file(path))
+
+
+def engine_from_bytes(data):
+    """The engine held by `data`, the bytes of a file written by `InferenceEngine.save`.
+
+    Everything is checked before any kernel sees the data: the metadata against the
+    table `METADATA` (no unknown key), the format name and version, layer kinds and
+    activation names (from fixed tables), shapes between layers, dtypes, CSR
+    invariants, finite values (by the same code that checks the layers given to
+    `InferenceEngine`), and that every tensor is used. Files of every version in
     `VERSIONS` are read.
 
     Raises
     ------
-    FileNotFoundError
-        When there is no file at `path`.
     fastnn.errors.ModelFormatError
-        At the first violation, or when the file is not a safetensors file.
+        At the first violation, or when the bytes are not a safetensors file.
     """
-    return _engine_from_contents(*load_tensors(path))
+    try:
+        return _engine_from(data)
+    except MemoryError:
+        raise ModelFormatError("the engine in the file does not fit in memory") from None
 
 
-def engine_from_bytes(data):
-    """`load_engine` for the bytes of an engine file (`InferenceEngine.to_bytes`)."""
-    return _engine_from_contents(*tensors_from_bytes(data))
+def _check_max_batch(text):
+    if not (text.isascii() and text.isdigit() and len(text) <= 6
+            and 1 <= int(text) <= MAX_BATCH):
+        _fail(f"metadata max_batch={text!r} must be an integer in [1, {MAX_BATCH}]")
+    return int(text)
 
 
-def _engine_from_contents(tensors, meta):
-    if meta.get("format") != FORMAT:
-        _fail(f"not a {FORMAT} file (format={meta.get('format')!r})")
-    version = VERSIONS.get(meta.get("format_version"))
-    if version is None:
-        _fail(f"unsupported format_version {meta.get('format_version')!r}; "
-              f"this fastnn reads {', '.join(map(repr, VERSIONS))}")
-    dtype = np.dtype(_meta_choice(meta, "dtype", DTYPES))
-    layout = _meta_choice(meta, "layout", LAYOUTS)
-    max_batch = meta.get("max_batch", "")
-    if not (max_batch.isascii() and max_batch.isdigit() and len(max_batch) <= 6
-            and 1 <= int(max_batch) <= MAX_BATCH):
-        _fail(f"metadata max_batch={max_batch!r} must be an integer in [1, {MAX_BATCH}]")
-    described = metadata_json(meta, "layers")
+def _check_layers(text):
+    described = parse_json(text, "metadata 'layers'")
     if not isinstance(described, list) or not 1 <= len(described) <= MAX_LAYERS:
         _fail(f"layers must be a list of 1 to {MAX_LAYERS} layer descriptions")
+    return described
+
+
+def _check_classes(text):
+    classes = parse_json(text, "metadata 'classes'")
+    if classes is not None and not isinstance(classes, list):
+        _fail("classes must be null or a list of labels")
+    return classes
+
+
+def _choice(key, choices, message):
+    def check(text):
+        if text not in choices:
+            _fail(message.format(text) if message else
+                  f"metadata {key}={text!r} is not one of {sorted(choices)}")
+        return text
+    return check
+
+
+# The metadata of an engine file: key -> (required, check(text) -> value); see
+# `fastnn.io.check_metadata`.
+METADATA = {
+    "format": (True, _choice("format", (FORMAT,), f"not a {FORMAT} file (format={{!r}})")),
+    "format_version": (True, _choice("format_version", tuple(VERSIONS),
+                                     f"unsupported format_version {{!r}}; this fastnn reads "
+                                     f"{', '.join(map(repr, VERSIONS))}")),
+    "dtype": (True, _choice("dtype", DTYPES, None)),
+    "layout": (True, _choice("layout", LAYOUTS, None)),
+    "max_batch": (True, _check_max_batch),
+    "layers": (True, _check_layers),
+    "classes": (False, _check_classes),
+}
+
+
+def _engine_from(data):
+    tensors, meta = tensors_from_bytes(data)
+    fields = check_metadata(meta, METADATA, "engine")
+    dtype, layout = np.dtype(fields["dtype"]), fields["layout"]
     specs, used, width = [], set(), None
-    for i, entry in enumerate(described):
+    version = VERSIONS[fields["format_version"]]
+    for i, entry in enumerate(fields["layers"]):
         spec, width = _layer_from_file(entry, i, tensors, dtype, layout, width, used, version)
         specs.append(spec)
     extra = set(tensors) - used
     if extra:
         _fail(f"unexpected tensors {sorted(extra)[:5]}")
-    classes = metadata_json(meta, "classes") if "classes" in meta else None
     try:
-        classes = labels.from_json(classes, width)
+        classes = labels.from_json(fields.get("classes"), width)
     except ValueError as exc:
         _fail(f"invalid classes: {exc}")
     try:
-        return InferenceEngine(specs, dtype=dtype.name, layout=layout, max_batch=int(max_batch),
-                               classes=classes)
+        return InferenceEngine(specs, dtype=dtype.name, layout=layout,
+                               max_batch=fields["max_batch"], classes=classes)
     except (ValueError, TypeError) as exc:
         raise ModelFormatError(f"invalid engine: {exc}") from None

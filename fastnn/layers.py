@@ -35,6 +35,8 @@ class Layer:
     """
 
     def __init__(self, name=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"a layer name must be a string, got {name!r}")
         self.name = name
         self.built = False
         self.input_dim = None
@@ -43,15 +45,44 @@ class Layer:
         self.params = []
         self.grads = []
         self._buffers = {}
+        self._given = None
 
     # -- construction ------------------------------------------------------
-    def build(self, input_dim, dtype, rng):
-        """Make the weights for inputs of width `input_dim`; returns the output width."""
+    def build(self, input_dim, dtype, rng, weights=None):
+        """Make the weights for inputs of width `input_dim`; returns the output width.
+
+        With `weights` (arrays, or objects with ``shape`` that convert to arrays, in the
+        order of `weights`), the layer takes copies of them instead of running its
+        initializers; each shape is checked before anything of that size is made, and
+        ValueError is raised when a shape or the number of arrays differs.
+        """
         self.input_dim = int(input_dim)
         self.dtype = np.dtype(dtype)
-        self.output_dim = self._build(rng)
+        self._given = None if weights is None else list(weights)[::-1]
+        try:
+            self.output_dim = self._build(rng)
+            if self._given:
+                raise ValueError(f"layer {self.name!r} takes {len(self.weights)} arrays, got "
+                                 f"{len(self.weights) + len(self._given)}")
+        finally:
+            self._given = None
         self.built = True
         return self.output_dim
+
+    def _weight(self, shape, initializer, rng):
+        """A new weight of `shape`: the next given array (see `build`) or an initial one.
+
+        `initializer` is called as ``initializer(shape, dtype, rng)``.
+        """
+        if self._given is None:
+            return np.asarray(initializer(shape, self.dtype, rng), dtype=self.dtype)
+        if not self._given:
+            raise ValueError(f"layer {self.name!r} takes more arrays than were given")
+        value = self._given.pop()
+        if tuple(value.shape) != tuple(shape):
+            raise ValueError(f"layer {self.name!r}: weight of shape {tuple(shape)} cannot take "
+                             f"an array of shape {tuple(value.shape)}")
+        return np.array(value, dtype=self.dtype, order="C", copy=True)
 
     def _build(self, rng):
         return self.input_dim
@@ -138,11 +169,10 @@ class Dense(Layer):
         self.keep_preact = False  # set by the model when the loss reads this layer's logits
 
     def _build(self, rng):
-        shape = (self.input_dim, self.units)
-        self.kernel = self.kernel_initializer(shape, self.dtype, rng).astype(self.dtype)
+        self.kernel = self._weight((self.input_dim, self.units), self.kernel_initializer, rng)
         self.params = [self.kernel]
         if self.use_bias:
-            self.bias = self.bias_initializer((self.units,), self.dtype, rng).astype(self.dtype)
+            self.bias = self._weight((self.units,), self.bias_initializer, rng)
             self.params.append(self.bias)
         else:
             self.bias = None
@@ -329,10 +359,15 @@ class BatchNormalization(Layer):
 
     def _build(self, rng):
         n = self.input_dim
-        self.gamma = np.ones(n, self.dtype)
-        self.beta = np.zeros(n, self.dtype)
-        self.running_mean = np.zeros(n, self.dtype)
-        self.running_var = np.ones(n, self.dtype)
+        if np.dtype(self.dtype).type(self.eps) < np.finfo(self.dtype).tiny:
+            raise ValueError(f"eps={self.eps} is below the smallest normal {self.dtype.name}")
+        ones, zeros = initializers.get("ones"), initializers.get("zeros")
+        self.gamma = self._weight((n,), ones, rng)
+        self.beta = self._weight((n,), zeros, rng)
+        self.running_mean = self._weight((n,), zeros, rng)
+        self.running_var = self._weight((n,), ones, rng)
+        if np.any(self.running_var < 0):
+            raise ValueError(f"layer {self.name!r}: running_var must be non-negative")
         self.params = [self.gamma, self.beta]
         self.grads = [np.zeros_like(self.gamma), np.zeros_like(self.beta)]
         return n
@@ -437,9 +472,15 @@ class Normalization(Layer):
         return self
 
     def _build(self, rng):
-        self.mean = np.zeros(self.input_dim, self.dtype)
-        self.variance = np.ones(self.input_dim, self.dtype)
-        if self._stats is not None:
+        loading = self._given is not None
+        self.mean = self._weight((self.input_dim,), initializers.get("zeros"), rng)
+        self.variance = self._weight((self.input_dim,), initializers.get("ones"), rng)
+        if loading:
+            if np.any(self.variance < 0):
+                raise ValueError(f"layer {self.name!r}: variance must be non-negative")
+            self._stats = (self.mean.astype(np.float64), self.variance.astype(np.float64))
+            self._refresh()
+        elif self._stats is not None:
             self._apply_stats()
         else:
             self._refresh()
@@ -506,7 +547,7 @@ class PReLU(Layer):
         self.alpha_initializer = initializers.get(alpha_initializer)
 
     def _build(self, rng):
-        self.alpha = self.alpha_initializer((self.input_dim,), self.dtype, rng).astype(self.dtype)
+        self.alpha = self._weight((self.input_dim,), self.alpha_initializer, rng)
         self.params = [self.alpha]
         self.grads = [np.zeros_like(self.alpha)]
         return self.input_dim

@@ -97,8 +97,12 @@ class Sequential:
                         self.dtype, self._rng)
         self._wire()
 
-    def build(self, input_dim):
-        """Make every layer's weights for inputs of width `input_dim`."""
+    def build(self, input_dim, weights=None):
+        """Make every layer's weights for inputs of width `input_dim`.
+
+        `weights`, one list per layer as `fastnn.layers.Layer.build` takes them, gives the
+        weights instead of the initializers (used by the loader).
+        """
         input_dim = check_int(input_dim, "input_dim", low=1)
         if not self.layers:
             raise ValueError("the model has no layers")
@@ -108,8 +112,8 @@ class Sequential:
                                  f"not {input_dim}")
             return
         dim = int(input_dim)
-        for layer in self.layers:
-            dim = layer.build(dim, self.dtype, self._rng)
+        for layer, given in zip(self.layers, weights or [None] * len(self.layers)):
+            dim = layer.build(dim, self.dtype, self._rng, given)
         self.input_dim = int(input_dim)
         self._wire()
         if self._classes is not None:
@@ -271,6 +275,11 @@ class Sequential:
         return value, out
 
     def _sample_weights(self, y, n, sample_weight, class_weight):
+        """Per-sample weights from `sample_weight` times `class_weight` (None for none).
+
+        Weights must be finite and non-negative, and not all zero; class_weight keys must
+        be classes of the model (its labels, or output indices when it has none).
+        """
         w = None
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
@@ -279,19 +288,42 @@ class Sequential:
             if not np.all(np.isfinite(w)) or np.any(w < 0):
                 raise ValueError("sample_weight must be finite and non-negative")
         if class_weight is not None:
-            index = y if y.ndim == 1 else (np.argmax(y, axis=1) if y.shape[1] > 1
-                                           else (y[:, 0] > 0.5).astype(np.int64))
-            keys = list(class_weight)
-            if self._classes is not None:
-                keys = labels.encode(keys, self._classes, "class_weight").tolist()
-            cw = np.ones(max(int(index.max()) + 1, max(keys) + 1))
-            for key, (label, weight) in zip(keys, class_weight.items()):
-                if not np.isfinite(weight) or weight < 0:
-                    raise ValueError(f"class_weight[{label!r}] must be finite and "
-                                     f"non-negative, got {weight!r}")
-                cw[int(key)] = weight
-            w = cw[index.astype(np.int64)] * (1.0 if w is None else w)
+            index = (y if y.ndim == 1 else (np.argmax(y, axis=1) if y.shape[1] > 1
+                                            else y[:, 0] > 0.5)).astype(np.int64)
+            w = self._class_weights(class_weight)[index] * (1.0 if w is None else w)
+        if w is not None and not np.any(w > 0):
+            raise ValueError("the sample weights (sample_weight times class_weight) are all "
+                             "zero: nothing would be learned")
         return w
+
+    def _class_weights(self, class_weight):
+        """A weight per output class from the `class_weight` mapping, checked key by key."""
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict from class to weight, got "
+                            f"{type(class_weight).__name__}")
+        k = labels.n_classes(self.output_dim)
+        cw = np.ones(k)
+        for key, weight in class_weight.items():
+            cw[self._class_index(key, k)] = check_real(
+                weight, f"class_weight[{key!r}]", low=0, high=None)
+        return cw
+
+    def _class_index(self, key, k):
+        """The output index of class `key`; ValueError naming the key when it is none."""
+        classes = self._classes
+        if classes is None:
+            if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) \
+                    and 0 <= key < k:
+                return int(key)
+            raise ValueError(f"class_weight key {key!r} is not a class: the model's output "
+                             f"has classes 0 to {k - 1}")
+        if isinstance(key, (bool, np.bool_)) == (classes.dtype.kind == "b"):
+            try:
+                return int(labels.encode([key], classes, "class_weight")[0])
+            except (TypeError, ValueError):
+                pass
+        raise ValueError(f"class_weight key {key!r} is not one of the model's classes "
+                         f"{classes.tolist()}")
 
     def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
             shuffle=True, callbacks=None, verbose=1, sample_weight=None, class_weight=None,

@@ -104,6 +104,8 @@ def read_csv(path, label="label", need_y=True, missing="error", categorical=(), 
                          f"target column with --label")
     else:
         labels, columns = None, list(header)
+    if not columns:
+        raise TableError(f"{path}: no feature columns, only the label column {label!r}")
     if schema is not None:
         _same_columns(path, columns, schema["columns"])
         categories = schema["categorical"]

@@ -366,7 +366,7 @@ def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     model.save(path)
     original = path.read_bytes()
 
-    def fail(*args):
+    def fail(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", fail)
