@@ -43,6 +43,7 @@ from fastnn import activations, callbacks, initializers, layers as L, optimizers
 from fastnn import regularizers
 from fastnn._validation import check_choice, check_int, check_real
 from fastnn.deployment import deploy
+from fastnn.engine import MAX_BATCH
 from fastnn.model import Sequential
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -309,7 +310,8 @@ class _BaseMLP(BaseEstimator):
             # fine-tune the surviving weights (pruned ones stay zero), a fifth of the epochs
             model.fit(X, targets, epochs=max(1, self.n_iter_ // 5), batch_size=batch_size,
                       shuffle=bool(self.shuffle), verbose=0, sample_weight=sample_weight)
-        self._engine = self.deploy()
+        # predictions come in large batches: chunks as large as the engine's scratch allows
+        self._engine = self.deploy(max_batch=MAX_BATCH)
         return self
 
     def fit(self, X, y, sample_weight=None):
