@@ -50,7 +50,11 @@ def check_classes(classes, output_dim=None, name="classes"):
     if dtype is None:
         dtype = np.int64 if all(isinstance(v, numbers.Integral) for v in values.tolist()) \
             else np.float64
-    out = np.array(values.tolist(), dtype=dtype)
+    try:
+        out = np.array(values.tolist(), dtype=dtype)
+    except OverflowError:
+        raise ValueError(f"{name} holds a number too large for {np.dtype(dtype).name}: "
+                         f"{values.tolist()}") from None
     if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
         raise ValueError(f"{name} must be finite, got {values.tolist()}")
     if np.unique(out).shape[0] != out.shape[0]:

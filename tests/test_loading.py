@@ -355,7 +355,8 @@ def _timed(f, *args):
 
 
 @pytest.mark.parametrize("classes", ['"abc"', "[1, 1, 2]", "[1, 2]", '[1, "a", 2]', "[NaN, 1, 2]",
-                                     "{}"])
+                                     "{}", "[0, 1, 99999999999999999999]",  # found by the fuzzer
+                                     "[0.5, 1, " + "9" * 400 + "]"])
 def test_class_labels_are_checked_by_both_loaders(tmp_path, classes):
     for obj, loader in ((_model(), fn.model_from_bytes), (fn.deploy(_model()),
                                                           fn.engine_from_bytes)):
