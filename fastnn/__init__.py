@@ -16,7 +16,7 @@ from fastnn.model import Sequential
 from fastnn.saving import load_model, model_from_bytes
 from fastnn.engine import InferenceEngine, load_engine, engine_from_bytes
 from fastnn.deployment import deploy
-from fastnn import diagnostics, pruning, saving
+from fastnn import diagnostics, pruning, quantization, saving
 from fastnn.interop import from_onnx, from_sklearn, from_torch, to_onnx, to_torch
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "InferenceEngine", "load_engine", "engine_from_bytes",
     "from_onnx", "to_onnx", "from_torch", "to_torch", "from_sklearn",
     "activations", "callbacks", "constraints", "datasets", "diagnostics", "initializers", "io",
-    "layers", "losses", "optimizers", "pruning", "regularizers", "saving", "schedules",
+    "layers", "losses", "optimizers", "pruning", "quantization", "regularizers", "saving",
+    "schedules",
 ]

@@ -5,6 +5,7 @@ import numpy as np
 
 from fastnn._kernels._blas_threads import get_blas_threads
 from fastnn._kernels._threads import get_num_threads, openmp_enabled, set_num_threads
+from fastnn._kernels.quant import paths as quant_paths
 
 __all__ = ["show_config", "get_num_threads", "set_num_threads", "config"]
 
@@ -32,11 +33,14 @@ def config():
         "blas": _scipy_blas(),
         "blas_threads": get_blas_threads(),
         "dtypes": ["float32", "float64"],
+        "int8_path": quant_paths()["int8"],
+        "bf16_path": quant_paths()["bf16"],
     }
 
 
 def show_config():
-    """Print the version, OpenMP, thread count, the BLAS scipy uses and the dtypes."""
+    """Print the version, OpenMP, thread count, the BLAS scipy uses, the dtypes and the live
+    paths of the int8 and bf16 kernels (see `fastnn._kernels.quant.paths`)."""
     for key, value in config().items():
         if isinstance(value, list):
             value = ", ".join(value)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fastnn import layers as L
 from fastnn.engine import InferenceEngine
+from fastnn.quantization import plan_precision
 
 __all__ = ["deploy", "engine_layers"]
 
@@ -75,7 +76,7 @@ def _affine(scale, shift):
             "shift": np.asarray(shift, np.float64), "activation": "linear", "alpha": None}
 
 
-def deploy(model, layout="auto", **engine_options):
+def deploy(model, layout="auto", *, precision=None, calibration=None, **engine_options):
     """Compile `model` for inference: an `InferenceEngine` in the model's dtype.
 
     Parameters
@@ -83,9 +84,24 @@ def deploy(model, layout="auto", **engine_options):
     model : Sequential
     layout : {"auto", "dense", "sparse"}
         Storage of Dense kernels: chosen per layer from density and batch size, or forced.
+    precision : {None, "int8", "bf16"}
+        None computes in the model's dtype. "int8" and "bf16" quantize the Dense
+        layers of a float32 engine (see `fastnn.quantization`): an opt-in loss of
+        precision that `engine.layout()` reports per layer and
+        `fastnn.quantization.evaluate` measures.
+    calibration : ndarray of shape (n_samples, n_in), optional
+        int8 only: representative inputs that fix each layer's input scale and decide
+        whether the last layer stays float; without them inputs are scaled per call.
     **engine_options
         Passed to `InferenceEngine` (``max_batch``, ``n_threads``). The engine keeps the
         model's `classes`.
     """
-    return InferenceEngine(engine_layers(model), dtype=model.dtype.name, layout=layout,
-                           classes=model.classes, **engine_options)
+    specs = engine_layers(model)
+    dtype = model.dtype.name
+    if precision is not None:
+        specs = plan_precision(specs, precision, calibration)
+        dtype = "float32"
+    elif calibration is not None:
+        raise ValueError("calibration is for precision='int8'")
+    return InferenceEngine(specs, dtype=dtype, layout=layout, classes=model.classes,
+                           **engine_options)

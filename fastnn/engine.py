@@ -47,6 +47,7 @@ from fastnn._kernels._checks import as_input, resolve_threads
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
 from fastnn._kernels.engine import KINDS, Plan, chunk_rows
+from fastnn._kernels.quant import QuantDense, quantize_weights, to_bf16
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
 from fastnn._validation import check_choice, check_int
 from fastnn import labels
@@ -65,6 +66,9 @@ VERSIONS = {"1": {"values": "data", "n_out_before_maxout": True},
             "2": {"values": "values", "n_out_before_maxout": False}}
 LAYOUTS = ("auto", "dense", "sparse")
 DTYPES = ("float32", "float64")
+PRECISIONS = ("float", "int8", "bf16")
+QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
+"""Name and dtype of the stored weights of each quantized precision."""
 
 CROSSOVER_DENSITY = ((1, 0.11), (2, 0.25), (8, 0.40), (32, 0.25), (128, 0.15), (256, 0.12),
                      (sys.maxsize, 0.11))
@@ -173,6 +177,9 @@ class _Layer:
         self.arrays = arrays          # W, indptr, indices, data, b, alpha, scale, shift
         self.sparse_batches = (1, 0)
         self.nnz = None
+        self.precision = "float"      # or "int8", "bf16": then `quant` holds the weights
+        self.precision_reason = ""
+        self.quant = None
 
     @property
     def density(self):
@@ -180,12 +187,46 @@ class _Layer:
 
     def plan_spec(self):
         return dict(self.arrays, kind=KINDS[self.kind], act=CODES[self.act], pieces=self.pieces,
-                    n_in=self.n_in, n_z=self.n_z, sparse_batches=self.sparse_batches)
+                    n_in=self.n_in, n_z=self.n_z, sparse_batches=self.sparse_batches,
+                    quant=self.quant)
+
+
+def _precision(spec, name, dtype):
+    precision = spec.get("precision") or "float"
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}: unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision != "float" and dtype != np.float32:
+        raise ValueError(f"{name}: {precision} layers run in float32 engines, not {dtype.name}")
+    if precision != "float" and spec.get("csr") is not None:
+        raise ValueError(f"{name}: a {precision} layer takes W, not CSR arrays")
+    return precision
+
+
+def _quantized(spec, precision, W, shape):
+    """The layer's QuantDense, from float W (quantized here) or from stored weights."""
+    key, wdtype = QUANT_WEIGHTS[precision]
+    if W is None:
+        Wq = np.array(spec[key], copy=True)
+        if Wq.dtype != wdtype or Wq.shape != shape:
+            raise ValueError(f"{key} must be {np.dtype(wdtype)} of shape {shape}")
+    if precision == "bf16":
+        return QuantDense("bf16", to_bf16(W) if W is not None else Wq)
+    if W is not None:
+        Wq, w_scale = quantize_weights(W)
+    else:
+        w_scale = _array(spec.get("w_scale"), "w_scale", np.float32, shape[1:])
+    x_scale, x_signed = spec.get("x_scale", 0.0), spec.get("x_signed", True)
+    if not isinstance(x_signed, (bool, np.bool_)):
+        raise ValueError(f"x_signed must be true or false, got {x_signed!r}")
+    if not isinstance(x_scale, (int, float, np.floating, np.integer)) or isinstance(x_scale, bool):
+        raise ValueError(f"x_scale must be a number, got {x_scale!r}")
+    return QuantDense("int8", Wq, w_scale, float(x_scale), bool(x_signed))
 
 
 def _dense_layer(spec, i, n_in, dtype):
     name = f"layer {i}"
     csr = spec.get("csr")
+    precision = _precision(spec, name, dtype)
     if csr is not None:
         indptr, indices, data = csr
         n_csr = spec.get("n_in")
@@ -196,16 +237,19 @@ def _dense_layer(spec, i, n_in, dtype):
         n_z = len(indptr) - 1
     else:
         W = spec.get("W")
-        if W is None:
+        stored = QUANT_WEIGHTS[precision][0] if precision != "float" else None
+        if W is None and stored is None:
             raise ValueError(f"{name}: a dense layer needs W of shape (n_in, n_out)")
-        shape = np.shape(W)
+        if W is None and spec.get(stored) is None:
+            raise ValueError(f"{name}: a {precision} layer needs W or {stored}")
+        shape = np.shape(W if W is not None else spec[stored])
         if len(shape) != 2:
             raise ValueError(f"{name}: W must be 2-D (n_in, n_out), got shape {shape}")
         if n_in is not None and shape[0] != n_in:
             raise ValueError(f"{name}: W has shape {shape} but the layer before gives "
                              f"{n_in} features")
         n_in, n_z = shape
-        W = _array(W, f"{name} W", dtype, shape)
+        W = None if W is None else _array(W, f"{name} W", dtype, shape)
     if n_in < 1 or n_z < 1:
         raise ValueError(f"{name}: widths must be positive, got n_in={n_in}, n_out={n_z}")
     pieces = spec.get("pieces", 1)
@@ -226,9 +270,18 @@ def _dense_layer(spec, i, n_in, dtype):
         arrays.update(indptr=indptr, indices=indices.astype(index_dtype(n_in)),
                       data=_array(data, f"{name} data", dtype, data.shape))
         layer.nnz = int(indptr[-1])
+    elif precision != "float":
+        try:
+            layer.quant = _quantized(spec, precision, W, (n_in, n_z))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        layer.precision = precision
+        layer.precision_reason = str(spec.get("precision_reason") or f"{precision} requested")
+        layer.nnz = int(np.count_nonzero(layer.quant.weights))
     else:
         arrays["W"] = W
         layer.nnz = int(np.count_nonzero(W))
+        layer.precision_reason = str(spec.get("precision_reason") or "")
     return layer
 
 
@@ -337,7 +390,7 @@ class InferenceEngine:
         widest = max(max(layer.n_in, layer.n_z) for layer in built)
         chunk = chunk_rows(self._max_batch, widest)
         for layer in built:
-            if layer.kind == "dense":
+            if layer.kind == "dense" and layer.quant is None:
                 _choose_storage(layer, layout, chunk)
         self._plan = Plan([layer.plan_spec() for layer in built], self._dtype, self._max_batch,
                           max(2, os.cpu_count() or 1))
@@ -414,7 +467,17 @@ class InferenceEngine:
                      "activation": layer.act}
             if layer.pieces > 1:
                 entry["pieces"] = layer.pieces
-            if layer.kind == "dense":
+            entry["precision"] = self._dtype.name if layer.quant is None else layer.precision
+            entry["precision_reason"] = layer.precision_reason or f"{self._dtype.name} engine"
+            if layer.quant is not None:
+                entry.update(storage=f"dense {layer.precision}", density=layer.density,
+                             index_dtype=None, csr_batches=None,
+                             reason=f"{layer.precision} weights are stored dense")
+                if layer.precision == "int8":
+                    entry["inputs"] = ("signed" if layer.quant.x_signed else "unsigned") + (
+                        f" int8, static scale {layer.quant.x_scale:.6g}" if layer.quant.x_scale
+                        else " int8, scaled per row and call")
+            elif layer.kind == "dense":
                 lo, hi = layer.sparse_batches
                 has_w = layer.arrays.get("W") is not None
                 has_csr = layer.arrays.get("indptr") is not None
@@ -494,6 +557,15 @@ class InferenceEngine:
                 entry.update(pieces=layer.pieces, layout="csr" if csr else "dense",
                              bias=a["b"] is not None)
                 names = ("indptr", "indices", "data") if csr else ("W",)
+                if layer.quant is not None:
+                    q = layer.quant
+                    entry.update(precision=layer.precision, precision_reason=layer.precision_reason)
+                    names = (QUANT_WEIGHTS[layer.precision][0],)
+                    a = dict(a, **{names[0]: q.weights})
+                    if layer.precision == "int8":
+                        entry.update(x_scale=q.x_scale, x_signed=q.x_signed)
+                        names += ("w_scale",)
+                        a["w_scale"] = q.w_scale
                 names += ("b",) if a["b"] is not None else ()
             else:
                 names = ("scale", "shift")
@@ -531,6 +603,33 @@ def _tensor(tensors, name, dtype, shape):
     if t.shape != tuple(shape):
         _fail(f"tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
     return t
+
+
+def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shape, spec):
+    """Fill `spec` with a quantized layer's weights and settings; the keys they add."""
+    if precision not in QUANT_WEIGHTS or storage != "dense":
+        _fail(f"{where}: unknown precision {precision!r} with layout {storage!r}")
+    reason = entry.get("precision_reason")
+    if not isinstance(reason, str) or len(reason) > 1000:
+        _fail(f"{where}: precision_reason must be a short string")
+    name, wdtype = QUANT_WEIGHTS[precision]
+    spec.update(precision=precision, precision_reason=reason)
+    spec[name] = _tensor(tensors, prefix + name, wdtype, shape)
+    if precision == "bf16":
+        return {"precision", "precision_reason"}
+    if spec[name].min() < -127:
+        _fail(f"{where}: int8 weights must lie in [-127, 127]")
+    spec["w_scale"] = _tensor(tensors, prefix + "w_scale", np.float32, shape[1:])
+    if not (spec["w_scale"] > 0).all():
+        _fail(f"{where}: w_scale must be positive")
+    x_scale, x_signed = entry.get("x_scale"), entry.get("x_signed")
+    if not isinstance(x_scale, (int, float)) or isinstance(x_scale, bool) \
+            or not (np.isfinite(x_scale) and x_scale >= 0):
+        _fail(f"{where}: x_scale must be a finite number >= 0, got {x_scale!r}")
+    if not isinstance(x_signed, bool):
+        _fail(f"{where}: x_signed must be true or false")
+    spec.update(x_scale=float(x_scale), x_signed=x_signed)
+    return {"precision", "precision_reason", "x_scale", "x_signed"}
 
 
 def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
@@ -571,7 +670,12 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
             _fail(f"{where}: bias must be true or false")
         units = n_z // pieces
         spec["pieces"] = pieces
-        if storage == "dense":
+        precision = entry.get("precision", "float")
+        if precision != "float":
+            keys |= _quantized_from_file(entry, where, precision, storage, tensors, prefix,
+                                         (n_in, n_z), spec)
+            names = [name for name in ("Wq", "Wh", "w_scale") if name in spec]
+        elif storage == "dense":
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
         else:

@@ -390,7 +390,7 @@ class PruningReport:
     """Per-layer and total size, sparsity and FLOPs of a model as deployed; printable."""
 
     COLUMNS = ("layer", "params", "nonzeros", "sparsity", "bytes_dense", "bytes_deployed",
-               "storage", "flops_dense", "flops_effective")
+               "storage", "precision", "flops_dense", "flops_effective")
 
     def __init__(self, rows, total, extra):
         self.rows, self.total, self.extra = rows, total, extra
@@ -428,6 +428,9 @@ def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
     """Bytes of a deployed Dense layer: the bias, plus the dense kernel and/or its CSR form
     (values, column indices of `index_dtype`, int64 row pointers)."""
     total = n_out * itemsize
+    if entry["precision"] in ("int8", "bf16"):
+        weight_bytes = 1 if entry["precision"] == "int8" else 2
+        return total + n_in * n_out * weight_bytes + (n_out * 4 if weight_bytes == 1 else 0)
     if "dense" in entry["storage"]:
         total += n_in * n_out * itemsize
     if "csr" in entry["storage"]:
@@ -435,18 +438,20 @@ def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
     return total
 
 
-def report(model, X=None, y=None, batches=(1, 32, 256)):
+def report(model, X=None, y=None, batches=(1, 32, 256), *, precision=None, calibration=None):
     """Size, sparsity and FLOPs per layer as deployed, and with data the metric and latency.
 
     Columns per Dense layer: parameters, nonzeros, sparsity of the kernel, bytes if stored
-    dense, bytes as deployed by `fastnn.deploy` (index overhead included), the storage the
-    engine chose, and multiply-add FLOPs per sample, dense (2 * n_in * n_out) and effective
-    (2 * nonzeros). With X: the engine's median latency (microseconds) at each batch size;
-    with y too: the model's first compiled metric (or loss).
+    dense, bytes as deployed by `fastnn.deploy` (index overhead and quantization scales
+    included), the storage the engine chose, the precision of its weights, and
+    multiply-add FLOPs per sample, dense (2 * n_in * n_out) and effective (2 * nonzeros).
+    With X: the engine's median latency (microseconds) at each batch size; with y too:
+    the model's first compiled metric (or loss) and, for a quantized engine, the engine's.
+    `precision` and `calibration` are passed to `fastnn.deploy`.
     """
     from fastnn.deployment import deploy
 
-    engine = deploy(model)
+    engine = deploy(model, precision=precision, calibration=calibration)
     deployed = [entry for entry in engine.layout() if entry["kind"] == "dense"]
     rows = []
     itemsize = model.dtype.itemsize
@@ -460,7 +465,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256)):
             "sparsity": 1 - nnz / layer.kernel.size,
             "bytes_dense": (layer.kernel.size + bias) * itemsize,
             "bytes_deployed": _deployed_bytes(entry, nnz, n_in, n_out, itemsize),
-            "storage": entry["storage"],
+            "storage": entry["storage"], "precision": entry["precision"],
             "flops_dense": 2 * n_in * n_out, "flops_effective": 2 * nnz,
         })
     total = {"layer": "total"}
@@ -469,7 +474,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256)):
         total[key] = sum(r[key] for r in rows)
     kernel_sizes = sum(l.kernel.size for l in _kernel_layers(model))
     total["sparsity"] = sparsity(model) if kernel_sizes else 0.0
-    total["storage"] = ""
+    total["storage"] = total["precision"] = ""
     extra = {}
     if X is not None:
         X = model.check_input(X)
@@ -477,6 +482,9 @@ def report(model, X=None, y=None, batches=(1, 32, 256)):
             result = model.evaluate(X, y)
             name = model.metrics[0][0] if model.metrics else "loss"
             extra[name] = result[name]
+            if precision is not None:
+                from fastnn.quantization import evaluate
+                extra[f"engine_{name}"] = evaluate(model, engine, X, y)["engine"]
         for b in batches:
             extra[f"latency_us_batch_{b}"] = _latency_us(engine, X, b)
     return PruningReport(rows, total, extra)

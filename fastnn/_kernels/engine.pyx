@@ -28,6 +28,7 @@ from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
 from fastnn._kernels.dense cimport bias_act_row, gemm
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
+from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
 
 import numpy as np
 
@@ -68,6 +69,7 @@ cdef struct Layer:
     void* alpha                 # (n_out,) for prelu, else (1,)
     void* scale                 # affine only, (n_in,)
     void* shift
+    const QWeights* q           # int8 or bf16 weights (float32 plans), else NULL
 
 
 cdef inline void* _ptr(object a) noexcept:
@@ -191,9 +193,11 @@ cdef inline floating* _other(floating** bufs, const floating* cur) noexcept nogi
 
 
 cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
-                     Py_ssize_t nb, floating** bufs, int n_threads) noexcept nogil:
+                     Py_ssize_t nb, floating** bufs, char* qscratch, int n_threads,
+                     int q_threads) noexcept nogil:
     """Y := network(X) for nb rows; bufs holds three scratch buffers of
-    (nb + 16) * max_width elements (nb * max_width below 16 rows)."""
+    (nb + 16) * max_width elements (nb * max_width below 16 rows), qscratch the
+    scratch of quantized layers for up to q_threads threads."""
     cdef const floating* cur = X
     cdef floating* dst
     cdef floating* z
@@ -214,11 +218,21 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
             transpose(cur, width, dst, ld, nb, width, n_threads)
             cur = dst
             t = True
+        elif L.q != NULL and t:  # quantized layers take rows
+            dst = _other(bufs, cur)
+            transpose(cur, ld, dst, width, width, nb, n_threads)
+            cur = dst
+            t = False
         dst = Y if last and not t else _other(bufs, cur)
         # With maxout the activation follows the max; otherwise it is fused.
         z = bufs[2] if L.pieces > 1 else dst
         act = ACT_LINEAR if L.pieces > 1 else L.act
-        if L.kind == KIND_DENSE:
+        if L.q != NULL:
+            if floating is float:
+                qdense_forward(L.q, cur, L.n_in, nb, <const float*>L.b, act,
+                               <const float*>L.alpha, z, L.n_z, qscratch,
+                               n_threads if n_threads < q_threads else q_threads)
+        elif L.kind == KIND_DENSE:
             _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads)
         else:
             _affine_layer(L, cur, z, nb, t, ld, act, n_threads)
@@ -244,7 +258,7 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
 
 cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
-               int n_threads) noexcept nogil:
+               int n_threads, int q_threads) noexcept nogil:
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
@@ -254,7 +268,8 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     c0 = 0
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
-        _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs, n_threads)
+        _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
+                   <char*>(scratch + 3 * stride), n_threads, q_threads)
         c0 += nb
 
 
@@ -268,7 +283,8 @@ cdef class Plan:
         ``pieces``, ``n_in``, ``n_z``, ``sparse_batches`` (the range of chunk sizes for
         which the CSR form runs; (1, 0) for none) and the C-contiguous arrays
         ``W``, ``indptr``, ``indices``, ``data``, ``b``, ``alpha``, ``scale``, ``shift``
-        (None where absent), all of `dtype` but the CSR index arrays.
+        (None where absent), all of `dtype` but the CSR index arrays; ``quant``, a
+        `QuantDense` that replaces W (float32 plans only), or None.
     dtype : float32 or float64
     max_batch : int
         Rows per chunk; bigger batches run chunk by chunk through the same scratch.
@@ -283,6 +299,8 @@ cdef class Plan:
     cdef list _keep
     cdef list _pool
     cdef int max_pool
+    cdef int q_threads
+    cdef Py_ssize_t q_elements
     cdef PyThread_type_lock _lock
 
     def __cinit__(self):
@@ -306,6 +324,9 @@ cdef class Plan:
             raise MemoryError()
         self._keep = []
         max_width = 1
+        # Quantized layers get scratch for as many threads as there are CPUs.
+        self.q_threads = max(1, max_pool)
+        q_bytes = 0
         for i, spec in enumerate(layers):
             L = &self.layers[i]
             L.kind = spec["kind"]
@@ -330,6 +351,14 @@ cdef class Plan:
             L.alpha = _ptr(spec["alpha"])
             L.scale = _ptr(spec.get("scale"))
             L.shift = _ptr(spec.get("shift"))
+            quant = spec.get("quant")
+            L.q = NULL
+            if quant is not None:
+                if not isinstance(quant, QuantDense) or self.dtype != np.float32:
+                    raise TypeError(f"layer {i}: quant must be a QuantDense in a float32 plan")
+                self._keep.append(quant)
+                L.q = (<QuantDense>quant).weights_ptr()
+                q_bytes = max(q_bytes, qdense_scratch_bytes(L.q, self.q_threads))
             max_width = max(max_width, L.n_in, L.n_z)
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
@@ -337,6 +366,7 @@ cdef class Plan:
         # Room for the padded rows of the transposed layout (see _run_chunk).
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
         self.max_pool = max_pool
+        self.q_elements = -(-q_bytes // self.dtype.itemsize)
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):
@@ -345,7 +375,7 @@ cdef class Plan:
             PyThread_free_lock(self._lock)
 
     def _new_scratch(self):
-        return np.empty(3 * self.stride, dtype=self.dtype)
+        return np.empty(3 * self.stride + self.q_elements, dtype=self.dtype)
 
     def predict(self, object X, object out, int n_threads):
         """network(X) into `out` (made when None), or None when X is not ready to run.
@@ -413,10 +443,10 @@ cdef class Plan:
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
                 _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
-                     self.chunk, <double*>sp, self.stride, n_threads)
+                     self.chunk, <double*>sp, self.stride, n_threads, self.q_threads)
             else:
                 _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
-                     self.chunk, <float*>sp, self.stride, n_threads)
+                     self.chunk, <float*>sp, self.stride, n_threads, self.q_threads)
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)
