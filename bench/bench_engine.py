@@ -72,8 +72,9 @@ def scipy_chain(layers):
     return predict
 
 
-def onnx_session(layers, threads):
-    """An ONNX Runtime session of the same weights: MatMul, Add, Relu ..., Softmax."""
+def onnx_session(layers, threads, return_proto=False):
+    """An ONNX Runtime session of the same weights: MatMul, Add, Relu ..., Softmax (or
+    the checked ModelProto of that graph)."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -94,6 +95,8 @@ def onnx_session(layers, threads):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, SIZES[-1]])], inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(proto)
+    if return_proto:
+        return proto
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
