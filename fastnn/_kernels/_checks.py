@@ -2,7 +2,7 @@
 import numpy as np
 
 from fastnn._kernels._finite import is_finite
-from fastnn._kernels._threads import get_num_threads
+from fastnn._kernels._threads import capped, get_num_threads
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -88,9 +88,10 @@ def check_out(out, name, shape, dtype):
 
 
 def resolve_threads(n_threads):
-    """The thread count for one kernel call: the global setting unless `n_threads` is given."""
+    """The thread count for one kernel call: the global setting unless `n_threads` is given,
+    never more than the CPUs the process may run on."""
     if n_threads is None:
         return get_num_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    return int(n_threads)
+    return capped(n_threads)

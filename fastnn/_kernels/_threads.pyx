@@ -1,9 +1,84 @@
-"""Thread control for the kernels, and whether OpenMP was compiled in."""
+"""Thread control for the kernels, and whether OpenMP was compiled in.
+
+No call uses more threads than the CPUs this process may run on: its affinity mask,
+capped by its cgroup CPU quota (`cpu_limit`). More threads than that only wait for one
+another, and a thread the scheduler has put aside stalls every thread that waits for it.
+"""
+import math
+import os
+
 from fastnn._kernels._openmp cimport FASTNN_OPENMP_ENABLED, omp_get_max_threads
 
-from fastnn._kernels._blas_threads import set_blas_threads
+from fastnn._kernels._blas_threads import DEFAULT as _BLAS_DEFAULT, set_blas_threads
 
+# cgroup v2 writes "max 100000" or "<quota> <period>" in one file; v1 uses two files.
+_QUOTA_V2 = "/sys/fs/cgroup/cpu.max"
+_QUOTA_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _affinity():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _quota_cpus(read):
+    """CPUs the cgroup quota allows (rounded up), or None when there is no quota."""
+    text = read(_QUOTA_V2)
+    if text is not None:
+        fields = text.split()
+    else:
+        quota, period = read(_QUOTA_V1[0]), read(_QUOTA_V1[1])
+        fields = [] if quota is None or period is None else [quota.strip(), period.strip()]
+    # (No indexing past the end: the kernels are compiled without bounds checks.)
+    if len(fields) != 2 or not (fields[0].isdigit() and fields[1].isdigit()):
+        return None  # "max", "-1", no file, or a format not known here
+    quota, period = int(fields[0]), int(fields[1])
+    if quota == 0 or period == 0:
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def cpu_limit(affinity=_affinity, read=_read):
+    """The CPUs this process may run on: its affinity mask capped by its cgroup CPU quota.
+
+    Parameters
+    ----------
+    affinity : callable, optional
+        Returns the number of CPUs in the affinity mask.
+    read : callable, optional
+        ``read(path)`` returns a file's text, or None when it cannot be read.
+    """
+    cpus = max(1, int(affinity()))
+    quota = _quota_cpus(read)
+    return cpus if quota is None else min(cpus, quota)
+
+
+CPU_LIMIT = cpu_limit()
 cdef int _user_threads = 0
+
+
+def capped(n):
+    """`n` threads, or as many as the process has CPUs when that is fewer."""
+    return min(int(n), CPU_LIMIT)
+
+
+def _set_blas(n):
+    """`n` BLAS threads, capped (None: the BLAS's own count when fastnn was imported)."""
+    if _BLAS_DEFAULT is not None:  # else the BLAS's thread count cannot be set
+        set_blas_threads(capped(_BLAS_DEFAULT if n is None else n))
+
+
+_set_blas(None)
 
 
 def openmp_enabled():
@@ -16,23 +91,22 @@ def set_num_threads(n):
 
     This covers the kernels' OpenMP loops and the BLAS their matrix products call
     (scipy's OpenBLAS, whose thread count is process-wide). The default is OpenMP's own
-    (``OMP_NUM_THREADS`` when set, else the core count) and the BLAS's own.
+    (``OMP_NUM_THREADS`` when set, else the core count) and the BLAS's own. Either way no
+    more threads are used than `cpu_limit()` (the affinity mask and the cgroup CPU quota).
     """
     global _user_threads
     if n is None:
         _user_threads = 0
-        set_blas_threads(None)
+        _set_blas(None)
         return
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
     _user_threads = n
-    set_blas_threads(n)
+    _set_blas(n)
 
 
 def get_num_threads():
     """The number of threads the kernels use (1 on a build without OpenMP)."""
     if not FASTNN_OPENMP_ENABLED:
         return 1
-    if _user_threads > 0:
-        return _user_threads
-    return omp_get_max_threads()
+    return capped(_user_threads if _user_threads > 0 else omp_get_max_threads())
