@@ -1,0 +1,155 @@
+"""Latency and training time with one core kept busy by another process, against quiet.
+
+A second process (``python -c 'while True: pass'``) spins on one core; it is paused
+(SIGSTOP) for the quiet rounds and resumed (SIGCONT) for the busy ones, so quiet and
+busy alternate round by round in one test, and it is killed by its PID at teardown.
+Contenders: the fastnn engine (default threads), ONNX Runtime (one intra-op thread at
+batch 1, two otherwise) and torch under ``inference_mode`` (the same thread counts), on
+the 784-256-128-10 network of bench_engine.py; and one training epoch of fastnn and
+torch (two threads) on bench_training.py's data. Peers not installed are skipped.
+
+Each test records, in extra_info, the median and 99th-percentile latency (or the
+median epoch time) quiet and busy, and their busy/quiet ratios; ``-s`` prints them.
+Targets: p99 busy at most 3x quiet at batch 1 and 256; an epoch at most 1.5x.
+
+    flock /tmp/bench.lock python -m pytest bench/bench_contention.py --benchmark-disable -s -q
+    FASTNN_BENCH_SAMPLES=2048 ...   (smoke: fewer calls and a short epoch)
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bench_engine import SIZES, engine, model, onnx_session
+from bench_training import N_SAMPLES, fastnn_epoch, fastnn_model, torch_epoch, torch_model
+
+SMOKE = N_SAMPLES < 60000
+ROUNDS = 2 if SMOKE else 6            # quiet/busy alternations
+CALLS = {1: 200 if SMOKE else 2000, 256: 10 if SMOKE else 200}   # timed calls per round
+EPOCH_ROUNDS = 1 if SMOKE else 3
+
+
+@pytest.fixture(scope="module")
+def spinner():
+    """A process that keeps one core busy, paused until a busy round resumes it."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        yield proc
+    finally:
+        proc.kill()  # by its PID, whatever happened
+        proc.wait()
+
+
+def _alternate(spinner, measure, rounds=ROUNDS):
+    """{'quiet': [...], 'busy': [...]}: measure() per round, quiet and busy alternating."""
+    samples = {"quiet": [], "busy": []}
+    for _ in range(rounds):
+        for load in ("quiet", "busy"):
+            os.kill(spinner.pid, signal.SIGCONT if load == "busy" else signal.SIGSTOP)
+            time.sleep(0.05)  # let the scheduler see the new load
+            samples[load] += measure()
+    os.kill(spinner.pid, signal.SIGSTOP)
+    return samples
+
+
+def _record(benchmark, name, samples, stats):
+    summary = {f"{load}_{stat}_us": float(np.percentile(values, q) * 1e6)
+               for load, values in samples.items() for stat, q in stats}
+    for stat, _ in stats:
+        summary[f"{stat}_ratio"] = summary[f"busy_{stat}_us"] / summary[f"quiet_{stat}_us"]
+    benchmark.extra_info.update(summary)
+    print(f"\n{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items()))
+
+
+def _predictor(kind, batch):
+    layers = model(0.0)
+    threads = 1 if batch == 1 else 2
+    if kind == "fastnn":
+        return engine(layers, "auto").predict
+    if kind == "onnxruntime":
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+        return onnx_session(layers, threads)
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(*[m for W, b, act in layers for m in (
+        _linear(torch, W, b), torch.nn.ReLU() if act == "relu" else torch.nn.Softmax(dim=1))])
+
+    def predict(X):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode():
+                return net(torch.from_numpy(X)).numpy()
+        finally:
+            torch.set_num_threads(previous)
+    return predict
+
+
+def _linear(torch, W, b):
+    layer = torch.nn.Linear(*W.shape)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(W.T.copy()))
+        layer.bias.copy_(torch.from_numpy(b))
+    return layer
+
+
+@pytest.mark.parametrize("batch", [1, 256])
+@pytest.mark.parametrize("kind", ["fastnn", "onnxruntime", "torch"])
+def test_latency(benchmark, spinner, kind, batch):
+    benchmark.group = f"contention latency batch {batch}"
+    predict = _predictor(kind, batch)
+    X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
+    np.testing.assert_allclose(predict(X), _predictor("fastnn", batch)(X), rtol=1e-4, atol=1e-6)
+
+    def calls():
+        times = []
+        for _ in range(CALLS[batch]):
+            start = time.perf_counter()
+            predict(X)
+            times.append(time.perf_counter() - start)
+        return times
+
+    _record(benchmark, f"{kind} batch {batch}", _alternate(spinner, calls),
+            [("p50", 50), ("p99", 99)])
+    benchmark(predict, X)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return rng.random((N_SAMPLES, SIZES[0]), dtype=np.float32), rng.integers(0, SIZES[-1], N_SAMPLES)
+
+
+@pytest.mark.parametrize("kind", ["fastnn", "torch"])
+def test_training_epoch(benchmark, spinner, data, kind):
+    benchmark.group = "contention training epoch"
+    X, y = data
+    if kind == "torch":
+        torch = pytest.importorskip("torch")
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        build, epoch = torch_model, lambda m: torch_epoch(m, Xt, yt)
+    else:
+        build, epoch = fastnn_model, lambda m: fastnn_epoch(m, X, y)
+
+    def calls():
+        m = build()
+        start = time.perf_counter()
+        epoch(m)
+        return [time.perf_counter() - start]
+
+    if kind == "torch":
+        previous = torch.get_num_threads()
+        torch.set_num_threads(2)
+    try:
+        _record(benchmark, f"{kind} epoch ({N_SAMPLES} samples)",
+                _alternate(spinner, calls, EPOCH_ROUNDS),
+                [("median", 50)])
+        benchmark.pedantic(epoch, setup=lambda: ((build(),), {}), rounds=1, iterations=1)
+    finally:
+        if kind == "torch":
+            torch.set_num_threads(previous)
