@@ -119,15 +119,21 @@ class Layer:
     def get_weights(self):
         return [w.copy() for w in self.weights]
 
-    def set_weights(self, weights):
+    def check_weights(self, weights):
+        """`weights` as arrays, after checking that `set_weights` would take them all."""
         own = self.weights
         if len(weights) != len(own):
             raise ValueError(f"layer {self.name} takes {len(own)} arrays, got {len(weights)}")
-        for target, value in zip(own, weights):
-            value = np.asarray(value)
+        values = [np.asarray(value) for value in weights]
+        for target, value in zip(own, values):
             if value.shape != target.shape:
                 raise ValueError(f"layer {self.name}: weight of shape {target.shape} "
                                  f"cannot take an array of shape {value.shape}")
+        return values
+
+    def set_weights(self, weights):
+        """Copy `weights` into the layer's; on an error no weight has changed."""
+        for target, value in zip(self.weights, self.check_weights(weights)):
             target[...] = value
 
     def count_params(self):
@@ -509,10 +515,14 @@ class Normalization(Layer):
     def weights(self):
         return [self.mean, self.variance]
 
+    def check_weights(self, weights):
+        values = super().check_weights(weights)
+        if np.any(np.asarray(values[1], dtype=np.float64) < 0):
+            raise ValueError(f"layer {self.name!r}: variance must be non-negative")
+        return values
+
     def set_weights(self, weights):
         super().set_weights(weights)
-        if np.any(self.variance < 0):
-            raise ValueError(f"layer {self.name!r}: variance must be non-negative")
         self._stats = (self.mean.astype(np.float64), self.variance.astype(np.float64))
         self._refresh()
 

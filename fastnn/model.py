@@ -529,17 +529,19 @@ class Sequential:
 
     def set_weights(self, weights):
         self.require_built("set_weights")
-        if self.optimizer is not None:
-            self.optimizer.forget_step()  # the step before these weights is not theirs to undo
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
             raise ValueError(f"the model takes {expected} arrays, got {len(weights)}")
-        k = 0
-        for layer in self.layers:
+        chunks, k = [], 0
+        for layer in self.layers:  # check every layer's arrays before changing any
             n = len(layer.weights)
-            layer.set_weights(weights[k:k + n])
+            chunks.append(layer.check_weights(weights[k:k + n]))
             k += n
+        if self.optimizer is not None:
+            self.optimizer.forget_step()  # the step before these weights is not theirs to undo
+        for layer, chunk in zip(self.layers, chunks):
+            layer.set_weights(chunk)
 
     def count_params(self):
         self.require_built("count_params")

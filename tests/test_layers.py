@@ -265,6 +265,21 @@ def test_get_set_weights_shapes():
     with pytest.raises(ValueError, match="shape"):
         layer.set_weights([np.ones((4, 3)), np.zeros(4)])
     np.testing.assert_array_equal(layer.bias, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="shape"):
+        layer.set_weights([np.full((4, 3), 5.0), np.zeros(4)])  # the kernel fits, the bias not
+    np.testing.assert_array_equal(layer.kernel, np.ones((4, 3)))
+
+
+def test_model_set_weights_changes_nothing_on_error():
+    from fastnn import Sequential
+    model = Sequential([L.Dense(3), L.Dense(2)], input_dim=4, seed=0)
+    before = model.get_weights()
+    bad = [np.full_like(w, 9.0) for w in before]
+    bad[-1] = np.zeros(5)  # only the last layer's bias is wrong
+    with pytest.raises(ValueError, match="shape"):
+        model.set_weights(bad)
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
 
 
 def test_get_set_weights_other_layers():

@@ -50,6 +50,11 @@ def test_fixed_statistics_and_argument_checks():
     bare = fn.Sequential([L.Normalization(), L.Dense(1)], input_dim=2)
     with pytest.raises(RuntimeError, match="adapt"):
         bare.predict(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="variance must be non-negative"):
+        layer.set_weights([[9.0, 9.0], [1.0, -1.0]])
+    np.testing.assert_array_equal(layer.mean, [1.0, 2.0])  # nothing changed
+    np.testing.assert_array_equal(layer.variance, [4.0, 0.0])
+    np.testing.assert_allclose(model.predict([[3.0, 5.0]]), [[1.0, 3.0]])
 
 
 def _trained(X, y, dtype="float64", width=32):
