@@ -231,6 +231,8 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental):
         self._check_params()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate_Xy(X, y, reset=first)
         targets, n_outputs, out_activation, loss, scale, classes = self._encode(y, incremental,
@@ -257,8 +259,6 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
         elif not incremental:
             self.model_.compile(self._optimizer(), self.model_.loss)  # scikit-learn's fresh solver
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
         model = self.model_
         self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them
         validation = None
@@ -344,7 +344,7 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X):
         """The network's outputs for X, as float64 like scikit-learn's predictions."""
-        check_is_fitted(self)
+        check_is_fitted(self, "_engine")  # a fit that failed part-way made none
         return self._engine.predict(self._validate_X(X, reset=False)).astype(np.float64)
 
     def __sklearn_tags__(self):

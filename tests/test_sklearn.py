@@ -9,7 +9,7 @@ pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_classification, make_multilabel_classification  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -143,8 +143,11 @@ def test_bad_input_and_parameters():
         MLPClassifier().fit(np.where(X > 1, np.nan, X), y)
     with pytest.raises(ValueError, match="Unknown label type"):
         MLPClassifier().fit(X, X[:, 0])
+    refused = MLPClassifier(early_stopping=True)
     with pytest.raises(ValueError, match="early_stopping"):
-        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
+        refused.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(NotFittedError):  # the refused call fitted nothing
+        refused.predict(X)
     fitted = MLPRegressor(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         fitted.predict(X[:, :3])
