@@ -298,6 +298,8 @@ class _BaseMLP(BaseEstimator):
                       batch_size=batch_size, shuffle=bool(self.shuffle), callbacks=[progress],
                       verbose=0, sample_weight=sample_weight)
         except callbacks.NonFiniteLossError:
+            # predictions follow model_ (its last finite weights), as coefs_ does
+            self._engine = self.deploy(max_batch=MAX_BATCH)
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.") from None
         if progress.best_weights is not None:

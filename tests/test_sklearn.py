@@ -148,6 +148,12 @@ def test_bad_input_and_parameters():
         refused.partial_fit(X, y, classes=[0, 1])
     with pytest.raises(NotFittedError):  # the refused call fitted nothing
         refused.predict(X)
+    diverging = MLPRegressor(max_iter=3, random_state=0).fit(X, y)
+    diverging.set_params(learning_rate_init=1e20)
+    with pytest.raises(ValueError, match="non-finite"):
+        diverging.fit(X * 1e10, y * 1e10)
+    np.testing.assert_allclose(diverging.predict(X), diverging.model_.predict(X)[:, 0],
+                               rtol=1e-5, atol=1e-6)  # not the previous fit's engine
     fitted = MLPRegressor(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         fitted.predict(X[:, :3])
