@@ -566,6 +566,8 @@ class InferenceEngine:
                         entry.update(x_scale=q.x_scale, x_signed=q.x_signed)
                         names += ("w_scale",)
                         a["w_scale"] = q.w_scale
+                elif layer.precision_reason:  # a float layer of a quantized engine
+                    entry["precision_reason"] = layer.precision_reason
                 names += ("b",) if a["b"] is not None else ()
             else:
                 names = ("scale", "shift")
@@ -605,15 +607,19 @@ def _tensor(tensors, name, dtype, shape):
     return t
 
 
+def _precision_reason(entry, where):
+    reason = entry.get("precision_reason")
+    if not isinstance(reason, str) or len(reason) > 1000:
+        _fail(f"{where}: precision_reason must be a short string")
+    return reason
+
+
 def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shape, spec):
     """Fill `spec` with a quantized layer's weights and settings; the keys they add."""
     if precision not in QUANT_WEIGHTS or storage != "dense":
         _fail(f"{where}: unknown precision {precision!r} with layout {storage!r}")
-    reason = entry.get("precision_reason")
-    if not isinstance(reason, str) or len(reason) > 1000:
-        _fail(f"{where}: precision_reason must be a short string")
     name, wdtype = QUANT_WEIGHTS[precision]
-    spec.update(precision=precision, precision_reason=reason)
+    spec.update(precision=precision, precision_reason=_precision_reason(entry, where))
     spec[name] = _tensor(tensors, prefix + name, wdtype, shape)
     if precision == "bf16":
         return {"precision", "precision_reason"}
@@ -676,6 +682,9 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
                                          (n_in, n_z), spec)
             names = [name for name in ("Wq", "Wh", "w_scale") if name in spec]
         elif storage == "dense":
+            if "precision_reason" in entry:  # a float layer of a quantized engine
+                spec["precision_reason"] = _precision_reason(entry, where)
+                keys.add("precision_reason")
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
         else:

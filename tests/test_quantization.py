@@ -31,9 +31,10 @@ def digits():
     return _digits_model()
 
 
-# Points of accuracy on 450 test digits: int8 may lose 2 samples (0.44 points), bf16 one.
+# Points of accuracy on 450 test digits: int8 may lose 2 samples (0.44 points of the 0.5
+# allowed), bf16 none (one would be 0.22 points, over the 0.2 allowed).
 @pytest.mark.parametrize("precision, calibrate, max_loss", [
-    ("int8", True, 0.0045), ("int8", False, 0.0045), ("bf16", False, 0.0023)])
+    ("int8", True, 0.0045), ("int8", False, 0.0045), ("bf16", False, 0.002)])
 def test_accuracy_holds(digits, precision, calibrate, max_loss):
     model, X_train, X_test, y_test = digits
     engine = fn.deploy(model, precision=precision,
@@ -57,7 +58,9 @@ def test_layout_says_precision_and_why(digits):
     assert dynamic[1]["inputs"].startswith("unsigned")  # after ReLU
     assert dynamic[-1]["precision"] == "float32"
     assert "no calibration" in dynamic[-1]["precision_reason"]
-    assert {e["precision"] for e in fn.deploy(model, precision="bf16").layout()} == {"bf16"}
+    bf16 = fn.deploy(model, precision="bf16").layout()
+    assert [e["precision"] for e in bf16] == ["bf16", "bf16", "float32"]
+    assert "unattenuated" in bf16[-1]["precision_reason"]
     assert {e["precision"] for e in fn.deploy(model).layout()} == {"float32"}
 
 
