@@ -12,7 +12,9 @@ class, so that a deployment step only has to translate layers:
 
 A dense layer may give ``"csr": (indptr, indices, data)`` and ``"n_in"`` instead of
 ``W``: the CSR arrays of W.T as made by `fastnn._kernels.sparse.csr_from_dense`
-(column indices strictly increasing within each row).
+(column indices strictly increasing within each row); or ``"bsr": (indptr, indices,
+values)``, ``"n_in"`` and ``"n_out"`` (W's width): W in blocks of 4, 8 or 16
+consecutive outputs as made by `fastnn._kernels.blocksparse.bsr_from_dense`.
 
 ``predict`` is a single call into compiled code that runs every layer without the
 GIL (see `fastnn._kernels.engine`).
@@ -20,7 +22,8 @@ GIL (see `fastnn._kernels.engine`).
 Choosing a layer's storage
 --------------------------
 A dense layer is kept dense (BLAS GEMV for one row, GEMM otherwise), in CSR (the
-kernels of `fastnn._kernels.sparse`), or both, from a cost model fitted on the
+kernels of `fastnn._kernels.sparse`), in blocks of 1x4, 1x8 or 1x16 (the kernel of
+`fastnn._kernels.blocksparse`), or dense and one sparse form, from a cost model fitted on the
 development machine (AMD EPYC Zen3, 2 cores, AVX2/FMA, OpenBLAS 0.3.30) with
 ``python bench/bench_engine.py --calibrate``, which times both forms of single
 layers of several shapes over densities and batch sizes. On that machine the
@@ -36,6 +39,15 @@ A layer keeps both forms only when the crossover splits the range of chunk sizes
 (1 to ``max_batch``); the choice is a function of the weights alone, so a loaded
 engine makes the same one. `InferenceEngine.layout` reports it with the density
 and the crossovers.
+
+The block-sparse form is costed the same way, by the density of its blocks (the
+share of blocks of b consecutive outputs of one input row that hold a nonzero, so a
+layer pruned in blocks elsewhere is found by its zeros) against crossover densities
+per block width (`BLOCK_CROSSOVER_DENSITY`, fitted with
+``python bench/bench_blocksparse.py --calibrate``). Of the sparse forms whose
+crossover the layer passes for some chunk size, the engine keeps the one of lowest
+estimated time, ``density / crossover`` relative to dense summed over the batch steps
+of the tables (1 where dense runs instead).
 """
 import json
 import os
@@ -46,6 +58,8 @@ import numpy as np
 from fastnn._kernels._checks import as_input, resolve_threads
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
+from fastnn._kernels.blocksparse import (BLOCKS, block_density, bsr_from_dense, check_bsr,
+                                         dense_from_bsr)
 from fastnn._kernels.engine import KINDS, Plan, chunk_rows
 from fastnn._kernels.quant import QuantDense, quantize_weights, to_bf16
 from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
@@ -59,12 +73,18 @@ __all__ = ["InferenceEngine", "load_engine", "engine_from_bytes", "CROSSOVER_DEN
            "sparse_batches"]
 
 FORMAT = "fastnn-engine"
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 # What each readable version calls things: the tensor of a CSR layer's nonzero values,
-# and whether a layer's "n_out" is its width before maxout (version 1) or its output.
-VERSIONS = {"1": {"values": "data", "n_out_before_maxout": True},
-            "2": {"values": "values", "n_out_before_maxout": False}}
-LAYOUTS = ("auto", "dense", "sparse")
+# whether a layer's "n_out" is its width before maxout (version 1) or its output, and
+# the storages a dense layer may have.
+VERSIONS = {"1": {"values": "data", "n_out_before_maxout": True, "storages": ("dense", "csr")},
+            "2": {"values": "values", "n_out_before_maxout": False,
+                  "storages": ("dense", "csr")},
+            "3": {"values": "values", "n_out_before_maxout": False,
+                  "storages": ("dense", "csr", "bsr")}}
+LAYOUTS = ("auto", "dense", "sparse", "block")
+FORCED = {"csr": "sparse", "bsr": "block"}
+"""The layout that forces each sparse storage."""
 DTYPES = ("float32", "float64")
 PRECISIONS = ("float", "int8", "bf16")
 QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
@@ -83,6 +103,18 @@ Measured crossovers on the development machine with the default thread counts
 0.25 for 32 rows, where whole networks at density 0.3 ran 15% slower on CSR.
 """
 
+BLOCK_CROSSOVER_DENSITY = {
+    4: ((1, 0.30), (2, 0.30), (8, 0.30), (32, 0.30), (128, 0.30), (256, 0.30),
+        (sys.maxsize, 0.30)),
+    8: ((1, 0.50), (2, 0.50), (8, 0.50), (32, 0.50), (128, 0.50), (256, 0.50),
+        (sys.maxsize, 0.50)),
+    16: ((1, 0.60), (2, 0.60), (8, 0.60), (32, 0.60), (128, 0.60), (256, 0.60),
+         (sys.maxsize, 0.60)),
+}
+"""Per block width, (batch, block density) steps as in `CROSSOVER_DENSITY`: the block-
+sparse form beats dense for chunks up to ``batch`` rows when the layer's block
+density is at most ``density``."""
+
 # Limits of the loader; a file beyond them is refused before anything is allocated.
 MAX_LAYERS = 4096
 MAX_WIDTH = 1 << 22
@@ -90,14 +122,15 @@ MAX_BATCH = 1 << 16
 DEFAULT_MAX_BATCH = 1024
 
 
-def sparse_batches(density, chunk):
-    """(lo, hi): CSR runs for chunks of lo to hi rows; (1, 0) when it never wins.
+def sparse_batches(density, chunk, table=CROSSOVER_DENSITY):
+    """(lo, hi): the sparse form of `table` (CSR by default) runs for chunks of lo to hi
+    rows; (1, 0) when it never wins.
 
-    The crossover of `CROSSOVER_DENSITY` rises, then falls with the batch size, so
-    the batches for which `density` is below it form one range.
+    The crossovers of the tables rise, then fall with the batch size, so the batches
+    for which `density` is below them form one range.
     """
     lo, hi, below = None, 0, 1
-    for upto, crossover in CROSSOVER_DENSITY:
+    for upto, crossover in table:
         if density <= crossover:
             lo = below if lo is None else lo
             hi = upto
@@ -176,6 +209,8 @@ class _Layer:
         self.n_out = n_z // pieces
         self.arrays = arrays          # W, indptr, indices, data, b, alpha, scale, shift
         self.sparse_batches = (1, 0)
+        self.block = 0                # block width of the sparse form; 0 for CSR
+        self.storage_reason = ""
         self.nnz = None
         self.precision = "float"      # or "int8", "bf16": then `quant` holds the weights
         self.precision_reason = ""
@@ -188,7 +223,16 @@ class _Layer:
     def plan_spec(self):
         return dict(self.arrays, kind=KINDS[self.kind], act=CODES[self.act], pieces=self.pieces,
                     n_in=self.n_in, n_z=self.n_z, sparse_batches=self.sparse_batches,
-                    quant=self.quant)
+                    block=self.block, quant=self.quant)
+
+    def dense_weights(self):
+        """W (n_in, n_z), from whichever form the layer holds."""
+        a = self.arrays
+        if a.get("W") is not None:
+            return a["W"]
+        if self.block:
+            return dense_from_bsr(a["indptr"], a["indices"], a["data"], self.n_in, self.n_z)
+        return dense_from_csr(a["indptr"], a["indices"], a["data"], self.n_in)
 
 
 def _precision(spec, name, dtype):
@@ -197,8 +241,8 @@ def _precision(spec, name, dtype):
         raise ValueError(f"{name}: unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision != "float" and dtype != np.float32:
         raise ValueError(f"{name}: {precision} layers run in float32 engines, not {dtype.name}")
-    if precision != "float" and spec.get("csr") is not None:
-        raise ValueError(f"{name}: a {precision} layer takes W, not CSR arrays")
+    if precision != "float" and (spec.get("csr") is not None or spec.get("bsr") is not None):
+        raise ValueError(f"{name}: a {precision} layer takes W, not sparse arrays")
     return precision
 
 
@@ -225,16 +269,23 @@ def _quantized(spec, precision, W, shape):
 
 def _dense_layer(spec, i, n_in, dtype):
     name = f"layer {i}"
-    csr = spec.get("csr")
+    csr, bsr = spec.get("csr"), spec.get("bsr")
     precision = _precision(spec, name, dtype)
-    if csr is not None:
-        indptr, indices, data = csr
+    if csr is not None and bsr is not None:
+        raise ValueError(f"{name}: give csr or bsr arrays, not both")
+    sparse = csr if csr is not None else bsr
+    if sparse is not None:
+        indptr, indices, data = sparse
         n_csr = spec.get("n_in")
         if not _is_int(n_csr) or (n_in is not None and n_csr != n_in):
-            raise ValueError(f"{name}: a CSR layer needs n_in={n_in if n_in else 'its fan-in'}, "
-                             f"got {n_csr!r}")
+            raise ValueError(f"{name}: a sparse layer needs n_in="
+                             f"{n_in if n_in else 'its fan-in'}, got {n_csr!r}")
         n_in = int(n_csr)
         n_z = len(indptr) - 1
+        if bsr is not None:
+            n_z = spec.get("n_out")
+            if not _is_int(n_z):
+                raise ValueError(f"{name}: a bsr layer needs n_out, W's width, got {n_z!r}")
     else:
         W = spec.get("W")
         stored = QUANT_WEIGHTS[precision][0] if precision != "float" else None
@@ -270,6 +321,13 @@ def _dense_layer(spec, i, n_in, dtype):
         arrays.update(indptr=indptr, indices=indices.astype(index_dtype(n_in)),
                       data=_array(data, f"{name} data", dtype, data.shape))
         layer.nnz = int(indptr[-1])
+    elif bsr is not None:
+        indptr, indices = np.array(indptr, copy=True), np.array(indices, copy=True)
+        values = _array(data, f"{name} values", dtype, np.shape(data))
+        check_bsr(indptr, indices, values, n_in, n_z)
+        arrays.update(indptr=indptr, indices=indices.astype(index_dtype(n_in)), data=values)
+        layer.block = values.shape[1]
+        layer.nnz = int(np.count_nonzero(values))
     elif precision != "float":
         try:
             layer.quant = _quantized(spec, precision, W, (n_in, n_z))
@@ -306,24 +364,45 @@ def _affine_layer(spec, i, n_in, dtype):
     return _Layer("affine", act, n, n, 1, arrays)
 
 
+def _estimate(density, table):
+    """Time of a sparse form relative to dense, summed over the batch steps of `table`:
+    ``density / crossover`` where the form wins, 1 where dense runs instead."""
+    return sum(min(density / crossover, 1.0) for _, crossover in table)
+
+
 def _choose_storage(layer, layout, chunk):
-    """Set the layer's range of CSR batch sizes and keep only the forms it needs."""
+    """Set the layer's sparse form (CSR or a block width), the range of batch sizes it
+    runs for and why, and keep only the forms it needs."""
     a = layer.arrays
+    W = layer.dense_weights()
+    blocks = {b: (block_density(W, b), BLOCK_CROSSOVER_DENSITY[b]) for b in BLOCKS}
     if layout == "dense":
-        lo, hi = 1, 0
+        block, (lo, hi) = 0, (1, 0)
     elif layout == "sparse":
+        block, (lo, hi) = 0, (1, sys.maxsize)
+    elif layout == "block":
+        block = layer.block or min(BLOCKS, key=lambda b: _estimate(*blocks[b]))
         lo, hi = 1, sys.maxsize
     else:
-        lo, hi = sparse_batches(layer.density, chunk)
+        forms = {0: (layer.density, CROSSOVER_DENSITY), **blocks}
+        ranges = {f: sparse_batches(d, chunk, table) for f, (d, table) in forms.items()}
+        winners = [f for f in forms if ranges[f][0] <= ranges[f][1]]
+        block = min(winners, key=lambda f: _estimate(*forms[f])) if winners else 0
+        lo, hi = ranges[block]
     layer.sparse_batches = lo, hi
-    needs_csr = lo <= hi
+    needs_sparse = lo <= hi
     needs_dense = not (lo == 1 and hi == sys.maxsize)
     dtype = a["alpha"].dtype
-    if needs_csr and a.get("indptr") is None:
-        a["indptr"], a["indices"], a["data"] = csr_from_dense(a["W"], dtype=dtype)
+    if needs_sparse and (a.get("indptr") is None or block != layer.block):
+        if block:
+            a["indptr"], a["indices"], a["data"] = bsr_from_dense(W, block, dtype=dtype)
+        else:
+            a["indptr"], a["indices"], a["data"] = csr_from_dense(W, dtype=dtype)
+    layer.block = block if needs_sparse else 0
+    layer.block_density = {b: d for b, (d, _) in blocks.items()}
     if needs_dense and a.get("W") is None:
-        a["W"] = dense_from_csr(a["indptr"], a["indices"], a["data"], layer.n_in)
-    if not needs_csr:
+        a["W"] = W
+    if not needs_sparse:
         a["indptr"] = a["indices"] = a["data"] = None
     if not needs_dense:
         a["W"] = None
@@ -339,8 +418,10 @@ class InferenceEngine:
         layer's input must match the output of the one before.
     dtype : {"float32", "float64"}
         The compute dtype; weights are converted to it.
-    layout : {"auto", "dense", "sparse"}
-        Storage of dense layers: chosen per layer by the fitted cost model, or forced.
+    layout : {"auto", "dense", "sparse", "block"}
+        Storage of dense layers: chosen per layer by the fitted cost model, or forced
+        ("sparse": CSR; "block": block-sparse, in the block width of the layer's "bsr"
+        arrays when given, else the one the cost model estimates fastest).
     max_batch : int
         Rows per chunk: scratch for this many rows is made ahead of time, and larger
         batches run chunk by chunk.
@@ -454,13 +535,16 @@ class InferenceEngine:
         -------
         list of dict
             ``kind``, ``shape`` (n_in, n_out), ``activation``, and for dense layers
-            ``storage`` ("dense", "csr" or "dense+csr"), ``density``, ``index_dtype``,
-            ``csr_batches`` (the chunk sizes, in rows, that run on the CSR form: a
-            (lo, hi) pair, hi None for no limit; None when CSR never runs) and
-            ``reason`` with the crossover densities of the cost model.
+            ``storage`` ("dense", "csr", "bsr", "dense+csr" or "dense+bsr"), ``density``,
+            ``block`` ("1x8"... for block-sparse storage, else None), ``block_density``
+            (of the blocks stored, else None), ``index_dtype``, ``csr_batches`` (the
+            chunk sizes, in rows, that run on the sparse form: a (lo, hi) pair, hi None
+            for no limit; None when it never runs) and ``reason`` with the densities
+            and the crossover densities of the cost model.
         """
-        crossovers = ", ".join(f"{d:.2f} up to {b if b < sys.maxsize else 'any'} rows"
-                               for b, d in CROSSOVER_DENSITY)
+        def crossovers(table):
+            return ", ".join(f"{d:.2f} up to {b if b < sys.maxsize else 'any'} rows"
+                             for b, d in table)
         report = []
         for layer in self._layers:
             entry = {"kind": layer.kind, "shape": (layer.n_in, layer.n_z),
@@ -471,7 +555,7 @@ class InferenceEngine:
             entry["precision_reason"] = layer.precision_reason or f"{self._dtype.name} engine"
             if layer.quant is not None:
                 entry.update(storage=f"dense {layer.precision}", density=layer.density,
-                             index_dtype=None, csr_batches=None,
+                             block=None, block_density=None, index_dtype=None, csr_batches=None,
                              reason=f"{layer.precision} weights are stored dense")
                 if layer.precision == "int8":
                     entry["inputs"] = ("signed" if layer.quant.x_signed else "unsigned") + (
@@ -481,17 +565,28 @@ class InferenceEngine:
                 lo, hi = layer.sparse_batches
                 has_w = layer.arrays.get("W") is not None
                 has_csr = layer.arrays.get("indptr") is not None
-                entry["storage"] = "+".join(s for s, h in (("dense", has_w), ("csr", has_csr))
+                sparse = "bsr" if layer.block else "csr"
+                entry["storage"] = "+".join(s for s, h in (("dense", has_w), (sparse, has_csr))
                                             if h)
                 entry["density"] = layer.density
+                entry["block"] = f"1x{layer.block}" if layer.block else None
+                entry["block_density"] = layer.block_density[layer.block] if layer.block \
+                    else None
                 entry["index_dtype"] = index_dtype(layer.n_in).name if has_csr else None
                 entry["csr_batches"] = (lo, None if hi == sys.maxsize else hi) if lo <= hi \
                     else None
+                blocks = ", ".join(f"1x{b} {d:.3f}" for b, d in layer.block_density.items())
                 if self._layout != "auto":
                     entry["reason"] = f"layout={self._layout!r} requested"
+                elif layer.block:
+                    entry["reason"] = (
+                        f"block densities {blocks}: 1x{layer.block} blocks estimated fastest; "
+                        f"against crossover densities "
+                        f"{crossovers(BLOCK_CROSSOVER_DENSITY[layer.block])}")
                 else:
-                    entry["reason"] = (f"density {layer.density:.3f} against crossover "
-                                       f"densities {crossovers}")
+                    entry["reason"] = (f"density {layer.density:.3f} (block densities {blocks}) "
+                                       f"against crossover densities "
+                                       f"{crossovers(CROSSOVER_DENSITY)}")
             report.append(entry)
         return report
 
@@ -509,9 +604,7 @@ class InferenceEngine:
             alpha = a["alpha"].copy() if layer.act == "prelu" else float(a["alpha"][0])
             spec = {"kind": layer.kind, "activation": layer.act, "alpha": alpha}
             if layer.kind == "dense":
-                W = a["W"].copy() if a.get("W") is not None else \
-                    dense_from_csr(a["indptr"], a["indices"], a["data"], layer.n_in)
-                spec.update(W=W, b=None if a["b"] is None else a["b"].copy(),
+                spec.update(W=layer.dense_weights().copy(), b=None if a["b"] is None else a["b"].copy(),
                             pieces=layer.pieces)
             else:
                 spec.update(scale=a["scale"].copy(), shift=a["shift"].copy())
@@ -525,7 +618,9 @@ class InferenceEngine:
 
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
         int32 ``indices``, ``values``, as in model files), so the file shrinks with the
-        number of nonzeros; the others as dense ``W`` of shape (n_in, n_out * pieces).
+        number of nonzeros; those that hold a block-sparse form as its arrays
+        (``values`` of shape (blocks, block width), layout "bsr" with its ``block``);
+        the others as dense ``W`` of shape (n_in, n_out * pieces).
         The metadata holds the format name and version, the dtype, the requested layout,
         ``max_batch`` and a JSON list of the layers (kind, activation, n_in, n_out (the
         output width, after maxout), and for dense layers pieces, layout and whether
@@ -554,8 +649,11 @@ class InferenceEngine:
                      "n_out": layer.n_out}
             if layer.kind == "dense":
                 csr = a.get("indptr") is not None
-                entry.update(pieces=layer.pieces, layout="csr" if csr else "dense",
+                entry.update(pieces=layer.pieces,
+                             layout=("bsr" if layer.block else "csr") if csr else "dense",
                              bias=a["b"] is not None)
+                if csr and layer.block:
+                    entry["block"] = layer.block
                 names = ("indptr", "indices", "data") if csr else ("W",)
                 if layer.quant is not None:
                     q = layer.quant
@@ -668,10 +766,10 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
             if n_z > MAX_WIDTH:
                 _fail(f"{where}: n_out * pieces = {n_z} exceeds {MAX_WIDTH}")
         storage = entry.get("layout")
-        if storage not in ("dense", "csr"):
+        if storage not in version["storages"]:
             _fail(f"{where}: unknown layout {storage!r}")
-        if storage == "csr" and layout == "dense":
-            _fail(f"{where}: CSR storage in an engine of dense layout")
+        if storage != "dense" and layout not in ("auto", FORCED[storage]):
+            _fail(f"{where}: {storage} storage in an engine of {layout} layout")
         if not isinstance(entry.get("bias"), bool):
             _fail(f"{where}: bias must be true or false")
         units = n_z // pieces
@@ -687,6 +785,24 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
                 keys.add("precision_reason")
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
+        elif storage == "bsr":
+            keys.add("block")
+            block = _meta_int(entry, "block", min(BLOCKS), max(BLOCKS), where)
+            if block not in BLOCKS:
+                _fail(f"{where}: block={block} is not one of {BLOCKS}")
+            n_cols = -(-n_z // block)
+            values = prefix + "values"
+            if values not in tensors:
+                _fail(f"tensor {values!r} is missing")
+            shape = tensors[values].shape
+            if len(shape) != 2 or shape[1] != block or shape[0] > n_in * n_cols:
+                _fail(f"tensor {values!r} has shape {shape}; expected (blocks, {block}) with "
+                      f"at most {n_in * n_cols} blocks")
+            spec["bsr"] = (_tensor(tensors, prefix + "indptr", np.int64, (n_cols + 1,)),
+                           _tensor(tensors, prefix + "indices", index_dtype(n_in), shape[:1]),
+                           _tensor(tensors, values, dtype, shape))
+            spec.update(n_in=n_in, n_out=n_z)
+            names = ["indptr", "indices", "values"]
         else:
             values = prefix + version["values"]
             indptr = _tensor(tensors, prefix + "indptr", np.int64, (n_z + 1,))

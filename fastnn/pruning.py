@@ -1,9 +1,13 @@
-"""Pruning: unstructured magnitude pruning with masks, structured removal of hidden units,
-sparsity schedules for prune-and-fine-tune, a budgeted pruning loop, and a report.
+"""Pruning: magnitude pruning with masks (unstructured or in blocks), structured removal of
+hidden units, sparsity schedules for prune-and-fine-tune, a budgeted pruning loop, and a
+report.
 
-Unstructured pruning keeps a 0/1 mask per kernel (``Dense.kernel_mask``); `fit` then keeps
+Magnitude pruning keeps a 0/1 mask per kernel (``Dense.kernel_mask``); `fit` then keeps
 pruned weights at exactly zero (masked gradients, and the mask applied again after every
-update). Structured pruning removes units physically and returns a smaller dense model.
+update). With ``block=(1, b)`` it removes whole blocks of b consecutive output units of
+one input row (a kernel is stored (n_in, n_out), so a block is b consecutive entries of
+one kernel row), which `fastnn.deploy` stores in a block-sparse format. Structured
+pruning removes units physically and returns a smaller dense model.
 Either way `fastnn.deploy` turns the result into an engine that is smaller and faster.
 """
 import time
@@ -16,7 +20,7 @@ from fastnn._validation import check_choice, check_int, check_real
 from fastnn.model import Sequential
 
 __all__ = ["prune_magnitude", "prune_neurons", "ConstantSparsity", "PolynomialDecay",
-           "prune_until", "report", "PruningReport", "sparsity"]
+           "prune_until", "report", "PruningReport", "sparsity", "block_structure"]
 
 # Layers that act on each unit separately: a unit can be removed through them.
 SCOPES = ("global", "layer")
@@ -25,6 +29,9 @@ CRITERIA = ("l2", "activation", "redundancy")
 """How `prune_neurons` picks the units to remove."""
 METHODS = ("magnitude", "neurons")
 """What `prune_until` prunes: weights or hidden units."""
+BLOCKS = (None, (1, 4), (1, 8), (1, 16))
+"""The block shapes of `prune_magnitude`: None (single weights) or (1, b), b consecutive
+output units of one input row."""
 
 _ELEMENTWISE = (L.BatchNormalization, L.PReLU, L.Activation, L.Dropout, L.GaussianNoise)
 
@@ -48,17 +55,51 @@ def _set_mask(layer, keep):
     layer.kernel *= mask
 
 
-def _smallest(magnitudes, count):
-    """Boolean mask of the `count` smallest entries (exactly `count`, ties by position)."""
-    flat = magnitudes.ravel()
+def _block_width(block):
+    """The width b of a `BLOCKS` entry (1 for None); ValueError for any other block."""
+    block = tuple(block) if isinstance(block, (list, np.ndarray)) else block
+    check_choice(block, "block", BLOCKS)
+    return 1 if block is None else block[1]
+
+
+def _block_norms(kernel, width):
+    """L2 norm of every block of `width` consecutive outputs of one input row, shape
+    (n_in, ceil(n_out / width)): the last block of a row is partial when width does not
+    divide n_out. Width 1 gives |kernel|."""
+    if width == 1:
+        return np.abs(kernel)
+    n_in, n_out = kernel.shape
+    padded = np.zeros((n_in, -(-n_out // width) * width), dtype=np.float64)
+    padded[:, :n_out] = kernel
+    return np.sqrt(np.square(padded).reshape(n_in, -1, width).sum(axis=2))
+
+
+def _block_sizes(n_out, width):
+    """Weights in each block of a kernel row (the last one may be partial)."""
+    sizes = np.full(-(-n_out // width), width)
+    sizes[-1] = n_out - width * (sizes.size - 1)
+    return sizes
+
+
+def _set_block_mask(layer, keep_blocks, width):
+    _set_mask(layer, np.repeat(keep_blocks, width, axis=1)[:, :layer.kernel.shape[1]])
+
+
+def _smallest(norms, sizes, count):
+    """Boolean mask of the blocks of smallest norm that hold `count` weights, to the nearest
+    block (exactly `count` for single weights); ties go by position."""
+    flat = norms.ravel()
     drop = np.zeros(flat.size, dtype=bool)
     if count > 0:
-        drop[np.argpartition(flat, count - 1, kind="introselect")[:count]] = True
-    return drop.reshape(magnitudes.shape)
+        order = np.argsort(flat, kind="stable")
+        ends = np.cumsum(sizes.ravel()[order])
+        # a block goes when more than half of it lies within the first `count` weights
+        drop[order[:np.searchsorted(ends - sizes.ravel()[order] / 2, count)]] = True
+    return drop.reshape(norms.shape)
 
 
-def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
-    """Zero the kernel weights of smallest magnitude and keep them zero from then on.
+def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None, block=None):
+    """Zero the kernel weights (or blocks) of smallest magnitude and keep them zero from then on.
 
     Parameters
     ----------
@@ -66,39 +107,65 @@ def prune_magnitude(model, sparsity=0.9, scope="global", threshold=None):
         Pruned in place (and returned). Biases are never pruned.
     sparsity : float in [0, 1)
         Target fraction of zeros, over all kernels together (``scope="global"``) or in
-        each kernel (``scope="layer"``). Weights already pruned count toward it.
+        each kernel (``scope="layer"``). Weights already pruned count toward it. With
+        blocks the target is met to the nearest block.
     scope : "global" or "layer"
     threshold : float, optional
-        Instead of a target sparsity: prune every weight with ``|w| < threshold``.
+        Instead of a target sparsity: prune every weight with ``|w| < threshold`` (every
+        block whose L2 norm is below it).
+    block : None, (1, 4), (1, 8) or (1, 16)
+        None prunes single weights. ``(1, b)`` prunes whole blocks of b consecutive
+        output units of one input row, ``kernel[i, j * b:(j + 1) * b]``, ranked by their
+        L2 norm; when b does not divide the layer's width the last block of each row is
+        its own, shorter block. `fastnn.deploy` stores such layers block-sparse.
 
     Returns
     -------
     model : Sequential
     """
     model.require_built("pruning")
+    width = _block_width(block)
     dense = _kernel_layers(model)
     if not dense:
         raise ValueError("the model has no Dense kernels to prune")
     if threshold is not None:
         threshold = check_real(threshold, "threshold", low=0.0)
         for layer in dense:
-            _set_mask(layer, np.abs(layer.kernel) >= threshold)
+            _set_block_mask(layer, _block_norms(layer.kernel, width) >= threshold, width)
         return model
     sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, closed="left")
     check_choice(scope, "scope", SCOPES)
+    norms = [_block_norms(l.kernel, width) for l in dense]
+    sizes = [np.broadcast_to(_block_sizes(l.kernel.shape[1], width), n.shape)
+             for l, n in zip(dense, norms)]
     if scope == "layer":
-        for layer in dense:
-            mags = np.abs(layer.kernel)
-            _set_mask(layer, ~_smallest(mags, int(round(sparsity * mags.size))))
+        for layer, norm, size in zip(dense, norms, sizes):
+            count = int(round(sparsity * layer.kernel.size))
+            _set_block_mask(layer, ~_smallest(norm, size, count), width)
     elif scope == "global":
-        mags = np.concatenate([np.abs(l.kernel).ravel() for l in dense])
-        drop = _smallest(mags, int(round(sparsity * mags.size)))
+        total = sum(l.kernel.size for l in dense)
+        drop = _smallest(np.concatenate([n.ravel() for n in norms]),
+                         np.concatenate([s.ravel() for s in sizes]), int(round(sparsity * total)))
         start = 0
-        for layer in dense:
-            n = layer.kernel.size
-            _set_mask(layer, ~drop[start:start + n].reshape(layer.kernel.shape))
-            start += n
+        for layer, norm in zip(dense, norms):
+            _set_block_mask(layer, ~drop[start:start + norm.size].reshape(norm.shape), width)
+            start += norm.size
     return model
+
+
+def block_structure(kernel):
+    """The widest block (1, b) of `BLOCKS` whose blocks of `kernel` are each all zero or all
+    nonzero (its zero pattern is that of a block mask), else None."""
+    nonzero = np.asarray(kernel) != 0
+    if nonzero.all():
+        return None
+    for block in BLOCKS[:0:-1]:
+        width = block[1]
+        count = _block_norms(nonzero.astype(np.float64), width) ** 2  # nonzeros per block
+        full = np.broadcast_to(_block_sizes(nonzero.shape[1], width), count.shape)
+        if np.all((np.rint(count) == 0) | (np.rint(count) == full)):
+            return block
+    return None
 
 
 # -- structured pruning -------------------------------------------------------------------
@@ -262,11 +329,13 @@ def _feeds(model, i, j):
 class _SparsitySchedule(callbacks.Callback):
     """Prunes by magnitude to ``target(step)`` every `frequency` optimizer steps."""
 
-    def __init__(self, begin_step, end_step, frequency, scope):
+    def __init__(self, begin_step, end_step, frequency, scope, block):
         self.frequency = check_int(frequency, "frequency", low=1)
         self.begin_step = int(begin_step)
         self.end_step = end_step
         self.scope = check_choice(scope, "scope", SCOPES)
+        _block_width(block)
+        self.block = block
 
     def target(self, step):
         raise NotImplementedError
@@ -276,15 +345,17 @@ class _SparsitySchedule(callbacks.Callback):
         if step < self.begin_step or (self.end_step is not None and step > self.end_step):
             return
         if (step - self.begin_step) % self.frequency == 0:
-            prune_magnitude(self.model, self.target(step), scope=self.scope)
+            prune_magnitude(self.model, self.target(step), scope=self.scope, block=self.block)
 
 
 class ConstantSparsity(_SparsitySchedule):
     """Prune to a fixed `sparsity` from `begin_step` on, every `frequency` steps (a fit
-    callback; steps are optimizer updates)."""
+    callback; steps are optimizer updates). `scope` and `block` are those of
+    `prune_magnitude`."""
 
-    def __init__(self, sparsity, begin_step=0, frequency=100, end_step=None, scope="global"):
-        super().__init__(begin_step, end_step, frequency, scope)
+    def __init__(self, sparsity, begin_step=0, frequency=100, end_step=None, scope="global",
+                 block=None):
+        super().__init__(begin_step, end_step, frequency, scope, block)
         self.sparsity = check_real(sparsity, "sparsity", 0.0, 1.0, closed="left")
 
     def target(self, step):
@@ -294,15 +365,16 @@ class ConstantSparsity(_SparsitySchedule):
 class PolynomialDecay(_SparsitySchedule):
     """Sparsity rising from `initial_sparsity` at `begin_step` to `final_sparsity` at
     `end_step` as ``final + (initial - final) * (1 - progress) ** power``, applied every
-    `frequency` steps (a fit callback; steps are optimizer updates)."""
+    `frequency` steps (a fit callback; steps are optimizer updates). `scope` and `block`
+    are those of `prune_magnitude`."""
 
     def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step, power=3,
-                 frequency=100, scope="global"):
+                 frequency=100, scope="global", block=None):
         final_sparsity = check_real(final_sparsity, "final_sparsity", 0.0, 1.0, closed="left")
         initial_sparsity = check_real(initial_sparsity, "initial_sparsity", 0.0, final_sparsity)
         if end_step <= begin_step:
             raise ValueError("end_step must come after begin_step")
-        super().__init__(begin_step, end_step, frequency, scope)
+        super().__init__(begin_step, end_step, frequency, scope, block)
         self.initial_sparsity = initial_sparsity
         self.final_sparsity = final_sparsity
         self.power = power
@@ -323,7 +395,7 @@ def _score(model, X, y, metric):
 
 def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, method="magnitude",
                 step=0.2, max_sparsity=0.99, X_train=None, y_train=None, fine_tune_epochs=2,
-                batch_size=32, criterion="l2", verbose=0):
+                batch_size=32, criterion="l2", block=None, verbose=0):
     """Prune step by step while the validation metric stays within budget.
 
     Each round removes a further `step` of what remains (weights for
@@ -334,6 +406,8 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
     Parameters
     ----------
     model : Sequential, compiled; left unchanged
+    block : None, (1, 4), (1, 8) or (1, 16)
+        With ``method="magnitude"``: prune in blocks (see `prune_magnitude`).
     metric : str, optional
         A compiled metric name; defaults to the first compiled metric, else the loss. For
         the loss, mse and mae the drop is their rise.
@@ -348,6 +422,9 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
     """
     model.require_compiled("prune_until")
     check_choice(method, "method", METHODS)
+    _block_width(block)
+    if block is not None and method != "magnitude":
+        raise ValueError("block is for method='magnitude'")
     step = check_real(step, "step", 0.0, 1.0, closed="neither")
     metric = metric or (model.metrics[0][0] if model.metrics else "loss")
     baseline = _score(model, X_val, y_val, metric)
@@ -361,7 +438,7 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
             target = 1 - density
             if target > max_sparsity:
                 break
-            prune_magnitude(candidate, target)
+            prune_magnitude(candidate, target, block=block)
         else:
             candidate = prune_neurons(candidate, step, criterion=criterion,
                                       X=None if criterion == "l2" else X_val)

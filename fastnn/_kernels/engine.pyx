@@ -9,8 +9,8 @@ Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
 transposes only where a layer needs the other layout: before the first batched
 sparse layer, before a softmax (it needs whole rows) and at the end. Dense layers
-and affine layers work in either layout. For one row both layouts are the same
-memory and nothing is ever transposed.
+and affine layers work in either layout; block-sparse and quantized layers take rows.
+For one row both layouts are the same memory and nothing is ever transposed.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -24,6 +24,7 @@ cimport numpy as cnp
 
 from fastnn._kernels._finite cimport all_finite
 from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels.blocksparse cimport bsr_forward_rows
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
 from fastnn._kernels.dense cimport bias_act_row, gemm
@@ -58,13 +59,14 @@ cdef struct Layer:
     Py_ssize_t n_in
     Py_ssize_t n_z              # width before maxout (n_out * pieces)
     Py_ssize_t n_out
-    Py_ssize_t sparse_min_batch  # the CSR form runs for chunks of sparse_min_batch to
+    Py_ssize_t sparse_min_batch  # the sparse form runs for chunks of sparse_min_batch to
     Py_ssize_t sparse_max_batch  # sparse_max_batch rows, the dense form for the others
     void* W                     # (n_in, n_z) row-major, or NULL
-    int64_t* indptr             # CSR of W.T, or NULL
+    int block                   # 0: the sparse form is CSR of W.T; else W in blocks of
+    int64_t* indptr             # `block` outputs (see fastnn._kernels.blocksparse); or NULL
     void* indices
     bint wide_indices           # int32 indices, else uint16
-    void* data
+    void* data                  # (nnz,) for CSR, (nnzb, block) for blocks
     void* b                     # (n_z,) or NULL
     void* alpha                 # (n_out,) for prelu, else (1,)
     void* scale                 # affine only, (n_in,)
@@ -115,7 +117,15 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
     """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed, rows ld apart)."""
     cdef const floating* b = <const floating*>L.b
     cdef const floating* alpha = <const floating*>L.alpha
-    if use_sparse:
+    if use_sparse and L.block:  # rows only (t is False)
+        if L.wide_indices:
+            bsr_forward_rows(X, L.n_in, nb, L.indptr, <const int*>L.indices,
+                             <const floating*>L.data, L.block, b, Z, L.n_z, n_threads)
+        else:
+            bsr_forward_rows(X, L.n_in, nb, L.indptr, <const unsigned short*>L.indices,
+                             <const floating*>L.data, L.block, b, Z, L.n_z, n_threads)
+        _bias_act(Z, <const floating*>NULL, nb, L.n_z, False, 1, act, alpha, n_threads)
+    elif use_sparse:
         if nb == 1:
             if L.wide_indices:
                 csr_matvec(X, L.indptr, <const int*>L.indices, <const floating*>L.data, b, Z,
@@ -218,12 +228,12 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
         last = l == n_layers - 1
         use_sparse = (L.kind == KIND_DENSE and L.sparse_min_batch <= nb
                       and nb <= L.sparse_max_batch)
-        if nb > 1 and use_sparse and not t:
+        if nb > 1 and use_sparse and L.block == 0 and not t:
             dst = _other(bufs, cur)
             transpose(cur, width, dst, ld, nb, width, n_threads)
             cur = dst
             t = True
-        elif L.q != NULL and t:  # quantized layers take rows
+        elif (L.q != NULL or (use_sparse and L.block)) and t:  # these layers take rows
             dst = _other(bufs, cur)
             transpose(cur, ld, dst, width, width, nb, n_threads)
             cur = dst
@@ -286,9 +296,10 @@ cdef class Plan:
     layers : list of dict
         Already validated: ``kind`` (a `KINDS` code), ``act`` (an activation code),
         ``pieces``, ``n_in``, ``n_z``, ``sparse_batches`` (the range of chunk sizes for
-        which the CSR form runs; (1, 0) for none) and the C-contiguous arrays
+        which the sparse form runs; (1, 0) for none), ``block`` (0 when the sparse form
+        is CSR of W.T, else its block width) and the C-contiguous arrays
         ``W``, ``indptr``, ``indices``, ``data``, ``b``, ``alpha``, ``scale``, ``shift``
-        (None where absent), all of `dtype` but the CSR index arrays; ``quant``, a
+        (None where absent), all of `dtype` but the index arrays; ``quant``, a
         `QuantDense` that replaces W (float32 plans only), or None.
     dtype : float32 or float64
     max_batch : int
@@ -348,6 +359,7 @@ cdef class Plan:
                         raise TypeError(f"layer {i}: {name} must be a C-contiguous array")
                     self._keep.append(a)
             L.W = _ptr(spec.get("W"))
+            L.block = spec.get("block", 0)
             L.indptr = <int64_t*>_ptr(spec.get("indptr"))
             L.indices = _ptr(spec.get("indices"))
             L.wide_indices = spec.get("indices") is not None and spec["indices"].dtype == np.int32
