@@ -466,8 +466,8 @@ def prune_until(model, X_val, y_val, max_metric_drop=0.01, *, metric=None, metho
 class PruningReport:
     """Per-layer and total size, sparsity and FLOPs of a model as deployed; printable."""
 
-    COLUMNS = ("layer", "params", "nonzeros", "sparsity", "bytes_dense", "bytes_deployed",
-               "storage", "precision", "flops_dense", "flops_effective")
+    COLUMNS = ("layer", "params", "nonzeros", "sparsity", "block", "bytes_dense",
+               "bytes_deployed", "storage", "precision", "flops_dense", "flops_effective")
 
     def __init__(self, rows, total, extra):
         self.rows, self.total, self.extra = rows, total, extra
@@ -490,6 +490,10 @@ class PruningReport:
     __repr__ = __str__
 
 
+def _block_name(block):
+    return "" if block is None else f"{block[0]}x{block[1]}"
+
+
 def _latency_us(engine, X, batch, repeats=50):
     Xb = np.ascontiguousarray(np.resize(X, (batch, X.shape[1])))
     engine.predict(Xb)
@@ -502,8 +506,9 @@ def _latency_us(engine, X, batch, repeats=50):
 
 
 def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
-    """Bytes of a deployed Dense layer: the bias, plus the dense kernel and/or its CSR form
-    (values, column indices of `index_dtype`, int64 row pointers)."""
+    """Bytes of a deployed Dense layer: the bias, plus the dense kernel and/or its sparse
+    form: CSR (values, column indices of `index_dtype`, int64 row pointers) or blocks
+    (b values and one index per block, int64 pointers per block column)."""
     total = n_out * itemsize
     if entry["precision"] in ("int8", "bf16"):
         weight_bytes = 1 if entry["precision"] == "int8" else 2
@@ -512,14 +517,21 @@ def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
         total += n_in * n_out * itemsize
     if "csr" in entry["storage"]:
         total += nnz * (itemsize + np.dtype(entry["index_dtype"]).itemsize) + (n_out + 1) * 8
+    if "bsr" in entry["storage"]:
+        width = int(entry["block"][2:])
+        columns = -(-n_out // width)
+        blocks = int(round(entry["block_density"] * n_in * columns))
+        total += blocks * (width * itemsize + np.dtype(entry["index_dtype"]).itemsize) \
+            + (columns + 1) * 8
     return total
 
 
 def report(model, X=None, y=None, batches=(1, 32, 256), *, precision=None, calibration=None):
     """Size, sparsity and FLOPs per layer as deployed, and with data the metric and latency.
 
-    Columns per Dense layer: parameters, nonzeros, sparsity of the kernel, bytes if stored
-    dense, bytes as deployed by `fastnn.deploy` (index overhead and quantization scales
+    Columns per Dense layer: parameters, nonzeros, sparsity of the kernel, its block
+    structure (``"1x8"`` when its zeros are whole 1x8 blocks, see `block_structure`; empty
+    when unstructured or dense), bytes if stored dense, bytes as deployed by `fastnn.deploy` (index overhead and quantization scales
     included), the storage the engine chose, the precision of its weights, and
     multiply-add FLOPs per sample, dense (2 * n_in * n_out) and effective (2 * nonzeros).
     With X: the engine's median latency (microseconds) at each batch size; with y too:
@@ -540,6 +552,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256), *, precision=None, calib
             "layer": layer.name, "params": layer.kernel.size + bias,
             "nonzeros": nnz + (0 if layer.bias is None else int(np.count_nonzero(layer.bias))),
             "sparsity": 1 - nnz / layer.kernel.size,
+            "block": _block_name(block_structure(layer.kernel)),
             "bytes_dense": (layer.kernel.size + bias) * itemsize,
             "bytes_deployed": _deployed_bytes(entry, nnz, n_in, n_out, itemsize),
             "storage": entry["storage"], "precision": entry["precision"],
@@ -551,7 +564,7 @@ def report(model, X=None, y=None, batches=(1, 32, 256), *, precision=None, calib
         total[key] = sum(r[key] for r in rows)
     kernel_sizes = sum(l.kernel.size for l in _kernel_layers(model))
     total["sparsity"] = sparsity(model) if kernel_sizes else 0.0
-    total["storage"] = total["precision"] = ""
+    total["storage"] = total["precision"] = total["block"] = ""
     extra = {}
     if X is not None:
         X = model.check_input(X)

@@ -236,7 +236,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, layout, dtype):
     for rows in (X[:1], X[:9], X):
         np.testing.assert_array_equal(loaded.predict(rows), engine.predict(rows))
     meta = read_header(path.read_bytes())["__metadata__"]
-    assert meta["format"] == "fastnn-engine" and meta["format_version"] == "2"
+    assert meta["format"] == "fastnn-engine" and meta["format_version"] == "3"
     described = json.loads(meta["layers"])
     assert [d["kind"] for d in described] == ["dense", "dense", "affine", "dense"]
     assert described[0]["activation"] == "prelu" and described[0]["pieces"] == 2

@@ -198,3 +198,105 @@ def test_report_counts_sizes_and_flops():
         assert key in data
     text = str(rep)
     assert "bytes_deployed" in text and "total" in text
+
+
+# -- block pruning -----------------------------------------------------------------------------
+
+def _block_mask_ok(kernel, width):
+    """Every block of `width` consecutive outputs of a row is all zero or all nonzero."""
+    n_in, n_out = kernel.shape
+    for start in range(0, n_out, width):
+        chunk = kernel[:, start:start + width] != 0
+        if not np.all(chunk.all(axis=1) | (~chunk).all(axis=1)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("block", [(1, 4), (1, 8), (1, 16)])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_block_pruning_removes_whole_blocks_of_smallest_norm(block, scope):
+    model = _model(seed=3)
+    kernels = [l.kernel.copy() for l in model.layers]
+    pruning.prune_magnitude(model, 0.6, scope=scope, block=block)
+    width = block[1]
+    norms = []
+    for layer, before in zip(model.layers, kernels):
+        assert _block_mask_ok(layer.kernel, width)
+        np.testing.assert_array_equal(layer.kernel_mask, layer.kernel != 0)
+        kept = layer.kernel != 0
+        np.testing.assert_array_equal(layer.kernel[kept], before[kept])
+        for start in range(0, before.shape[1], width):
+            chunk = before[:, start:start + width]
+            norms += [(n, k) for n, k in zip(np.linalg.norm(chunk, axis=1),
+                                             kept[:, start].tolist())]
+        if scope == "layer":
+            assert np.mean(layer.kernel == 0) == pytest.approx(0.6, abs=width / layer.kernel.size
+                                                               + 1e-9 + width / before.shape[1])
+    if scope == "global":
+        # every dropped block's norm is at most every kept block's
+        dropped = max(n for n, k in norms if not k)
+        assert all(n >= dropped for n, k in norms if k)
+        assert pruning.sparsity(model) == pytest.approx(0.6, abs=0.02)
+
+
+def test_partial_last_block_is_its_own_block():
+    model = fn.Sequential([L.Dense(10, activation="relu"), L.Dense(3)], input_dim=6, seed=0)
+    pruning.prune_magnitude(model, 0.5, scope="layer", block=(1, 8))
+    first, last = model.layers[0].kernel, model.layers[1].kernel
+    assert _block_mask_ok(first, 8)
+    # the 10 outputs make a block of 8 and one of 2; the 3 outputs one block of 3
+    assert {int(np.count_nonzero(row[:8])) for row in first} <= {0, 8}
+    assert {int(np.count_nonzero(row[8:])) for row in first} <= {0, 2}
+    assert {int(np.count_nonzero(row)) for row in last} <= {0, 3}
+    assert pruning.block_structure(first) == (1, 8) or pruning.block_structure(first) == (1, 16)
+
+
+def test_block_threshold_and_bad_blocks():
+    model = _model()
+    pruning.prune_magnitude(model, threshold=0.5, block=(1, 4))
+    for layer in model.layers:
+        assert _block_mask_ok(layer.kernel, 4)
+    for bad in ((2, 8), (1, 5), (8, 1), 8, "1x8"):
+        with pytest.raises(ValueError, match="block"):
+            pruning.prune_magnitude(model, 0.5, block=bad)
+    with pytest.raises(ValueError, match="block"):
+        pruning.ConstantSparsity(0.5, block=(1, 3))
+    with pytest.raises(ValueError, match="block is for method='magnitude'"):
+        pruning.prune_until(model, *_data(), method="neurons", block=(1, 8))
+    pruning.prune_magnitude(model, 0.7, block=[1, 8])  # a list is a block too
+
+
+def test_block_masks_survive_fine_tuning_and_schedules():
+    X, y = _data()
+    model = _model(dtype="float32")
+    model.fit(X, y, epochs=2, verbose=0)
+    pruning.prune_magnitude(model, 0.75, block=(1, 8))
+    zeros = [l.kernel == 0 for l in model.layers]
+    model.fit(X, y, epochs=3, batch_size=16, verbose=0)
+    for layer, z in zip(model.layers, zeros):
+        assert np.all(layer.kernel[z] == 0) and np.any(layer.kernel[~z] != 0)
+        assert _block_mask_ok(layer.kernel, 8)
+    model = _model(dtype="float32")
+    poly = pruning.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=30, frequency=10,
+                                   block=(1, 4))
+    model.fit(X, y, epochs=4, batch_size=20, callbacks=[poly], verbose=0)
+    assert pruning.sparsity(model) == pytest.approx(0.8, abs=0.02)
+    assert all(_block_mask_ok(l.kernel, 4) for l in model.layers)
+    model = _model(dtype="float32")
+    model.fit(X, y, epochs=2, batch_size=20, verbose=0,
+              callbacks=[pruning.ConstantSparsity(0.5, begin_step=2, frequency=5, block=(1, 16))])
+    assert all(_block_mask_ok(l.kernel, 16) for l in model.layers)
+
+
+def test_prune_until_and_report_in_blocks():
+    X, y = _data(400)
+    model = _model(dtype="float32")
+    model.fit(X[:300], y[:300], epochs=10, verbose=0)
+    best, steps = pruning.prune_until(model, X[300:], y[300:], max_metric_drop=0.05,
+                                      X_train=X[:300], y_train=y[:300], fine_tune_epochs=1,
+                                      block=(1, 8))
+    assert steps and pruning.sparsity(best) > 0.3
+    assert all(_block_mask_ok(l.kernel, 8) for l in best.layers)
+    rows = pruning.report(best).to_dict()["layers"]
+    assert rows[0]["block"] in ("1x8", "1x16")
+    assert "block" in str(pruning.report(best))

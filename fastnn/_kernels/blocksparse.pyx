@@ -11,12 +11,12 @@ that hold a nonzero, grouped by block column c:
 - ``values`` of shape (nnzb, B) in the compute dtype: each block's B values, contiguous;
   the last block column of a layer whose width B does not divide is padded with zeros.
 
-The kernel (`bsr_forward_rows`, the micro-kernel of ``blocksparse.h``) keeps the B
-sums of a block column in registers for four rows of X at a time; it works on rows
-of X as they are (no transposition) for one row and for batches. Work items are
-(group of rows, block column) pairs: no two threads add into one element and each
-output is summed in the stored order, so results are bitwise identical for any
-thread count.
+The kernel (`bsr_forward_rows`, the micro-kernels of ``blocksparse.h``) keeps the B
+sums of a block column in registers, for one row of X or several at a time; it works
+on rows of X as they are (no transposition) for one row and for batches. Work items
+are (group of 16 rows, block column) pairs: no two threads add into one element, and
+how a row is summed depends on the batch alone, so results are bitwise identical for
+any thread count.
 
 The kernel does no bounds checks: `check_bsr` (or the engine's loader) is the guard.
 """
@@ -35,7 +35,6 @@ from fastnn._kernels.activations import activation_code, alpha_array
 from fastnn._kernels.sparse import index_dtype
 
 cdef extern from "blocksparse.h" nogil:
-    int FASTNN_BSR_ROWS
     void fastnn_bsr_f_u16(const float* x, Py_ssize_t ldx, const unsigned short* idx,
                           const float* val, Py_ssize_t nnzb, const float* bias, float* y,
                           Py_ssize_t ldy, Py_ssize_t width, int block, Py_ssize_t rows)
@@ -51,6 +50,8 @@ cdef extern from "blocksparse.h" nogil:
 
 BLOCKS = (4, 8, 16)
 """The block widths B of the kernel: consecutive outputs of one input row."""
+# Rows of X per work item: a multiple of the micro-kernel's row count for every block.
+cdef Py_ssize_t ROWS_PER_ITEM = 16
 
 
 cdef inline void _block_column(const floating* x, Py_ssize_t ldx, const index_t* idx,
@@ -75,17 +76,20 @@ cdef void bsr_forward_rows(const floating* X, Py_ssize_t ldx, Py_ssize_t nb,
                            Py_ssize_t n_out, int n_threads) noexcept nogil:
     """Y := X @ W + b for X of shape (nb, n_in), rows ldx apart, and Y of shape (nb, n_out)."""
     cdef Py_ssize_t n_cols = (n_out + block - 1) // block
-    cdef Py_ssize_t rows = 2 * FASTNN_BSR_ROWS  # rows per work item
+    cdef Py_ssize_t rows = ROWS_PER_ITEM
     cdef Py_ssize_t n_groups = (nb + rows - 1) // rows
-    cdef Py_ssize_t t, g, c, r0, start
+    cdef Py_ssize_t t, c, r0, start
     cdef int nt = threads_for(indptr[n_cols] * block * nb, n_threads)
     # Group of rows outermost: a thread's consecutive items share the rows of X, which
     # stay in its cache while the blocks stream past.
     for t in prange(n_groups * n_cols, nogil=True, schedule="guided", num_threads=nt,
                     use_threads_if=nt > 1):
-        g = t // n_cols
-        c = t % n_cols
-        r0 = g * rows
+        if n_groups == 1:  # no division for one group (it costs as much as a few blocks)
+            c = t
+            r0 = 0
+        else:
+            c = t % n_cols
+            r0 = (t // n_cols) * rows
         start = indptr[c]
         _block_column(X + r0 * ldx, ldx, indices + start, values + start * block,
                       indptr[c + 1] - start, NULL if b == NULL else b + c * block,

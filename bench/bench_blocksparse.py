@@ -1,0 +1,146 @@
+"""Block-sparse pruning: the 784-256-128-10 MLP (ReLU, softmax, float32) at 90% sparsity,
+pruned per layer in 1x8 blocks or unstructured, deployed, against the same network dense.
+
+Each group is one batch size (1 and 256) with three contenders side by side, one kernel
+thread and one BLAS thread: the block-pruned engine (automatic layout: 1x8 blocks), the
+unstructured-pruned engine forced to CSR, and the unpruned engine forced dense.
+
+    python -m pytest bench/bench_blocksparse.py --benchmark-only -q
+    python bench/bench_blocksparse.py               interleaved rounds, median ratios
+    python bench/bench_blocksparse.py --accuracy    digits accuracy after fine-tuning
+    python bench/bench_blocksparse.py --calibrate [8 16 ...]  crossovers of
+                                                    BLOCK_CROSSOVER_DENSITY
+"""
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn import layers as L, pruning
+from fastnn._kernels.blocksparse import BLOCKS, bsr_from_dense
+from fastnn.engine import InferenceEngine
+
+from bench_engine import _best_time, he_weights
+
+SPARSITY = 0.9
+BATCHES = (1, 256)
+CONTENDERS = ("block_1x8", "csr_unstructured", "dense")
+
+
+def network(seed=0):
+    return fn.Sequential([L.Dense(256, activation="relu"), L.Dense(128, activation="relu"),
+                          L.Dense(10, activation="softmax")], input_dim=784, seed=seed)
+
+
+def engines():
+    """The three contenders' engines, each on one kernel thread."""
+    block, unstructured = network(), network()
+    pruning.prune_magnitude(block, SPARSITY, scope="layer", block=(1, 8))
+    pruning.prune_magnitude(unstructured, SPARSITY, scope="layer")
+    built = {"block_1x8": fn.deploy(block, n_threads=1),
+             "csr_unstructured": fn.deploy(unstructured, layout="sparse", n_threads=1),
+             "dense": fn.deploy(network(), layout="dense", n_threads=1)}
+    assert all(e["storage"] == "bsr" for e in built["block_1x8"].layout())
+    return built
+
+
+@pytest.fixture(scope="module")
+def contenders():
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        yield engines()
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("name", CONTENDERS)
+def test_predict(benchmark, contenders, name, batch):
+    benchmark.group = f"block-sparse 784-256-128-10 at {SPARSITY:.0%}, batch {batch}, 1 thread"
+    X = np.random.default_rng(0).standard_normal((batch, 784)).astype(np.float32)
+    out = np.empty((batch, 10), np.float32)
+    benchmark(contenders[name].predict, X, out=out)
+
+
+def interleaved(rounds=15):
+    """Median over rounds of each contender's time and of the ratios, contenders
+    interleaved within each round."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1, user_api="blas"):
+        built = engines()
+        for batch in BATCHES:
+            X = rng.standard_normal((batch, 784)).astype(np.float32)
+            out = np.empty((batch, 10), np.float32)
+            times = {name: [] for name in CONTENDERS}
+            for _ in range(rounds):
+                for name in CONTENDERS:
+                    times[name].append(_best_time(lambda: built[name].predict(X, out=out),
+                                                  repeats=3))
+            t = {name: np.array(v) for name, v in times.items()}
+            print(f"batch {batch}: " + ", ".join(f"{n} {np.median(v) * 1e6:.2f} us"
+                                                 for n, v in t.items())
+                  + f"; dense/block {np.median(t['dense'] / t['block_1x8']):.2f}x, "
+                  f"csr/block {np.median(t['csr_unstructured'] / t['block_1x8']):.2f}x "
+                  f"(median of {rounds} per-round ratios)", flush=True)
+
+
+def accuracy(epochs=30, fine_tune=15, seed=0):
+    """Digits test accuracy of a 64-256-128-10 MLP, unpruned and at 90% sparsity per layer
+    (1x8 blocks, unstructured) after fine-tuning, and the engines' agreement."""
+    from fastnn.datasets import load_digits
+    X, y = load_digits()
+    X = (X / 16).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(y))
+    train, test = order[:1400], order[1400:]
+    base = fn.Sequential([L.Dense(256, activation="relu"), L.Dense(128, activation="relu"),
+                          L.Dense(10, activation="softmax")], input_dim=64, seed=seed)
+    base.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    base.fit(X[train], y[train], epochs=epochs, batch_size=32, verbose=0)
+    print(f"unpruned: {base.evaluate(X[test], y[test])['accuracy']:.4f}")
+    for label, block in (("unstructured", None), ("1x8 blocks", (1, 8))):
+        model = base.copy()
+        pruning.prune_magnitude(model, SPARSITY, scope="layer", block=block)
+        before = model.evaluate(X[test], y[test])["accuracy"]
+        model.fit(X[train], y[train], epochs=fine_tune, batch_size=32, verbose=0)
+        engine = fn.deploy(model)
+        agree = np.mean(engine.predict(X[test]).argmax(1) == model.predict(X[test]).argmax(1))
+        print(f"{label}: sparsity {pruning.sparsity(model):.3f}, accuracy {before:.4f} before "
+              f"and {model.evaluate(X[test], y[test])['accuracy']:.4f} after fine-tuning "
+              f"({fine_tune} epochs); storage {[e['storage'] for e in engine.layout()]}, "
+              f"engine agrees on {agree:.4f}", flush=True)
+
+
+def calibrate(blocks=BLOCKS, shapes=((784, 256), (256, 128)),
+              densities=(0.1, 0.2, 0.3, 0.45, 0.6, 0.8), batches=(1, 8, 32, 256, 1024)):
+    """Print, per block width, shape and batch, block/dense time ratios over block
+    densities and the crossover (default thread counts, like the CSR calibration)."""
+    rng = np.random.default_rng(0)
+    for block in blocks:
+        for n_in, n_out in shapes:
+            W0 = he_weights(rng, (n_in, n_out))[0][0]
+            for batch in batches:
+                X = rng.standard_normal((batch, n_in)).astype(np.float32)
+                ratios = []
+                for density in densities:
+                    keep = rng.random((n_in, -(-n_out // block))) < density
+                    W = W0 * np.repeat(keep, block, axis=1)[:, :n_out]
+                    dense = InferenceEngine([{"kind": "dense", "W": W}], layout="dense")
+                    blocked = InferenceEngine([{"kind": "dense", "n_in": n_in, "n_out": n_out,
+                                                "bsr": bsr_from_dense(W, block)}],
+                                              layout="block")
+                    ratios.append(min(_best_time(lambda: blocked.predict(X))
+                                      / _best_time(lambda: dense.predict(X)) for _ in range(3)))
+                wins = [d for d, r in zip(densities, ratios) if r <= 1]
+                print(f"1x{block:<2d} {n_in:5d}x{n_out:<5d} batch {batch:4d}  block/dense: "
+                      + " ".join(f"{d:.2f}:{r:.2f}" for d, r in zip(densities, ratios))
+                      + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    if "--calibrate" in sys.argv:  # optionally followed by block widths
+        widths = [int(a) for a in sys.argv[sys.argv.index("--calibrate") + 1:]]
+        calibrate(tuple(widths) or BLOCKS)
+    elif "--accuracy" in sys.argv:
+        accuracy()
+    else:
+        interleaved()
