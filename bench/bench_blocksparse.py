@@ -113,7 +113,14 @@ def accuracy(epochs=30, fine_tune=15, seed=0):
 def calibrate(blocks=BLOCKS, shapes=((784, 256), (256, 128)),
               densities=(0.1, 0.2, 0.3, 0.45, 0.6, 0.8), batches=(1, 8, 32, 256, 1024)):
     """Print, per block width, shape and batch, block/dense time ratios over block
-    densities and the crossover (default thread counts, like the CSR calibration)."""
+    densities and the crossover. Both run on one thread (kernels and BLAS): on a shared
+    machine a second thread's timings swing with the other processes' load."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        _calibrate(blocks, shapes, densities, batches)
+
+
+def _calibrate(blocks, shapes, densities, batches):
     rng = np.random.default_rng(0)
     for block in blocks:
         for n_in, n_out in shapes:
@@ -124,10 +131,11 @@ def calibrate(blocks=BLOCKS, shapes=((784, 256), (256, 128)),
                 for density in densities:
                     keep = rng.random((n_in, -(-n_out // block))) < density
                     W = W0 * np.repeat(keep, block, axis=1)[:, :n_out]
-                    dense = InferenceEngine([{"kind": "dense", "W": W}], layout="dense")
+                    dense = InferenceEngine([{"kind": "dense", "W": W}], layout="dense",
+                                            n_threads=1)
                     blocked = InferenceEngine([{"kind": "dense", "n_in": n_in, "n_out": n_out,
                                                 "bsr": bsr_from_dense(W, block)}],
-                                              layout="block")
+                                              layout="block", n_threads=1)
                     ratios.append(min(_best_time(lambda: blocked.predict(X))
                                       / _best_time(lambda: dense.predict(X)) for _ in range(3)))
                 wins = [d for d, r in zip(densities, ratios) if r <= 1]

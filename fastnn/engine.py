@@ -62,7 +62,8 @@ from fastnn._kernels.blocksparse import (BLOCKS, block_density, bsr_from_dense, 
                                          dense_from_bsr)
 from fastnn._kernels.engine import KINDS, Plan, chunk_rows
 from fastnn._kernels.quant import QuantDense, quantize_weights, to_bf16
-from fastnn._kernels.sparse import check_csr, csr_from_dense, dense_from_csr, index_dtype
+from fastnn._kernels.sparse import (check_canonical, check_csr, csr_from_dense, dense_from_csr,
+                                    index_dtype)
 from fastnn._validation import check_choice, check_int
 from fastnn import labels
 from fastnn.errors import ModelFormatError
@@ -104,16 +105,25 @@ Measured crossovers on the development machine with the default thread counts
 """
 
 BLOCK_CROSSOVER_DENSITY = {
-    4: ((1, 0.30), (2, 0.30), (8, 0.30), (32, 0.30), (128, 0.30), (256, 0.30),
+    4: ((1, 0.20), (2, 0.20), (8, 0.45), (32, 0.30), (128, 0.30), (256, 0.30),
         (sys.maxsize, 0.30)),
-    8: ((1, 0.50), (2, 0.50), (8, 0.50), (32, 0.50), (128, 0.50), (256, 0.50),
-        (sys.maxsize, 0.50)),
-    16: ((1, 0.60), (2, 0.60), (8, 0.60), (32, 0.60), (128, 0.60), (256, 0.60),
-         (sys.maxsize, 0.60)),
+    8: ((1, 0.30), (2, 0.30), (8, 0.60), (32, 0.45), (128, 0.45), (256, 0.45),
+        (sys.maxsize, 0.45)),
+    16: ((1, 0.20), (2, 0.20), (8, 0.60), (32, 0.45), (128, 0.45), (256, 0.45),
+         (sys.maxsize, 0.45)),
 }
 """Per block width, (batch, block density) steps as in `CROSSOVER_DENSITY`: the block-
 sparse form beats dense for chunks up to ``batch`` rows when the layer's block
-density is at most ``density``."""
+density is at most ``density``.
+
+Measured crossovers on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores,
+shared; default thread counts; ``--calibrate``, layers 784x256 and 256x128) for
+1x8: 0.30-0.60 for one row, 0.60-0.80 for 8, 0.45-0.80 for 32, 0.60-0.80 for 256 and
+1024 rows; 1x16: 0.20-0.80 for one row, 0.80 for 8, 0.45-0.60 for 32 and more. The
+table takes about the lowest, capped so that the batches where blocks win form one
+range; the batch-1 crossover is low for the small layer, where the fixed cost of a
+layer weighs more than its weights.
+"""
 
 # Limits of the loader; a file beyond them is refused before anything is allocated.
 MAX_LAYERS = 4096
@@ -138,22 +148,6 @@ def sparse_batches(density, chunk, table=CROSSOVER_DENSITY):
     if lo is None or lo > chunk:
         return 1, 0
     return lo, (sys.maxsize if hi >= chunk else hi)
-
-
-def check_canonical(indptr, indices):
-    """ValueError unless the column indices of every CSR row strictly increase.
-
-    Kernels accept any order, but the dense form rebuilt from CSR must hold the
-    same matrix: no index may repeat within a row.
-    """
-    if indices.shape[0] < 2:
-        return
-    step = np.diff(indices.astype(np.int64))
-    starts = indptr[1:-1]
-    starts = starts[(starts > 0) & (starts < indices.shape[0])]
-    step[starts - 1] = 1  # a row may start below where the one before ended
-    if (step <= 0).any():
-        raise ValueError("column indices must strictly increase within each row")
 
 
 def _is_int(x):

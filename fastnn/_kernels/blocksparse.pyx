@@ -32,7 +32,7 @@ import numpy as np
 
 from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
 from fastnn._kernels.activations import activation_code, alpha_array
-from fastnn._kernels.sparse import index_dtype
+from fastnn._kernels.sparse import check_canonical, index_dtype
 
 cdef extern from "blocksparse.h" nogil:
     void fastnn_bsr_f_u16(const float* x, Py_ssize_t ldx, const unsigned short* idx,
@@ -193,13 +193,10 @@ def check_bsr(indptr, indices, values, n_in, n_out):
         raise ValueError(f"indptr ends at {indptr[n_cols]} but there are {nnzb} blocks")
     if nnzb and (int(indices.min()) < 0 or int(indices.max()) >= n_in):
         raise ValueError(f"indices must lie in [0, {n_in})")
-    if nnzb > 1:
-        step = np.diff(indices.astype(np.int64))
-        starts = indptr[1:n_cols]
-        starts = starts[(starts > 0) & (starts < nnzb)]
-        step[starts - 1] = 1  # a block column may start below where the one before ended
-        if (step <= 0).any():
-            raise ValueError("indices must strictly increase within each block column")
+    try:
+        check_canonical(indptr, indices)
+    except ValueError:
+        raise ValueError("indices must strictly increase within each block column") from None
     pad = n_cols * block - n_out
     if pad and np.any(values[indptr[n_cols - 1]:, block - pad:]):
         raise ValueError(f"the last block column's padding (past n_out={n_out}) must be zero")

@@ -256,6 +256,23 @@ def check_csr(indptr, indices, data, n_in, n_out):
         raise ValueError(f"indices must lie in [0, {n_in})")
 
 
+def check_canonical(indptr, indices):
+    """ValueError unless the indices of every row (of a CSR matrix, or every block column
+    of a block-sparse one) strictly increase.
+
+    Kernels accept any order, but the dense form rebuilt from the sparse one must hold
+    the same matrix: no index may repeat within a row.
+    """
+    if indices.shape[0] < 2:
+        return
+    step = np.diff(indices.astype(np.int64))
+    starts = indptr[1:indptr.shape[0] - 1]
+    starts = starts[(starts > 0) & (starts < indices.shape[0])]
+    step[starts - 1] = 1  # a row may start below where the one before ended
+    if (step <= 0).any():
+        raise ValueError("column indices must strictly increase within each row")
+
+
 def _check_layer(indptr, indices, data, n_in, b, activation, alpha, dtype):
     code = activation_code(activation)
     data = as_float_array(data, "data", dtype=dtype, ndim=1)
