@@ -82,8 +82,10 @@ def deploy(model, layout="auto", *, precision=None, calibration=None, **engine_o
     Parameters
     ----------
     model : Sequential
-    layout : {"auto", "dense", "sparse"}
-        Storage of Dense kernels: chosen per layer from density and batch size, or forced.
+    layout : {"auto", "dense", "sparse", "block"}
+        Storage of Dense kernels: chosen per layer from density (of single weights and of
+        blocks of consecutive outputs) and batch size, or forced ("sparse": CSR,
+        "block": block-sparse; see `fastnn.engine`).
     precision : {None, "int8", "bf16"}
         None computes in the model's dtype. "int8" and "bf16" quantize the Dense
         layers of a float32 engine (see `fastnn.quantization`): an opt-in loss of
