@@ -66,6 +66,7 @@ class Optimizer:
         self._prev = []  # per parameter: its values and state before the last step
         self._undo = None  # (params, iterations, slot count) to take the last step back
         self._checked = None  # ids of the parameter and gradient arrays last checked
+        self._plan = None  # the kernel's plan for those arrays (`fastnn._kernels.optim.Plan`)
         self.set_clipping(**clip)
 
     def set_clipping(self, clipvalue=None, clipnorm=None, global_clipnorm=None):
@@ -134,30 +135,32 @@ class Optimizer:
         if key != self._checked:
             self._check(params, grads)
             self._checked = key
+            self._plan = None
         if self._clip is not None:
             _clip(grads, *self._clip)
         t = self.iterations + 1
         hyper = _kernels.Hyper(_kernels.RULES[self._rule], **self._scalars(self.learning_rate, t))
-        n_threads = get_num_threads()
-        self._undo = (params, self.iterations, len(self._slots))
-        finite = True
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            fresh = i == len(self._slots)
-            if fresh:
-                self._slots.append(tuple(
-                    None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
-                    for fill in self._slot_fill()))
-            slots = self._slots[i]
-            if i == len(self._prev):
-                rows = 1 + sum(s is not None for s in slots)
-                self._prev.append(np.empty(rows * param.size, dtype=param.dtype))
-            s0, s1, s2 = slots + (None,) * (3 - len(slots))
-            finite &= _kernels.step_into(hyper, param, grad, s0, s1, s2, self._prev[i], fresh,
-                                         n_threads)
+        n_slots = len(self._slots)
+        if self._plan is None or n_slots < len(params):
+            self._plan = self._make_plan(params, grads)
+        self._undo = (params, self.iterations, n_slots)
+        finite = self._plan.run(hyper, n_slots, get_num_threads())
         self.iterations = t
         if not finite:
             self.undo()
         return finite
+
+    def _make_plan(self, params, grads):
+        """The kernel's plan for these arrays, after making the state buffers and undo
+        records that are missing (state: filled as ``_slot_fill`` says)."""
+        for param in params[len(self._slots):]:
+            self._slots.append(tuple(
+                None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
+                for fill in self._slot_fill()))
+        for param, slots in zip(params[len(self._prev):], self._slots[len(self._prev):]):
+            rows = 1 + sum(s is not None for s in slots)
+            self._prev.append(np.empty(rows * param.size, dtype=param.dtype))
+        return _kernels.Plan(params, grads, self._slots[:len(params)], self._prev[:len(params)])
 
     def undo(self):
         """Take back the last step: parameters, state buffers and step count return to
@@ -176,7 +179,9 @@ class Optimizer:
             kept = [param] + [s for s in slots if s is not None]
             for k, array in enumerate(kept):
                 np.copyto(array.reshape(-1), prev[k * param.size:(k + 1) * param.size])
-        del self._slots[n_slots:]
+        if len(self._slots) > n_slots:
+            del self._slots[n_slots:]
+            self._plan = None
         self.iterations = iterations
         return True
 
@@ -267,6 +272,7 @@ class Optimizer:
         self._prev = []
         self._undo = None
         self._checked = None
+        self._plan = None
 
     def __repr__(self):
         lr = self._learning_rate

@@ -12,6 +12,7 @@ result is bitwise the same whatever the number of threads.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -24,6 +25,12 @@ import numpy as np
 from fastnn._kernels._checks import FLOAT_DTYPES, as_float_array, check_out, resolve_threads
 
 cnp.import_array()
+
+cdef enum:
+    # The work of one element of an update, in the elementwise operations `threads_for`
+    # counts: a rule reads and writes four to eight arrays and takes a square root and a
+    # division, so an update of 2**16 elements is worth a second thread.
+    RULE_WORK = 4
 
 RULES = {"sgd": RULE_SGD, "adagrad": RULE_ADAGRAD, "rmsprop": RULE_RMSPROP,
          "adadelta": RULE_ADADELTA, "adam": RULE_ADAM}
@@ -170,6 +177,31 @@ cdef inline void _save(floating* dst, const floating* src, Py_ssize_t n) noexcep
         memcpy(dst, src, n * sizeof(floating))
 
 
+cdef inline floating* _row(floating* prev, floating* s, Py_ssize_t* row, Py_ssize_t n,
+                           Py_ssize_t start) noexcept nogil:
+    """Where the old values of state `s` go in `prev`, from element `start`: the next row
+    of n elements, or NULL when prev or s is NULL."""
+    if prev == NULL or s == NULL:
+        return NULL
+    row[0] += 1
+    return prev + row[0] * n + start
+
+
+cdef Py_ssize_t _step_block(const OptimHyper* h, floating* p, const floating* g, floating* s0,
+                            floating* s1, floating* s2, floating* prev, Py_ssize_t n,
+                            Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """Elements [start, stop) of an n-element `optim_step`; 1 when p became NaN or infinite
+    there, else 0."""
+    cdef Py_ssize_t row = 0, m = stop - start
+    if prev != NULL:
+        _save(prev + start, p + start, m)
+        _save(_row(prev, s0, &row, n, start), _at(s0, start), m)
+        _save(_row(prev, s1, &row, n, start), _at(s1, start), m)
+        _save(_row(prev, s2, &row, n, start), _at(s2, start), m)
+    _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start), _at(s2, start), m)
+    return not all_finite(p + start, m)
+
+
 cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
                            floating* s1, floating* s2, floating* prev, Py_ssize_t n,
                            int n_threads) noexcept nogil:
@@ -177,38 +209,57 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
 
     With `prev` (not NULL), the old values of p and of each state given are copied into
     consecutive rows of n elements of prev, a block at a time just before the block is
-    overwritten (the block is then in cache for the update). Returns the number of blocks in which p became
-    NaN or infinite: 0 when the update is finite.
+    overwritten (the block is then in cache for the update). Returns the number of blocks
+    in which p became NaN or infinite: 0 when the update is finite.
     """
     cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t bad = 0
-    cdef floating* pp = prev
-    cdef floating* ps0 = NULL
-    cdef floating* ps1 = NULL
-    cdef floating* ps2 = NULL
-    cdef int nt = threads_for(n, n_threads)
-    if prev != NULL:
-        if s0 != NULL:
-            pp += n
-            ps0 = pp
-        if s1 != NULL:
-            pp += n
-            ps1 = pp
-        if s2 != NULL:
-            pp += n
-            ps2 = pp
+    cdef int nt = threads_for(n * RULE_WORK, n_threads)
     for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
                     use_threads_if=nt > 1):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < n else n
-        if prev != NULL:
-            _save(prev + start, p + start, stop - start)
-            _save(_at(ps0, start), _at(s0, start), stop - start)
-            _save(_at(ps1, start), _at(s1, start), stop - start)
-            _save(_at(ps2, start), _at(s2, start), stop - start)
-        _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start),
-                   _at(s2, start), stop - start)
-        bad += not all_finite(p + start, stop - start)
+        bad += _step_block(h, p, g, s0, s1, s2, prev, n, start, stop)
+    return bad
+
+
+cdef struct Span:
+    # One parameter of a `Plan`: data pointers of the parameter, its gradient, its state
+    # buffers (NULL where unused) and its undo record, all of n elements of one dtype.
+    char* p
+    char* g
+    char* s0
+    char* s1
+    char* s2
+    char* prev
+    Py_ssize_t n
+    bint is_double
+
+
+cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const Span* spans,
+                           const Py_ssize_t* blocks, Py_ssize_t nblocks, Py_ssize_t fresh_from,
+                           int nt) noexcept nogil:
+    """`optim_step` over every span of a plan at once: one parallel loop over the blocks of
+    all parameters (block b is elements [blocks[2b + 1], + BLOCK) of span blocks[2b]).
+    Spans from `fresh_from` on take `h_fresh` (their state is new)."""
+    cdef Py_ssize_t b, k, start, stop, bad = 0
+    cdef const Span* sp
+    cdef const OptimHyper* hh
+    for b in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+                    use_threads_if=nt > 1):
+        k = blocks[2 * b]
+        start = blocks[2 * b + 1]
+        sp = spans + k
+        hh = h_fresh if k >= fresh_from else h
+        stop = start + BLOCK if start + BLOCK < sp.n else sp.n
+        if sp.is_double:
+            bad += _step_block(hh, <double*>sp.p, <const double*>sp.g, <double*>sp.s0,
+                               <double*>sp.s1, <double*>sp.s2, <double*>sp.prev, sp.n, start,
+                               stop)
+        else:
+            bad += _step_block(hh, <float*>sp.p, <const float*>sp.g, <float*>sp.s0,
+                               <float*>sp.s1, <float*>sp.s2, <float*>sp.prev, sp.n, start,
+                               stop)
     return bad
 
 
@@ -274,6 +325,69 @@ def step_into(Hyper hyper, cnp.ndarray param, cnp.ndarray grad, s0, s1, s2, prev
             bad = optim_step(&h, <double*>p[0], <const double*>p[1], <double*>p[2],
                              <double*>p[3], <double*>p[4], <double*>p[5], n, n_threads)
     return bad == 0
+
+
+cdef class Plan:
+    """One update of many parameters as one kernel call: `run` steps every parameter in a
+    single parallel loop over the blocks of all of them.
+
+    Made once for a list of arrays that the caller made and checked, and kept while they
+    stay the same: `params` and `grads` (C-contiguous float32 or float64, one shape and
+    dtype per pair), `states` (per parameter a tuple of up to 3 arrays like it, or None
+    for a state the rule does not use) and `prevs` (per parameter None, or an array of its
+    dtype with room for (1 + its states) times its size, which receives the values before
+    each update, as `step_into` writes them). The plan holds references to the arrays.
+    """
+    cdef Span* spans
+    cdef Py_ssize_t n_spans, n_blocks, total
+    cdef Py_ssize_t[::1] blocks
+    cdef object arrays
+
+    def __cinit__(self, params, grads, states, prevs):
+        cdef Py_ssize_t k, start, n, b = 0
+        self.n_spans = len(params)
+        self.spans = <Span*>PyMem_Malloc(max(self.n_spans, 1) * sizeof(Span))
+        if self.spans == NULL:
+            raise MemoryError()
+        self.arrays = (list(params), list(grads), [tuple(s) for s in states], list(prevs))
+        sizes = [cnp.PyArray_SIZE(<cnp.ndarray>p) for p in params]
+        self.n_blocks = sum((n + BLOCK - 1) // BLOCK for n in sizes)
+        self.total = sum(sizes)
+        self.blocks = np.empty(2 * max(self.n_blocks, 1), dtype=np.intp)
+        for k in range(self.n_spans):
+            s = tuple(states[k]) + (None,) * (3 - len(states[k]))
+            n = sizes[k]
+            self.spans[k].p = <char*>_data(params[k])
+            self.spans[k].g = <char*>_data(grads[k])
+            self.spans[k].s0 = <char*>_data(s[0])
+            self.spans[k].s1 = <char*>_data(s[1])
+            self.spans[k].s2 = <char*>_data(s[2])
+            self.spans[k].prev = <char*>_data(prevs[k])
+            self.spans[k].n = n
+            self.spans[k].is_double = cnp.PyArray_TYPE(<cnp.ndarray>params[k]) == cnp.NPY_DOUBLE
+            for start in range(0, n, BLOCK):
+                self.blocks[2 * b] = k
+                self.blocks[2 * b + 1] = start
+                b += 1
+
+    def __dealloc__(self):
+        PyMem_Free(self.spans)
+
+    def run(self, Hyper hyper, Py_ssize_t fresh_from, int n_threads):
+        """Update every parameter and its state in place; parameters from `fresh_from` on
+        have new state (an SGD momentum buffer takes the gradient). Returns True when every
+        updated parameter value is finite."""
+        cdef OptimHyper h = hyper.h, h_fresh = hyper.h
+        cdef Py_ssize_t bad
+        cdef int nt = threads_for(self.total * RULE_WORK, n_threads)
+        h.first = False
+        h_fresh.first = True
+        if self.n_blocks == 0:
+            return True
+        with nogil:
+            bad = _plan_step(&h, &h_fresh, self.spans, &self.blocks[0], self.n_blocks,
+                             fresh_from, nt)
+        return bad == 0
 
 
 def _run(Hyper hyper, param, grad, states, n_threads, required=0, first=False):
