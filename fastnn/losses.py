@@ -11,6 +11,7 @@ import numpy as np
 
 from fastnn import _registry
 from fastnn._kernels import activations as act_kernels
+from fastnn._kernels import losses as loss_kernels
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
            "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "Metric", "METRICS",
@@ -128,10 +129,8 @@ class CategoricalCrossentropy(Loss):
                                                           p.shape[0])
 
     def from_logits(self, y_true, logits, probs, weights=None):
-        per = -(y_true * act_kernels.log_softmax(logits)).sum(axis=1)
-        grad = probs * y_true.sum(axis=1, keepdims=True) - y_true
-        return _weighted_mean(per, weights), _scale_rows(grad.astype(logits.dtype), weights,
-                                                          logits.shape[0])
+        return loss_kernels.softmax_cross_entropy(logits, probs, targets=y_true,
+                                                  weights=weights)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -166,11 +165,8 @@ class SparseCategoricalCrossentropy(Loss):
         return _weighted_mean(-np.log(p), weights), _scale_rows(grad, weights, y_pred.shape[0])
 
     def from_logits(self, y_true, logits, probs, weights=None):
-        rows = np.arange(logits.shape[0])
-        per = -act_kernels.log_softmax(logits)[rows, y_true]
-        grad = probs.copy()
-        grad[rows, y_true] -= 1
-        return _weighted_mean(per, weights), _scale_rows(grad, weights, logits.shape[0])
+        return loss_kernels.softmax_cross_entropy(logits, probs, labels=y_true,
+                                                  weights=weights)
 
 
 _TABLE = {
