@@ -15,3 +15,14 @@ def assert_close(actual, expected, dtype, scale=1.0):
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+def numeric_gradient(f, z, h=1e-6):
+    """Central finite differences of the scalar f(z) with respect to every element of z."""
+    grad = np.empty_like(z)
+    for idx in np.ndindex(z.shape):
+        up, down = z.copy(), z.copy()
+        up[idx] += h
+        down[idx] -= h
+        grad[idx] = (f(up) - f(down)) / (2 * h)
+    return grad

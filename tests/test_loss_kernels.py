@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, numeric_gradient
 from fastnn._kernels import losses as K
 from fastnn._kernels.reference import activations as RA
 from fastnn._kernels.reference import losses as R
@@ -56,12 +56,7 @@ def test_gradient_matches_finite_differences():
         return K.softmax_cross_entropy(zz, pp, labels=labels, weights=w)[0]
 
     _, grad = K.softmax_cross_entropy(z, RA.forward("softmax", z), labels=labels, weights=w)
-    h, numeric = 1e-6, np.empty_like(z)
-    for idx in np.ndindex(z.shape):
-        up, down = z.copy(), z.copy()
-        up[idx] += h
-        down[idx] -= h
-        numeric[idx] = (loss(up) - loss(down)) / (2 * h)
+    numeric = numeric_gradient(loss, z)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
