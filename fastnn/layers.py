@@ -222,9 +222,9 @@ class Dense(Layer):
                                     LINEAR if linear else self._act, self._alpha,
                                     get_num_threads())
         if self.kernel_regularizer is not None:
-            dW += self.kernel_regularizer.gradient(self.kernel)
+            self.kernel_regularizer.add_gradient(self.kernel, dW)
         if self.use_bias and self.bias_regularizer is not None:
-            db += self.bias_regularizer.gradient(self.bias)
+            self.bias_regularizer.add_gradient(self.bias, db)
         if self.kernel_mask is not None:
             dW *= self.kernel_mask
         return dX

@@ -1,8 +1,9 @@
 """Weight regularizers: a penalty added to the loss and its gradient.
 
 A regularizer ``r`` gives ``r.penalty(w)`` (a float added to the loss) and
-``r.gradient(w)`` (d penalty / d w, an array of the shape and dtype of ``w``), which
-the training loop adds to the weight's gradient.
+``r.gradient(w)`` (d penalty / d w, an array of the shape and dtype of ``w``); the
+training loop adds the gradient to the weight's with ``r.add_gradient(w, grad)``, which
+regularizers may do in place without making the array.
 """
 
 import numpy as np
@@ -42,6 +43,16 @@ class Regularizer(_registry.Configurable):
         """
         raise NotImplementedError
 
+    def add_gradient(self, w, out):
+        """``out += gradient(w)``, in place.
+
+        Parameters
+        ----------
+        w : ndarray
+        out : ndarray of the shape and dtype of `w`
+        """
+        out += self.gradient(w)
+
 
 
 class L1L2(Regularizer):
@@ -67,7 +78,8 @@ class L1L2(Regularizer):
         if self.l1:
             total += self.l1 * float(np.abs(w).sum(dtype=np.float64))
         if self.l2:
-            total += self.l2 * float(np.square(w).sum(dtype=np.float64))
+            flat = w.reshape(-1)
+            total += self.l2 * float(np.dot(flat, flat))  # in w's dtype, as scikit-learn's
         return total
 
     def gradient(self, w):
@@ -78,6 +90,13 @@ class L1L2(Regularizer):
         if self.l2:
             grad += (2.0 * self.l2) * w
         return grad
+
+    def add_gradient(self, w, out):
+        # the training step's path: no zeroed array, one pass per term
+        if self.l1:
+            out += self.l1 * np.sign(w)
+        if self.l2:
+            out += (2.0 * self.l2) * np.asarray(w)
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}

@@ -105,3 +105,21 @@ def test_get_none_instance_unknown():
 def test_negative_or_nan_coefficient_rejected(make):
     with pytest.raises(ValueError, match="non-negative"):
         make()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reg", [R.L1(0.2), R.L2(0.3), R.L1L2(0.1, 0.05), R.GroupLasso(0.4)],
+                         ids=lambda r: type(r).__name__)
+def test_add_gradient_adds_the_gradient_in_place(reg, dtype):
+    w = away_from_zero((4, 3)).astype(dtype)
+    out = np.arange(12, dtype=dtype).reshape(4, 3)
+    expected = out + reg.gradient(w)
+    reg.add_gradient(w, out)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol={np.float32: 1e-6, np.float64: 1e-12}[dtype])
+
+
+def test_l2_penalty_of_float32_weights_is_close_to_float64():
+    w = np.random.default_rng(0).normal(size=(256, 128)).astype(np.float32)
+    assert R.L2(0.01).penalty(w) == pytest.approx(
+        0.01 * float(np.square(w.astype(np.float64)).sum()), rel=1e-5)
