@@ -12,8 +12,16 @@ Groups: "sklearn fit" (fit_fastnn, fit_sklearn) and "sklearn predict_proba"
 
 Run: python -m pytest bench/bench_sklearn.py --benchmark-only
 Smoke: FASTNN_BENCH_SAMPLES=2048 python -m pytest bench/bench_sklearn.py --benchmark-disable -q
+
+Script mode, the ratios from one run: ``python bench/bench_sklearn.py [rounds]`` (default
+5) fits both estimators once per round, in alternating order, then times
+predict_proba of the last fitted pair in rounds of PREDICT_CALLS calls each, A, B, A,
+B...; it prints the median seconds of each, the median of the per-round ratios
+scikit-learn / fastnn, and each estimator's test accuracy.
 """
 import os
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -25,6 +33,7 @@ N_SAMPLES = int(os.environ.get("FASTNN_BENCH_SAMPLES", "50000"))
 PARAMS = dict(hidden_layer_sizes=(256, 128), solver="adam", batch_size=200, max_iter=10,
               early_stopping=False, random_state=0)
 ROUNDS = 3
+PREDICT_CALLS = 20
 
 
 def _estimator(kind):
@@ -35,14 +44,19 @@ def _estimator(kind):
     return MLPClassifier(**PARAMS)
 
 
-@pytest.fixture(scope="module")
-def data():
+def make_data():
+    """(X_train, y_train, X_test, y_test): float32 features, 5 classes."""
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=N_SAMPLES + N_SAMPLES // 4, n_features=100,
                                n_informative=40, n_classes=5, random_state=0)
     X = X.astype(np.float32)
     return X[:N_SAMPLES], y[:N_SAMPLES], X[N_SAMPLES:], y[N_SAMPLES:]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
 
 
 def _fit(estimator, X, y):
@@ -88,3 +102,43 @@ def test_predict_proba_fastnn(benchmark, data, fitted):
 
 def test_predict_proba_sklearn(benchmark, data, fitted):
     _bench_predict_proba(benchmark, data, fitted, "sklearn")
+
+
+def _timed(f, *args):
+    start = time.perf_counter()
+    out = f(*args)
+    return time.perf_counter() - start, out
+
+
+def interleaved(rounds=5):
+    """Median per-round ratios scikit-learn / fastnn of fit and predict_proba."""
+    X, y, X_test, y_test = make_data()
+    kinds = ("fastnn", "sklearn")
+    fit = {k: [] for k in kinds}
+    fitted = {}
+    for r in range(rounds):
+        for kind in (kinds if r % 2 == 0 else kinds[::-1]):
+            seconds, fitted[kind] = _timed(_fit, _estimator(kind), X, y)
+            fit[kind].append(seconds)
+    proba = {k: [] for k in kinds}
+    for kind in kinds:  # warm up
+        fitted[kind].predict_proba(X_test)
+    for _ in range(3 * rounds):
+        for kind in kinds:
+            seconds = min(_timed(fitted[kind].predict_proba, X_test)[0]
+                          for _ in range(PREDICT_CALLS))
+            proba[kind].append(seconds)
+    print(f"{N_SAMPLES} training rows, {len(X_test)} test rows, {rounds} fits of each, "
+          f"{3 * rounds} rounds of predict_proba (best of {PREDICT_CALLS} calls each)")
+    for name, times in (("fit", fit), ("predict_proba", proba)):
+        t = {k: np.array(v) for k, v in times.items()}
+        ratio = t["sklearn"] / t["fastnn"]
+        print(f"  {name:14s} fastnn {np.median(t['fastnn']):.4f} s, scikit-learn "
+              f"{np.median(t['sklearn']):.4f} s; ratio median {np.median(ratio):.2f} "
+              f"(range {ratio.min():.2f}-{ratio.max():.2f})")
+    for kind in kinds:
+        print(f"  test accuracy {kind:8s} {fitted[kind].score(X_test, y_test):.4f}")
+
+
+if __name__ == "__main__":
+    interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
