@@ -421,8 +421,8 @@ class InferenceEngine:
         Rows per chunk: scratch for this many rows is made ahead of time, and larger
         batches run chunk by chunk.
     n_threads : int, optional
-        Threads of the kernels; default the global setting (`fastnn.set_num_threads`).
-        BLAS calls use the BLAS library's own thread count.
+        Threads of the kernels, matrix products included (see README, Threads); default
+        the global setting (`fastnn.set_num_threads`).
     classes : sequence, optional
         Class labels, as `fastnn.Sequential.classes`: entry i names output unit i (two
         labels, negative then positive, for one sigmoid unit). `predict_classes` returns them.

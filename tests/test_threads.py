@@ -1,4 +1,8 @@
-"""The thread cap (affinity mask, cgroup CPU quota) and results that never depend on threads."""
+"""The thread cap (affinity mask, cgroup CPU quota), results that never depend on threads,
+and a BLAS whose own threads the kernels never use and whose setting they leave alone."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,7 +10,7 @@ import fastnn as fn
 from fastnn import layers as L
 from fastnn._kernels import _threads
 from fastnn._kernels import dense as K
-from fastnn._kernels._blas_threads import get_blas_threads
+from fastnn._kernels._blas_threads import get_blas_threads, set_blas_threads
 from fastnn.engine import InferenceEngine
 
 V2, (V1_QUOTA, V1_PERIOD) = _threads._QUOTA_V2, _threads._QUOTA_V1
@@ -39,13 +43,9 @@ def test_threads_never_exceed_the_cpu_limit():
     try:
         fn.set_num_threads(limit + 3)
         assert fn.get_num_threads() <= limit
-        if get_blas_threads() is not None:
-            assert get_blas_threads() <= limit
     finally:
         fn.set_num_threads(None)
     assert fn.get_num_threads() <= limit
-    if get_blas_threads() is not None:
-        assert get_blas_threads() <= limit
     engine = InferenceEngine([{"kind": "dense", "W": np.ones((3, 2), np.float32)}],
                              n_threads=limit + 5)
     assert engine.n_threads == limit
@@ -82,18 +82,20 @@ def test_engine_predict_is_bitwise_identical_for_any_thread_count(counts, layout
             np.testing.assert_array_equal(Y, Ys[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["relu", "softmax", "gelu"])
-def test_dense_kernels_are_bitwise_identical_for_any_thread_count(counts, name):
+def test_dense_kernels_are_bitwise_identical_for_any_thread_count(counts, name, dtype):
     rng = np.random.default_rng(4)
-    X = rng.standard_normal((1300, 120)).astype(np.float32)
-    W = rng.standard_normal((120, 420)).astype(np.float32)
-    b = rng.standard_normal(420).astype(np.float32)
-    dY = rng.standard_normal((1300, 420)).astype(np.float32)
+    X = rng.standard_normal((1300, 120)).astype(dtype)
+    W = rng.standard_normal((120, 420)).astype(dtype)
+    b = rng.standard_normal(420).astype(dtype)
+    dY = rng.standard_normal((1300, 420)).astype(dtype)
     outs = []
     for n in counts:
-        Z = np.empty((1300, 420), np.float32)
+        Z = np.empty((1300, 420), dtype)
         Y = K.dense_forward(X, W, b, name, preact=Z, n_threads=n)
-        outs.append((Y, Z) + tuple(K.dense_backward(dY, X, W, Z, Y, name, n_threads=n)))
+        outs.append((Y, Z) + tuple(K.dense_backward(dY, X, W, Z, Y, name, n_threads=n))
+                    + K.dense_backward(dY, X, W, Z, Y, name, need_dX=False, n_threads=n)[1:])
     for out in outs[1:]:
         for a, c in zip(out, outs[0]):
             np.testing.assert_array_equal(a, c)
@@ -119,3 +121,58 @@ def test_a_short_fit_is_bitwise_identical_for_any_thread_count(counts):
     for weights in runs[1:]:
         for a, c in zip(weights, runs[0]):
             np.testing.assert_array_equal(a, c)
+
+
+def _work(n_threads):
+    """Run every kernel that calls the BLAS: dense forward and backward, an engine."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((512, 784)).astype(np.float32)
+    W = rng.standard_normal((784, 256)).astype(np.float32)
+    Z = np.empty((512, 256), np.float32)
+    Y = K.dense_forward(X, W, None, "relu", preact=Z, n_threads=n_threads)
+    K.dense_backward(Y, X, W, Z, Y, "relu", n_threads=n_threads)
+    engine = InferenceEngine([{"kind": "dense", "W": W, "activation": "relu"}],
+                             n_threads=n_threads)
+    for batch in (1, 512):
+        engine.predict(X[:batch])
+
+
+@pytest.mark.skipif(get_blas_threads() is None, reason="the BLAS's thread count is not readable")
+def test_the_blas_thread_count_is_left_as_the_program_set_it():
+    before = get_blas_threads()
+    try:
+        for n in {1, _threads.CPU_LIMIT}:
+            set_blas_threads(n)
+            fn.set_num_threads(1)
+            assert get_blas_threads() == n
+            _work(None)
+            fn.set_num_threads(None)
+            _work(None)
+            assert get_blas_threads() == n
+    finally:
+        set_blas_threads(before)
+        fn.set_num_threads(None)
+
+
+def _cpu_ticks_of_other_threads():
+    """CPU time (clock ticks) of every thread of this process but the calling one."""
+    me = str(__import__("threading").get_native_id())
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        if task != me:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_one_thread_means_one_thread_in_total_blas_included():
+    _work(1)
+    before = _cpu_ticks_of_other_threads()
+    start = os.times().user
+    while os.times().user - start < 0.5:  # CPU seconds of the whole process
+        _work(1)
+    # The BLAS's threads, OpenMP's and any other stayed idle: at most a tick or two,
+    # against the tens a second thread sharing the work would have taken.
+    assert _cpu_ticks_of_other_threads() - before <= 2

@@ -4,6 +4,9 @@ scipy's wheels ship OpenBLAS with the ``scipy_openblas_`` symbol prefix; distrib
 builds link a plain OpenBLAS. Both expose a ``set_num_threads`` entry point, found here
 among the libraries loaded into the process. Elsewhere (another BLAS, another OS) the
 BLAS keeps its own setting and these functions do nothing.
+
+`ADDRESSES` holds the addresses of the two entry points, through which the kernels put
+the BLAS on one thread while they run (see `fastnn._kernels._threads`).
 """
 import ctypes
 import sys
@@ -36,13 +39,14 @@ def _find_openblas():
 
 
 _OPENBLAS = _find_openblas()
-DEFAULT = _OPENBLAS[1]() if _OPENBLAS else None
+ADDRESSES = (None if _OPENBLAS is None else
+             tuple(ctypes.cast(f, ctypes.c_void_p).value for f in _OPENBLAS))
 
 
 def set_blas_threads(n):
-    """Use `n` BLAS threads (None: the count the BLAS had when fastnn was imported)."""
+    """Use `n` BLAS threads (the BLAS's own setting, which fastnn's kernels leave alone)."""
     if _OPENBLAS is not None:
-        _OPENBLAS[0](DEFAULT if n is None else int(n))
+        _OPENBLAS[0](int(n))
 
 
 def get_blas_threads():

@@ -6,6 +6,8 @@
 # with nt = threads_for(work, n_threads), so the serial and the parallel paths run the same
 # body. Work is partitioned by output (rows, or blocks of BLOCK elements) independently of
 # the thread count, so results are bitwise the same whatever the number of threads.
+# Loops run schedule="dynamic": a thread takes the next block when it is free, so the
+# blocks a descheduled thread has not started go to the others instead of waiting for it.
 
 cdef enum:
     # Work below this many elements (or multiply-adds) per thread runs on fewer threads.
@@ -15,6 +17,13 @@ cdef enum:
     MIN_WORK_PER_THREAD = 1 << 18
     # Elementwise work is cut into blocks of this many elements, whatever the thread count.
     BLOCK = 4096
+    # Rows of a block in loops over rows (a softmax, a bias and activation pass).
+    ROW_BLOCK = 16
+    # A matrix product runs in chunks of GEMM_ROWS rows of its output, each one BLAS call
+    # on one thread. Each call packs the operand all chunks share again, which costs
+    # about what GEMM_ROWS rows of the product cost over a few: fewer rows lose speed
+    # to packing, more leave too few chunks to share out.
+    GEMM_ROWS = 32
 
 
 cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
@@ -25,3 +34,8 @@ cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
     if useful < n_threads:
         return <int>useful
     return n_threads
+
+
+cdef inline Py_ssize_t n_chunks(Py_ssize_t n, Py_ssize_t size) noexcept nogil:
+    """Chunks of `size` that cover `n`."""
+    return (n + size - 1) // size

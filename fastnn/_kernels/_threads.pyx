@@ -3,13 +3,19 @@
 No call uses more threads than the CPUs this process may run on: its affinity mask,
 capped by its cgroup CPU quota (`cpu_limit`). More threads than that only wait for one
 another, and a thread the scheduler has put aside stalls every thread that waits for it.
+
+The kernels' matrix products run on fastnn's own threads, in chunks each thread takes
+when it is free, every chunk one BLAS call on one thread. The BLAS's own threads wait
+for one another at barriers, spinning, so one descheduled BLAS thread stalls a product
+for a whole time slice; hence the BLAS runs on one thread while a kernel runs
+(`blas_serial_enter`), and the caller's setting is back as soon as none runs.
 """
 import math
 import os
 
 from fastnn._kernels._openmp cimport FASTNN_OPENMP_ENABLED, omp_get_max_threads
 
-from fastnn._kernels._blas_threads import DEFAULT as _BLAS_DEFAULT, set_blas_threads
+from fastnn._kernels import _blas_threads
 
 # cgroup v2 writes "max 100000" or "<quota> <period>" in one file; v1 uses two files.
 _QUOTA_V2 = "/sys/fs/cgroup/cpu.max"
@@ -72,13 +78,43 @@ def capped(n):
     return min(int(n), CPU_LIMIT)
 
 
-def _set_blas(n):
-    """`n` BLAS threads, capped (None: the BLAS's own count when fastnn was imported)."""
-    if _BLAS_DEFAULT is not None:  # else the BLAS's thread count cannot be set
-        set_blas_threads(capped(_BLAS_DEFAULT if n is None else n))
+ctypedef void (*_set_fn)(int) noexcept nogil
+ctypedef int (*_get_fn)() noexcept nogil
+cdef _set_fn _blas_set = NULL
+cdef _get_fn _blas_get = NULL
+if _blas_threads.ADDRESSES is not None:  # else the BLAS's thread count cannot be set
+    _blas_set = <_set_fn><size_t>_blas_threads.ADDRESSES[0]
+    _blas_get = <_get_fn><size_t>_blas_threads.ADDRESSES[1]
+cdef int _blas_depth = 0   # kernels running now, in any Python thread
+cdef int _blas_saved = 0   # the BLAS's thread count before the first of them
 
 
-_set_blas(None)
+cdef void blas_serial_enter() noexcept:
+    """The BLAS on one thread until the matching `blas_serial_exit`.
+
+    Called with the GIL held, which orders the calls of every Python thread; a kernel
+    started while another runs finds the BLAS already on one thread. Between the two
+    calls, a BLAS call of the program's own (scipy.linalg, from another Python thread)
+    runs on one thread too.
+    """
+    global _blas_depth, _blas_saved
+    if _blas_set == NULL:
+        return
+    if _blas_depth == 0:
+        _blas_saved = _blas_get()
+        if _blas_saved != 1:
+            _blas_set(1)
+    _blas_depth += 1
+
+
+cdef void blas_serial_exit() noexcept:
+    """The BLAS back on its thread count when no kernel runs any more."""
+    global _blas_depth
+    if _blas_set == NULL:
+        return
+    _blas_depth -= 1
+    if _blas_depth == 0 and _blas_saved != 1:
+        _blas_set(_blas_saved)
 
 
 def openmp_enabled():
@@ -89,20 +125,19 @@ def openmp_enabled():
 def set_num_threads(n):
     """Use at most `n` threads in the kernels; ``None`` returns to the default.
 
-    This covers the kernels' OpenMP loops and the BLAS their matrix products call
-    (scipy's OpenBLAS, whose thread count is process-wide). The default is OpenMP's own
-    (``OMP_NUM_THREADS`` when set, else the core count) and the BLAS's own. Either way no
-    more threads are used than `cpu_limit()` (the affinity mask and the cgroup CPU quota).
+    This covers every thread of the kernels, their matrix products included (each runs
+    on these threads, the BLAS on one thread per call; the BLAS's own thread count, which
+    the program's other BLAS calls use, is left as it is). The default is OpenMP's own
+    (``OMP_NUM_THREADS`` when set, else the core count). Either way no more threads are
+    used than `cpu_limit()` (the affinity mask and the cgroup CPU quota).
     """
     global _user_threads
     if n is None:
         _user_threads = 0
-        _set_blas(None)
         return
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
     _user_threads = n
-    _set_blas(n)
 
 
 def get_num_threads():

@@ -13,7 +13,7 @@ from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from fastnn._kernels._parallel cimport BLOCK, threads_for
+from fastnn._kernels._parallel cimport BLOCK, ROW_BLOCK, threads_for
 
 import numpy as np
 
@@ -256,12 +256,12 @@ cdef void act_forward_rows(int act, const floating* z, floating* y, Py_ssize_t r
     cdef Py_ssize_t i, start, stop, total = rows * cols, nblocks
     cdef int nt = threads_for(total, n_threads)
     if act == ACT_SOFTMAX or act == ACT_PRELU:
-        for i in prange(rows, nogil=True, schedule="static", num_threads=nt,
-                        use_threads_if=nt > 1):
+        for i in prange(rows, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK,
+                        num_threads=nt, use_threads_if=nt > 1):
             act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
         return
     nblocks = (total + BLOCK - 1) // BLOCK
-    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+    for i in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt,
                     use_threads_if=nt > 1):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < total else total
@@ -275,13 +275,13 @@ cdef void act_backward_rows(int act, const floating* z, const floating* y, const
     cdef Py_ssize_t i, start, stop, total = rows * cols, nblocks
     cdef int nt = threads_for(total, n_threads)
     if act == ACT_SOFTMAX or act == ACT_PRELU:
-        for i in prange(rows, nogil=True, schedule="static", num_threads=nt,
-                        use_threads_if=nt > 1):
+        for i in prange(rows, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK,
+                        num_threads=nt, use_threads_if=nt > 1):
             act_backward_row(act, z + i * cols, y + i * cols, dy + i * cols, dz + i * cols,
                              cols, alpha)
         return
     nblocks = (total + BLOCK - 1) // BLOCK
-    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+    for i in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt,
                     use_threads_if=nt > 1):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < total else total
@@ -440,7 +440,8 @@ def _log_softmax(const floating[:, ::1] Z, floating[:, ::1] Y, int n_threads):
     cdef int nt = threads_for(rows * cols, n_threads)
     if cols == 0:
         return
-    for i in prange(rows, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+    for i in prange(rows, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK, num_threads=nt,
+                    use_threads_if=nt > 1):
         _log_softmax_row(&Z[i, 0], &Y[i, 0], cols)
 
 

@@ -3,6 +3,10 @@ from cython cimport floating
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
                const floating* B, int ldb, floating beta, floating* C, int ldc) noexcept nogil
 
+cdef void gemm_parallel(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                        floating* C, Py_ssize_t ldc, int n_threads) noexcept nogil
+
 cdef void dense_forward_core(const floating* X, const floating* W, const floating* b,
                              floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
                              Py_ssize_t n_out, int act, const floating* alpha,

@@ -1,8 +1,11 @@
 """Dense layer kernels: forward with bias and activation fused, and backward.
 
-GEMM comes from the BLAS that scipy links (``scipy.linalg.cython_blas``), always
-called outside any OpenMP region. Arrays are C-ordered; a row-major product
-``C = A @ B`` is the column-major product ``C.T = B.T @ A.T``, so operands swap.
+GEMM comes from the BLAS that scipy links (``scipy.linalg.cython_blas``). A product runs
+in fixed chunks of GEMM_ROWS rows of its output (see `_parallel.pxd`), which fastnn's
+threads take one at a time, each chunk one BLAS call on one thread (the entry points
+put the BLAS on one thread, see `_threads.blas_serial_enter`). The chunks do not depend
+on the thread count, so neither do the results. Arrays are C-ordered; a row-major
+product ``C = A @ B`` is the column-major product ``C.T = B.T @ A.T``, so operands swap.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -11,7 +14,8 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cimport numpy as cnp
 
-from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels._parallel cimport GEMM_ROWS, n_chunks, threads_for
+from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport act_forward_row, act_backward_rows, ACT_PRELU
 
 import numpy as np
@@ -77,17 +81,47 @@ cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n
     act_forward_row(act, y, y, n, alpha)
 
 
+cdef void gemm_chunk(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                     const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                     floating* C, Py_ssize_t ldc, Py_ssize_t c) noexcept nogil:
+    """C[r] := op(A)[r] @ op(B) for the rows r of chunk c (GEMM_ROWS rows from c * GEMM_ROWS)."""
+    cdef Py_ssize_t r0 = c * GEMM_ROWS
+    cdef Py_ssize_t rows = GEMM_ROWS if r0 + GEMM_ROWS <= m else m - r0
+    gemm(trans_a, trans_b, <int>rows, <int>n, <int>k, A + (r0 if trans_a else r0 * lda),
+         <int>lda, B, <int>ldb, <floating>0, C + r0 * ldc, <int>ldc)
+
+
+cdef inline int gemm_threads(Py_ssize_t macs, Py_ssize_t chunks, int n_threads) noexcept nogil:
+    """Threads for a product of `macs` multiply-adds in `chunks` chunks: a multiply-add
+    costs about a sixteenth of an elementwise operation."""
+    cdef int nt = threads_for(macs // 16, n_threads)
+    return nt if nt < chunks else <int>chunks
+
+
+cdef void gemm_parallel(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                        floating* C, Py_ssize_t ldc, int n_threads) noexcept nogil:
+    """C := op(A) @ op(B) for row-major C of shape (m, n), chunk by chunk."""
+    cdef Py_ssize_t c, nc = n_chunks(m, GEMM_ROWS)
+    cdef int nt = gemm_threads(m * n * k, nc, n_threads)
+    for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
+        gemm_chunk(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, c)
+
+
 cdef void dense_forward_core(const floating* X, const floating* W, const floating* b,
                              floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
                              Py_ssize_t n_out, int act, const floating* alpha,
                              int n_threads) noexcept nogil:
-    """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL."""
-    cdef Py_ssize_t i
-    cdef int nt = threads_for(batch * n_out, n_threads)
-    gemm(False, False, <int>batch, <int>n_out, <int>n_in, X, <int>n_in, W, <int>n_out,
-         <floating>0, Y, <int>n_out)
-    for i in prange(batch, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
-        bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+    """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL. Each chunk of rows gets
+    its bias and activation right after its product, while it is in cache."""
+    cdef Py_ssize_t c, i, stop, nc = n_chunks(batch, GEMM_ROWS)
+    cdef int nt = gemm_threads(batch * n_in * n_out, nc, n_threads)
+    for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
+        gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
+        stop = (c + 1) * GEMM_ROWS if (c + 1) * GEMM_ROWS < batch else batch
+        for i in range(c * GEMM_ROWS, stop):
+            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act,
+                         alpha)
 
 
 cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,
@@ -123,6 +157,7 @@ def forward_into(cnp.ndarray X, cnp.ndarray W, b, cnp.ndarray Y, Z, int act,
     cdef void* a = _data(alpha)
     if batch == 0 or n_out == 0:
         return
+    blas_serial_enter()
     if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT:
         with nogil:
             dense_forward_core(<const float*>x, <const float*>w, <const float*>bp, <float*>z,
@@ -132,6 +167,7 @@ def forward_into(cnp.ndarray X, cnp.ndarray W, b, cnp.ndarray Y, Z, int act,
             dense_forward_core(<const double*>x, <const double*>w, <const double*>bp,
                                <double*>z, <double*>y, batch, n_in, n_out, act,
                                <const double*>a, n_threads)
+    blas_serial_exit()
 
 
 cdef void dense_backward_core(const floating* dY, const floating* X, const floating* W,
@@ -147,14 +183,21 @@ cdef void dense_backward_core(const floating* dY, const floating* X, const float
         if dX != NULL:
             memset(dX, 0, batch * n_in * sizeof(floating))
         return
+    cdef Py_ssize_t c, nw = n_chunks(n_in, GEMM_ROWS)
+    cdef Py_ssize_t nx = n_chunks(batch, GEMM_ROWS) if dX != NULL else 0
+    cdef int nt = gemm_threads((1 + (dX != NULL)) * batch * n_in * n_out, nw + nx + 1,
+                               n_threads)
     act_backward_rows(act, Z, Y, dY, dZ, batch, n_out, alpha, n_threads)
-    _column_sums(dZ, db, batch, n_out)
-    if n_in > 0:
-        gemm(True, False, <int>n_in, <int>n_out, <int>batch, X, <int>n_in, dZ, <int>n_out,
-             <floating>0, dW, <int>n_out)
-        if dX != NULL:
-            gemm(False, True, <int>batch, <int>n_in, <int>n_out, dZ, <int>n_out, W, <int>n_out,
-                 <floating>0, dX, <int>n_in)
+    # One loop for both products, in chunks of rows of dW (whose rows are X's columns)
+    # and of dX, and the bias gradient as one more item.
+    for c in prange(nw + nx + 1, nogil=True, schedule="dynamic", num_threads=nt,
+                    use_threads_if=nt > 1):
+        if c < nw:
+            gemm_chunk(True, False, n_in, n_out, batch, X, n_in, dZ, n_out, dW, n_out, c)
+        elif c < nw + nx:
+            gemm_chunk(False, True, batch, n_in, n_out, dZ, n_out, W, n_out, dX, n_in, c - nw)
+        else:
+            _column_sums(dZ, db, batch, n_out)
 
 
 def backward_into(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray W, cnp.ndarray Z, cnp.ndarray Y,
@@ -167,6 +210,7 @@ def backward_into(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray W, cnp.ndarray Z, c
     cdef void* p[10]
     p[:] = [_data(dY), _data(X), _data(W), _data(Z), _data(Y), _data(dZ), _data(dW), _data(db),
             _data(dX), _data(alpha)]
+    blas_serial_enter()
     if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT:
         with nogil:
             dense_backward_core(<const float*>p[0], <const float*>p[1], <const float*>p[2],
@@ -179,6 +223,7 @@ def backward_into(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray W, cnp.ndarray Z, c
                                 <const double*>p[3], <const double*>p[4], <double*>p[5],
                                 <double*>p[6], <double*>p[7], <double*>p[8], batch, n_in, n_out,
                                 act, <const double*>p[9], n_threads)
+    blas_serial_exit()
 
 
 def _check_dense(X, W):

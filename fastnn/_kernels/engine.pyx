@@ -23,11 +23,12 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 cimport numpy as cnp
 
 from fastnn._kernels._finite cimport all_finite
-from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels._parallel cimport ROW_BLOCK, threads_for
+from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.blocksparse cimport bsr_forward_rows
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
-from fastnn._kernels.dense cimport bias_act_row, gemm
+from fastnn._kernels.dense cimport bias_act_row, dense_forward_core, gemm, gemm_parallel
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
 
@@ -105,10 +106,12 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
         bias_act_row(Z, b, <floating*>NULL, n, act, alpha)
         return
     if t:
-        for i in prange(n, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        for i in prange(n, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK, num_threads=nt,
+                        use_threads_if=nt > 1):
             _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
     else:
-        for i in prange(nb, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+        for i in prange(nb, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK, num_threads=nt,
+                        use_threads_if=nt > 1):
             bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
 
 
@@ -143,17 +146,13 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
         gemm(False, False, 1, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
              <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)  # a GEMV
         _bias_act(Z, b, 1, L.n_z, False, 1, act, alpha, 1)
+    elif t:
+        gemm_parallel(True, False, L.n_z, nb, L.n_in, <const floating*>L.W, L.n_z, X, ld, Z,
+                      ld, n_threads)
+        _bias_act(Z, b, nb, L.n_z, t, ld, act, alpha, n_threads)
     else:
-        # The bias and activation pass after BLAS stays on one thread: it costs little
-        # next to the product, and an OpenMP team left spinning after it would take
-        # cores from the BLAS threads of the next product.
-        if t:
-            gemm(True, False, <int>L.n_z, <int>nb, <int>L.n_in, <const floating*>L.W,
-                 <int>L.n_z, X, <int>ld, <floating>0, Z, <int>ld)
-        else:
-            gemm(False, False, <int>nb, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
-                 <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)
-        _bias_act(Z, b, nb, L.n_z, t, ld, act, alpha, 1)
+        dense_forward_core(X, <const floating*>L.W, b, <floating*>NULL, Z, nb, L.n_in, L.n_z,
+                           act, alpha, n_threads)
 
 
 cdef void _affine_layer(const Layer* L, const floating* X, floating* Y, Py_ssize_t nb, bint t,
@@ -457,6 +456,7 @@ cdef class Plan:
         if scratch is None:
             scratch = self._new_scratch()
         sp = cnp.PyArray_DATA(<cnp.ndarray>scratch)
+        blas_serial_enter()
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
                 _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
@@ -464,6 +464,7 @@ cdef class Plan:
             else:
                 _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
                      self.chunk, <float*>sp, self.stride, n_threads, self.q_threads)
+        blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)

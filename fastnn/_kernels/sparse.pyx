@@ -19,7 +19,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from fastnn._kernels._parallel cimport threads_for
+from fastnn._kernels._parallel cimport ROW_BLOCK, threads_for
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
 
@@ -76,7 +76,8 @@ cdef void csr_matvec(const floating* x, const int64_t* indptr, const index_t* in
     """y := act(W.T @ x + b) for one input vector x of length n_in."""
     cdef Py_ssize_t r
     cdef int nt = threads_for(indptr[n_out], n_threads)
-    for r in prange(n_out, nogil=True, schedule="guided", num_threads=nt, use_threads_if=nt > 1):
+    for r in prange(n_out, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK, num_threads=nt,
+                    use_threads_if=nt > 1):
         y[r] = (b[r] if b != NULL else 0) + _sparse_dot(
             x, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r])
     act_forward_rows(act, y, y, 1, n_out, alpha, threads_for(n_out, n_threads))
@@ -150,8 +151,8 @@ cdef void csr_forward_t(const floating* XT, Py_ssize_t ldx, const int64_t* indpt
     cdef int nt = threads_for(indptr[n_out] * batch, n_threads)
     # One work item per (column block, output row), column block outermost: a
     # thread's items share the block of XT, which stays in its cache.
-    for t in prange(nblocks * n_out, nogil=True, schedule="guided", num_threads=nt,
-                    use_threads_if=nt > 1):
+    for t in prange(nblocks * n_out, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK,
+                    num_threads=nt, use_threads_if=nt > 1):
         r = t % n_out
         c0 = (t // n_out) * block
         _row_block(XT, ldx, indptr, indices, data, b, YT, ldy, r, c0,
@@ -174,7 +175,7 @@ cdef void transpose(const floating* A, Py_ssize_t lda, floating* B, Py_ssize_t l
     """B := A.T for A of shape (rows, cols) and B of shape (cols, rows), rows lda and ldb apart."""
     cdef Py_ssize_t ti, tj, nti = (rows + TILE - 1) // TILE, ntj = (cols + TILE - 1) // TILE
     cdef int nt = threads_for(rows * cols, n_threads)
-    for ti in prange(nti, nogil=True, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+    for ti in prange(nti, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         for tj in range(ntj):
             _tile(A, lda, B, ldb, rows, cols, ti * TILE, tj * TILE)
 
