@@ -11,7 +11,7 @@ the digits upscaled to 28x28), test accuracy of the model and of each engine, in
 points lost against the float32 model (targets: int8 at most 0.5, bf16 at most 0.2).
 
     python bench/bench_quant.py            # interleaved rounds, median ratios; accuracy
-    python -m pytest bench/bench_quant.py --benchmark-only -q
+    python bench/report.py --suite quant   # pytest-benchmark, ratios to the quantized engines
 """
 import os
 import sys
@@ -89,11 +89,7 @@ def contender(kind, batch):
     return _CACHE[key]
 
 
-CASES = pytest.mark.parametrize("batch,kind", [(b, k) for b in BATCHES for k in KINDS])
-
-
-@CASES
-def test_predict(benchmark, batch, kind):
+def _bench(benchmark, batch, kind):
     benchmark.group = f"quantized engines batch {batch:4d}"
     benchmark.extra_info.update(batch=batch, kind=kind)
     predict = contender(kind, batch)
@@ -101,6 +97,25 @@ def test_predict(benchmark, batch, kind):
     reference = contender("fastnn-float32", batch)(X)
     np.testing.assert_allclose(predict(X), reference, atol=0.05)
     benchmark(predict, X)
+
+
+# The quantized engines are the fastnn entries of bench/report.py; the float32 engine
+# and ONNX Runtime are their baselines, so the report's ratios are the targets' ones.
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_fastnn_quantized(benchmark, batch, precision):
+    _bench(benchmark, batch, f"fastnn-{precision}")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_float32_engine(benchmark, batch):
+    _bench(benchmark, batch, "fastnn-float32")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_onnxruntime(benchmark, batch, precision):
+    _bench(benchmark, batch, f"onnxruntime-{precision}")
 
 
 def interleaved(batch, rounds=15, calls=None):

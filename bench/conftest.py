@@ -12,13 +12,19 @@ def _interop_key(item):
     return item.callspec.params["batch"], item.name
 
 
+def _quant_key(item):  # benchmarks by batch size, then the accuracy tests
+    batch = item.callspec.params.get("batch") if hasattr(item, "callspec") else None
+    return (0, batch) if batch is not None else (1, 0)
+
+
 def pytest_collection_modifyitems(items):
     """Run the contenders of one engine (or interop) benchmark group back to back.
 
     Ratios are read within a group; measured minutes apart (test function by test
     function), they would also carry whatever the machine did in between.
     """
-    for module, key in (("bench_engine", _engine_key), ("bench_interop", _interop_key)):
+    for module, key in (("bench_engine", _engine_key), ("bench_interop", _interop_key),
+                        ("bench_quant", _quant_key)):
         chosen = [i for i, item in enumerate(items) if item.module.__name__.endswith(module)]
         for i, item in zip(chosen, sorted((items[i] for i in chosen), key=key)):
             items[i] = item
