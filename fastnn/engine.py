@@ -334,6 +334,7 @@ def _dense_layer(spec, i, n_in, dtype):
     else:
         arrays["W"] = W
         layer.nnz = int(np.count_nonzero(W))
+    if precision == "float":  # set by a quantized engine's plan, in any storage
         layer.precision_reason = str(spec.get("precision_reason") or "")
     return layer
 
@@ -770,14 +771,15 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
         units = n_z // pieces
         spec["pieces"] = pieces
         precision = entry.get("precision", "float")
+        if precision == "float" and "precision_reason" in entry:
+            # a float layer of a quantized engine, in any storage
+            spec["precision_reason"] = _precision_reason(entry, where)
+            keys.add("precision_reason")
         if precision != "float":
             keys |= _quantized_from_file(entry, where, precision, storage, tensors, prefix,
                                          (n_in, n_z), spec)
             names = [name for name in ("Wq", "Wh", "w_scale") if name in spec]
         elif storage == "dense":
-            if "precision_reason" in entry:  # a float layer of a quantized engine
-                spec["precision_reason"] = _precision_reason(entry, where)
-                keys.add("precision_reason")
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
         elif storage == "bsr":

@@ -190,3 +190,14 @@ def test_version_2_files_still_load():
     loaded = engine_from_bytes(save(dict(load(data)), metadata=meta))
     X = rng.standard_normal((5, 12)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(X), engine.predict(X))
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_quantized_engines_with_block_sparse_float_layers_round_trip(precision):
+    model = _network((1, 8))
+    X = np.random.default_rng(8).random((50, 784)).astype(np.float32)
+    engine = fn.deploy(model, precision=precision,
+                       calibration=X if precision == "int8" else None)
+    loaded = engine_from_bytes(engine.to_bytes())
+    assert loaded.layout() == engine.layout()
+    np.testing.assert_array_equal(loaded.predict(X), engine.predict(X))

@@ -51,7 +51,8 @@ cdef extern from "blocksparse.h" nogil:
 BLOCKS = (4, 8, 16)
 """The block widths B of the kernel: consecutive outputs of one input row."""
 # Rows of X per work item: a multiple of the micro-kernel's row count for every block.
-cdef Py_ssize_t ROWS_PER_ITEM = 16
+cdef enum:
+    ROWS_PER_ITEM = 16
 
 
 cdef inline void _block_column(const floating* x, Py_ssize_t ldx, const index_t* idx,
@@ -70,32 +71,40 @@ cdef inline void _block_column(const floating* x, Py_ssize_t ldx, const index_t*
             fastnn_bsr_d_u16(x, ldx, idx, val, nnzb, bias, y, ldy, width, block, rows)
 
 
+cdef inline void _item(const floating* X, Py_ssize_t ldx, Py_ssize_t nb,
+                       const int64_t* indptr, const index_t* indices,
+                       const floating* values, int block, const floating* b, floating* Y,
+                       Py_ssize_t n_out, Py_ssize_t r0, Py_ssize_t c) noexcept nogil:
+    """Block column c of rows r0 to r0 + ROWS_PER_ITEM (or nb) of Y."""
+    cdef Py_ssize_t start = indptr[c]
+    _block_column(X + r0 * ldx, ldx, indices + start, values + start * block,
+                  indptr[c + 1] - start, NULL if b == NULL else b + c * block,
+                  Y + r0 * n_out + c * block, n_out,
+                  block if (c + 1) * block <= n_out else n_out - c * block, block,
+                  ROWS_PER_ITEM if r0 + ROWS_PER_ITEM <= nb else nb - r0)
+
+
 cdef void bsr_forward_rows(const floating* X, Py_ssize_t ldx, Py_ssize_t nb,
                            const int64_t* indptr, const index_t* indices,
                            const floating* values, int block, const floating* b, floating* Y,
                            Py_ssize_t n_out, int n_threads) noexcept nogil:
     """Y := X @ W + b for X of shape (nb, n_in), rows ldx apart, and Y of shape (nb, n_out)."""
     cdef Py_ssize_t n_cols = (n_out + block - 1) // block
-    cdef Py_ssize_t rows = ROWS_PER_ITEM
-    cdef Py_ssize_t n_groups = (nb + rows - 1) // rows
-    cdef Py_ssize_t t, c, r0, start
+    cdef Py_ssize_t n_groups = (nb + ROWS_PER_ITEM - 1) // ROWS_PER_ITEM
+    cdef Py_ssize_t t, c
     cdef int nt = threads_for(indptr[n_cols] * block * nb, n_threads)
+    if n_groups == 1 and nt == 1:
+        # Up to 16 rows on one thread run without an OpenMP team: a team of one still
+        # meets at barriers that cost a futex call each, more than a small layer's work.
+        for c in range(n_cols):
+            _item(X, ldx, nb, indptr, indices, values, block, b, Y, n_out, 0, c)
+        return
     # Group of rows outermost: a thread's consecutive items share the rows of X, which
     # stay in its cache while the blocks stream past.
     for t in prange(n_groups * n_cols, nogil=True, schedule="guided", num_threads=nt,
                     use_threads_if=nt > 1):
-        if n_groups == 1:  # no division for one group (it costs as much as a few blocks)
-            c = t
-            r0 = 0
-        else:
-            c = t % n_cols
-            r0 = (t // n_cols) * rows
-        start = indptr[c]
-        _block_column(X + r0 * ldx, ldx, indices + start, values + start * block,
-                      indptr[c + 1] - start, NULL if b == NULL else b + c * block,
-                      Y + r0 * n_out + c * block, n_out,
-                      block if (c + 1) * block <= n_out else n_out - c * block, block,
-                      rows if r0 + rows <= nb else nb - r0)
+        _item(X, ldx, nb, indptr, indices, values, block, b, Y, n_out,
+              (t // n_cols) * ROWS_PER_ITEM, t % n_cols)
 
 
 # ---------------------------------------------------------------------------
