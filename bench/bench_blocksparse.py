@@ -10,6 +10,7 @@ unstructured-pruned engine forced to CSR, and the unpruned engine forced dense.
     python bench/bench_blocksparse.py --accuracy    digits accuracy after fine-tuning
     python bench/bench_blocksparse.py --calibrate [8 16 ...]  crossovers of
                                                     BLOCK_CROSSOVER_DENSITY
+    python bench/bench_blocksparse.py --calibrate-batches 1 2   the same, for some batches
 """
 import sys
 
@@ -148,6 +149,9 @@ if __name__ == "__main__":
     if "--calibrate" in sys.argv:  # optionally followed by block widths
         widths = [int(a) for a in sys.argv[sys.argv.index("--calibrate") + 1:]]
         calibrate(tuple(widths) or BLOCKS)
+    elif "--calibrate-batches" in sys.argv:  # followed by batch sizes
+        calibrate(batches=tuple(int(a) for a in sys.argv[sys.argv.index(
+            "--calibrate-batches") + 1:]))
     elif "--accuracy" in sys.argv:
         accuracy()
     else:
