@@ -101,7 +101,7 @@ cdef void bsr_forward_rows(const floating* X, Py_ssize_t ldx, Py_ssize_t nb,
         return
     # Group of rows outermost: a thread's consecutive items share the rows of X, which
     # stay in its cache while the blocks stream past.
-    for t in prange(n_groups * n_cols, nogil=True, schedule="guided", num_threads=nt,
+    for t in prange(n_groups * n_cols, nogil=True, schedule="dynamic", num_threads=nt,
                     use_threads_if=nt > 1):
         _item(X, ldx, nb, indptr, indices, values, block, b, Y, n_out,
               (t // n_cols) * ROWS_PER_ITEM, t % n_cols)
