@@ -17,8 +17,8 @@ problems and the cross-entropy otherwise. fastnn's losses are ``c`` times those
 (``c = 2`` for regression, ``1 / n_outputs`` for multi-label, else 1), so the L2
 penalty on the kernels is ``0.5 * c * alpha / batch_size * sum(W**2)``, the reported
 ``loss_`` is fastnn's loss divided by ``c`` and the SGD step is divided by ``c``; Adam is
-unaffected by the scale. The penalty uses the nominal batch size, also for a shorter
-last batch.
+unaffected by the scale. As in scikit-learn, ``n`` is the size of each batch, the
+shorter last one included.
 """
 import numbers
 import warnings
@@ -108,6 +108,35 @@ class _Progress(callbacks.Callback):
                     print("No improvement in the last epochs. Stopping.")
                 self.model.stop_training = True
                 self.stopped = True
+
+
+class _BatchL2(callbacks.Callback):
+    """scikit-learn's L2 penalty, ``0.5 * c * alpha / n * sum(W**2)`` for a batch of n
+    samples: the kernels' regularizers for the nominal batch size, swapped for the
+    shorter last batch of each epoch (the model has no hook before a batch, so the
+    swap follows the batch before it)."""
+
+    def __init__(self, dense_layers, l2, n_samples, batch_size):
+        self.layers = dense_layers
+        short = n_samples % batch_size
+        self.nominal = regularizers.L2(l2 / batch_size) if l2 > 0 else None
+        self.short = regularizers.L2(l2 / short) if l2 > 0 and short else None
+        self.before_short = -(-n_samples // batch_size) - 2  # index of the batch before it
+        self._use(self.nominal)
+
+    def _use(self, regularizer):
+        for layer in self.layers:
+            layer.kernel_regularizer = regularizer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._use(self.nominal)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.short is not None and batch == self.before_short:
+            self._use(self.short)
+
+    def on_train_end(self, logs=None):
+        self._use(self.nominal)
 
 
 class _BaseMLP(BaseEstimator):
@@ -288,15 +317,13 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
-        l2 = 0.5 * self.alpha * self._loss_scale / batch_size
-        for layer in model.layers:
-            if isinstance(layer, L.Dense):
-                layer.kernel_regularizer = regularizers.L2(l2) if l2 > 0 else None
+        l2 = _BatchL2([layer for layer in model.layers if isinstance(layer, L.Dense)],
+                      0.5 * self.alpha * self._loss_scale, n, batch_size)
         progress = _Progress(self, n, validation)
         try:
             model.fit(X, targets, epochs=1 if incremental else self.max_iter,
-                      batch_size=batch_size, shuffle=bool(self.shuffle), callbacks=[progress],
-                      verbose=0, sample_weight=sample_weight)
+                      batch_size=batch_size, shuffle=bool(self.shuffle),
+                      callbacks=[l2, progress], verbose=0, sample_weight=sample_weight)
         except callbacks.NonFiniteLossError:
             # predictions follow model_ (its last finite weights), as coefs_ does
             self._engine = self.deploy(max_batch=MAX_BATCH)
@@ -311,7 +338,8 @@ class _BaseMLP(BaseEstimator):
             pruning.prune_magnitude(model, self.sparsity)
             # fine-tune the surviving weights (pruned ones stay zero), a fifth of the epochs
             model.fit(X, targets, epochs=max(1, self.n_iter_ // 5), batch_size=batch_size,
-                      shuffle=bool(self.shuffle), verbose=0, sample_weight=sample_weight)
+                      shuffle=bool(self.shuffle), callbacks=[l2], verbose=0,
+                      sample_weight=sample_weight)
         # predictions come in large batches: chunks as large as the engine's scratch allows
         self._engine = self.deploy(max_batch=MAX_BATCH)
         return self

@@ -175,6 +175,33 @@ def test_loss_and_alpha_scaled_as_sklearn():
     assert reg.loss_ == pytest.approx(_l2_loss(reg, X, y), rel=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_sgd_epoch_steps_as_sklearn_with_a_short_last_batch(kind):
+    # From the same weights, one unshuffled epoch of plain SGD (250 rows: batches of
+    # 200 and 50) gives scikit-learn's weights and loss: the L2 term of each batch is
+    # divided by its own size, the short last one included.
+    from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(250, 4))
+    y = rng.integers(0, 3, 250) if kind == "classifier" else X @ [1.0, -2.0, 0.5, 0.0]
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", momentum=0.0, alpha=3.0,
+                  learning_rate_init=0.05, batch_size=200, shuffle=False, max_iter=1,
+                  warm_start=True, random_state=0)
+    ours, theirs = ((MLPClassifier, SkMLPClassifier) if kind == "classifier"
+                    else (MLPRegressor, SkMLPRegressor))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours(dtype="float64", **params).fit(X, y)
+        theirs = theirs(**params).fit(X, y)
+        theirs.coefs_ = [w.copy() for w in ours.coefs_]
+        theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+
+
 def test_stopping_rules_and_learning_rate_schedules(table):
     X, _, y, _ = table
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, tol=1e-2, n_iter_no_change=3,
