@@ -264,6 +264,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate_Xy(X, y, reset=first)
+        # From here on model_ changes: predictions need the engine of a finished fit (or of
+        # the last finite weights after a divergence), never the previous fit's.
+        self.__dict__.pop("_engine", None)
         targets, n_outputs, out_activation, loss, scale, classes = self._encode(y, incremental,
                                                                                first)
         if sample_weight is not None:

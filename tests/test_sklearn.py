@@ -154,6 +154,17 @@ def test_bad_input_and_parameters():
         diverging.fit(X * 1e10, y * 1e10)
     np.testing.assert_allclose(diverging.predict(X), diverging.model_.predict(X)[:, 0],
                                rtol=1e-5, atol=1e-6)  # not the previous fit's engine
+    interrupted = MLPRegressor(max_iter=2, random_state=0).fit(X, y)
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fn.Sequential, "_train_step", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit(X, -y)
+    with pytest.raises(NotFittedError):  # the previous fit's engine is gone with its weights
+        interrupted.predict(X)
     fitted = MLPRegressor(max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         fitted.predict(X[:, :3])
