@@ -19,11 +19,14 @@ cdef enum:
     BLOCK = 4096
     # Rows of a block in loops over rows (a softmax, a bias and activation pass).
     ROW_BLOCK = 16
-    # A matrix product runs in chunks of GEMM_ROWS rows of its output, each one BLAS call
-    # on one thread. Each call packs the operand all chunks share again, which costs
-    # about what GEMM_ROWS rows of the product cost over a few: fewer rows lose speed
-    # to packing, more leave too few chunks to share out.
-    GEMM_ROWS = 32
+    # A matrix product runs in chunks of rows of its output, each one BLAS call on one
+    # thread (see `gemm_rows`). Each call packs again the operand all chunks share: on one
+    # thread, (256, 784) @ (784, 256) in 32-row chunks measured 1.34x one call, in 64-row
+    # chunks 1.10x, in 128-row chunks 0.99-1.09x. About GEMM_CHUNKS chunks leave some to
+    # share out when a thread stalls.
+    GEMM_CHUNKS = 4
+    GEMM_MIN_ROWS = 64
+    GEMM_MAX_ROWS = 256
 
 
 cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
@@ -39,3 +42,12 @@ cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
 cdef inline Py_ssize_t n_chunks(Py_ssize_t n, Py_ssize_t size) noexcept nogil:
     """Chunks of `size` that cover `n`."""
     return (n + size - 1) // size
+
+
+cdef inline Py_ssize_t gemm_rows(Py_ssize_t m) noexcept nogil:
+    """Rows per chunk of a product with `m` rows of output: about GEMM_CHUNKS chunks of
+    GEMM_MIN_ROWS to GEMM_MAX_ROWS rows, a multiple of 16. It depends on m alone."""
+    cdef Py_ssize_t rows = (n_chunks(m, GEMM_CHUNKS) + 15) // 16 * 16
+    if rows < GEMM_MIN_ROWS:
+        return GEMM_MIN_ROWS
+    return rows if rows < GEMM_MAX_ROWS else GEMM_MAX_ROWS
