@@ -105,9 +105,9 @@ Measured crossovers on the development machine with the default thread counts
 """
 
 BLOCK_CROSSOVER_DENSITY = {
-    4: ((1, 0.20), (2, 0.20), (8, 0.30), (32, 0.45), (128, 0.30), (256, 0.30),
+    4: ((1, 0.10), (2, 0.10), (8, 0.10), (32, 0.30), (128, 0.30), (256, 0.30),
         (sys.maxsize, 0.30)),
-    8: ((1, 0.30), (2, 0.30), (8, 0.60), (32, 0.60), (128, 0.60), (256, 0.60),
+    8: ((1, 0.30), (2, 0.30), (8, 0.30), (32, 0.60), (128, 0.60), (256, 0.60),
         (sys.maxsize, 0.60)),
     16: ((1, 0.45), (2, 0.45), (8, 0.60), (32, 0.60), (128, 0.60), (256, 0.60),
          (sys.maxsize, 0.60)),
@@ -117,13 +117,21 @@ sparse form beats dense for chunks up to ``batch`` rows when the layer's block
 density is at most ``density``.
 
 Measured crossovers on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores,
-shared, so timed on one thread; ``--calibrate``, layers 256x128 and 784x256): 1x4:
-0.30-0.45 for one row, 0.20 for two, 0.30-0.80 for 8, 0.45 for 32, 0.30 for 256 and
-1024 rows; 1x8: 0.60-0.80 for one row, 0.30-0.45 for two, 0.80 for 8 to 1024; 1x16:
-0.80 for one row, 0.45 for two, 0.80 for 8 to 1024. The table takes the lowest, less
-a margin (0.60 where 0.80 was measured), with 128 rows as the lower of their
-neighbours and one row as two, so that the batches where blocks win form one range
-(two rows run as two single rows, while GEMM gains from the second row).
+shared, so timed on one thread; ``--calibrate``, layers 256x128 and 784x256):
+
+====  ==========  =========  =========  =========  =========  =========  ==========
+      1 row       2 rows     4 rows     7-8 rows   15 rows    32 rows    256, 1024
+====  ==========  =========  =========  =========  =========  =========  ==========
+1x4   0.30-0.45   0.20-0.30  0.10       0.30-0.80  0.30-0.80  0.45       0.30
+1x8   0.60-0.80   0.30-0.80  0.30-0.45  0.80       0.80       0.80       0.80
+1x16  0.80        0.45-0.60  0.80       0.80       0.80       0.80       0.80
+====  ==========  =========  =========  =========  =========  =========  ==========
+
+Each step takes the lowest crossover of the batches it covers, less a margin (0.60
+where 0.80 was measured), lowered further where needed so that the batches where
+blocks win form one range (one row takes the crossover of two). Two rows run as two
+single rows (their kernel for one row is the fastest per row) while GEMM gains from
+the second row; 4 rows of 1x4 blocks run the 8-row kernel, half of it wasted.
 """
 
 # Limits of the loader; a file beyond them is refused before anything is allocated.

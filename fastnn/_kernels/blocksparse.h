@@ -13,9 +13,11 @@
  *   they are summed in a fixed order at the end;
  * - R rows at once (`_R`): one accumulator per row, the rows being independent
  *   chains; R is chosen so that the accumulators fill about eight 32-byte registers.
+ *   A short group (3 to R - 1 rows) runs it too, repeating its last row, whose extra
+ *   sums are not written.
  *
- * Rows go to the R-row kernel in groups, the rest one by one; the grouping depends on
- * the batch alone, so results are the same for any thread count.
+ * Rows go to the R-row kernel in groups, the last one or two one by one; the grouping
+ * depends on the batch alone, so results are the same for any thread count.
  *
  * `width` (at most B) is the number of outputs written: the last block column of a
  * layer whose width B does not divide is partial (its stored values are padded with
@@ -72,18 +74,21 @@
 #define FASTNN_BSR_ROWS_KERNEL(NAME, V, T, I, B)                                            \
     static inline void NAME##_R(const T *x, ptrdiff_t ldx, const I *idx, const T *val,      \
                                 ptrdiff_t nnzb, const T *bias, T *y, ptrdiff_t ldy,          \
-                                ptrdiff_t width) {                                          \
+                                ptrdiff_t width, ptrdiff_t rows) {                          \
         enum { R = FASTNN_BSR_R(T, B) };                                                    \
         V##_v acc[R], b0 = V##_bias(bias, width);                                           \
-        ptrdiff_t k;                                                                        \
+        ptrdiff_t k, off[R];                                                                \
         int r;                                                                              \
-        for (r = 0; r < R; r++) acc[r] = b0;                                                \
+        for (r = 0; r < R; r++) {                                                           \
+            acc[r] = b0;                                                                    \
+            off[r] = (r < rows ? r : rows - 1) * ldx; /* short groups repeat a row */       \
+        }                                                                                   \
         for (k = 0; k < nnzb; k++) {                                                        \
             V##_v w = *(const V##_v *)(val + k * B);                                        \
             const T *xc = x + idx[k];                                                       \
-            for (r = 0; r < R; r++) acc[r] += xc[r * ldx] * w;                              \
+            for (r = 0; r < R; r++) acc[r] += xc[off[r]] * w;                               \
         }                                                                                   \
-        for (r = 0; r < R; r++) V##_store(y + r * ldy, acc[r], width);                      \
+        for (r = 0; r < rows; r++) V##_store(y + r * ldy, acc[r], width);                   \
     }
 
 #else
@@ -107,9 +112,9 @@
 #define FASTNN_BSR_ROWS_KERNEL(NAME, V, T, I, B)                                            \
     static inline void NAME##_R(const T *x, ptrdiff_t ldx, const I *idx, const T *val,      \
                                 ptrdiff_t nnzb, const T *bias, T *y, ptrdiff_t ldy,          \
-                                ptrdiff_t width) {                                          \
+                                ptrdiff_t width, ptrdiff_t rows) {                          \
         ptrdiff_t r;                                                                        \
-        for (r = 0; r < FASTNN_BSR_R(T, B); r++)                                            \
+        for (r = 0; r < rows; r++)                                                          \
             NAME##_1(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy, width);      \
     }
 
@@ -121,11 +126,18 @@
     static inline void NAME##_##B(const T *x, ptrdiff_t ldx, const I *idx, const T *val,    \
                                   ptrdiff_t nnzb, const T *bias, T *y, ptrdiff_t ldy,        \
                                   ptrdiff_t width, ptrdiff_t rows) {                        \
+        enum { R = FASTNN_BSR_R(T, B) };                                                    \
         ptrdiff_t r = 0;                                                                    \
-        for (; r + FASTNN_BSR_R(T, B) <= rows; r += FASTNN_BSR_R(T, B))                     \
-            NAME##_##B##_R(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy, width); \
-        for (; r < rows; r++)                                                               \
-            NAME##_##B##_1(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy, width); \
+        for (; r + R <= rows; r += R)                                                       \
+            NAME##_##B##_R(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy, width, \
+                           R);                                                              \
+        if (rows - r >= 3) /* a short group: R rows cost less than three single ones */    \
+            NAME##_##B##_R(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy, width, \
+                           rows - r);                                                       \
+        else                                                                                \
+            for (; r < rows; r++)                                                           \
+                NAME##_##B##_1(x + r * ldx, ldx, idx, val, nnzb, bias, y + r * ldy, ldy,    \
+                               width);                                                      \
     }
 
 /* One entry point per (value, index) type: `block` picks B (4, 8 or 16). */
