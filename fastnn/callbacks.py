@@ -220,7 +220,7 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
+        if loss is not None and not math.isfinite(loss):
             raise NonFiniteLossError(f"the loss became {loss} at batch {batch}; training stopped "
                                      f"and the model keeps the last weights whose loss was "
                                      f"finite")

@@ -103,11 +103,12 @@ class Layer:
     def apply_constraints(self):
         """Project the weights back onto their constraints after an update."""
 
-    def _buffer(self, key, shape):
-        """A reusable array for `key`, remade only when the shape changes."""
+    def _buffer(self, key, shape, dtype=None):
+        """A reusable array for `key` (of the layer's dtype unless `dtype` is given), remade
+        only when the shape changes."""
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape:
-            buf = np.empty(shape, dtype=self.dtype)
+            buf = np.empty(shape, dtype=self.dtype if dtype is None else dtype)
             self._buffers[key] = buf
         return buf
 
@@ -599,13 +600,20 @@ class Maxout(Dense):
 
     def forward(self, X, training=False):
         Z = super().forward(X, training)
-        Y, idx = act_kernels.maxout_forward(Z, self.pieces)
-        if training:
-            self._idx = idx
+        if not training:
+            return act_kernels.maxout_forward(Z, self.pieces)[0]
+        # the unchecked kernels, on buffers made here (as Dense does with its own)
+        shape = (X.shape[0], self.maxout_units)
+        Y = self._buffer("maxout_Y", shape)
+        idx = self._idx = self._buffer("maxout_idx", shape, np.int32)
+        act_kernels._maxout_forward(Z, Y, idx, self.pieces)
         return Y
 
     def backward(self, dY, need_dX=True):
-        return super().backward(act_kernels.maxout_backward(dY, self._idx, self.pieces), need_dX)
+        dZ = self._buffer("maxout_dZ", (dY.shape[0], self.units))
+        dZ.fill(0)
+        act_kernels._maxout_backward(dY, self._idx, dZ, self.pieces)
+        return super().backward(dZ, need_dX)
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,7 @@
 
 Saving and loading live in `fastnn.saving`, gradient diagnostics in `fastnn.diagnostics`.
 """
+import math
 import re
 import time
 
@@ -262,7 +263,7 @@ class Sequential:
         with np.errstate(over="ignore", invalid="ignore"):
             value, grad = self._loss_and_grad(yb, out, wb)
             value += self._penalty()
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             self.optimizer.undo()
             return value, out
         self._backward(grad)
@@ -430,6 +431,7 @@ class Sequential:
                        disable=None)
         total_loss = 0.0
         metric_sums = [0.0] * len(self.metrics)  # each metric's stats, summed over batches
+        batch_cbs = [c for c in cbs if type(c).on_batch_end is not cb.Callback.on_batch_end]
         start = time.perf_counter()
         seen = 0
         try:
@@ -442,7 +444,7 @@ class Sequential:
                 yb = y[idx]
                 wb = None if w is None else w[idx]
                 value, out = self._train_step(Xb, yb, wb)
-                for c in cbs:
+                for c in batch_cbs:
                     c.on_batch_end(b, {"loss": value})
                 total_loss += value * len(idx)
                 for k, (_, metric) in enumerate(self.metrics):

@@ -167,3 +167,46 @@ def test_required_state_must_be_given():
     with pytest.raises(TypeError, match="exp_avg is required"):
         K.adam_step(p, g, None, None, step_size=0.1, beta1=0.9, beta2=0.99,
                     bias_correction2_sqrt=0.1)
+
+
+# -- Plan: one call over many parameters ------------------------------------------------------
+def _hyper(case):
+    """The case's Hyper and whether its state is new, as the public entry points make them."""
+    name, _, kwargs = CASES[case]
+    kwargs = dict(kwargs)
+    first = kwargs.pop("first", False)
+    if "step_size" in kwargs:
+        kwargs["lr"] = kwargs.pop("step_size")
+    return K.Hyper(K.RULES[name[:-len("_step")]], **kwargs), first
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_plan_equals_one_call_per_parameter(case, n_threads):
+    # several blocks and a ragged last one; float32 and float64 parameters in one plan
+    shapes, dtypes = [(4097,), (3, 1), (70, 130)], [np.float32, np.float64, np.float32]
+    arrays = [_arrays(case, s, dt, seed) for seed, (s, dt) in enumerate(zip(shapes, dtypes))]
+    want = [_run(K, case, p, g, st, steps=1) for p, g, st in arrays]
+    params = [p.copy() for p, _, _ in arrays]
+    states = [tuple(None if s is None else s.copy() for s in st) for _, _, st in arrays]
+    prevs = [np.full((1 + sum(s is not None for s in st)) * p.size, np.nan, p.dtype)
+             for p, st in zip(params, states)]
+    hyper, first = _hyper(case)
+    plan = K.Plan(params, [g for _, g, _ in arrays], states, prevs)
+    assert plan.run(hyper, 0 if first else len(params), n_threads)
+    for param, state, prev, (p0, _, st0), expected in zip(params, states, prevs, arrays, want):
+        for got, value in zip([param] + [s for s in state if s is not None], expected):
+            np.testing.assert_array_equal(got, value)
+        # the record holds the values before the update: the parameter, then each state
+        kept = [p0] + [s for s in st0 if s is not None]
+        np.testing.assert_array_equal(prev, np.concatenate([a.reshape(-1) for a in kept]))
+
+
+def test_plan_reports_a_non_finite_parameter():
+    params = [np.ones(5000, np.float32), np.ones(3, np.float32)]
+    grads = [np.ones(5000, np.float32), np.array([1.0, -4.0, 1.0], np.float32)]
+    plan = K.Plan(params, grads, [(), ()], [None, None])
+    assert plan.run(K.Hyper(K.RULES["sgd"], lr=1.0), 2, 2)
+    with np.errstate(over="ignore"):  # the second parameter overflows, the first does not
+        assert not plan.run(K.Hyper(K.RULES["sgd"], lr=float(np.finfo(np.float32).max)), 2, 2)
+    assert np.all(np.isfinite(params[0])) and np.isinf(params[1][1])
