@@ -1,17 +1,30 @@
 """Inference engine benchmarks: a 784-256-128-10 MLP (ReLU, softmax), float32, pruned.
 
-Each group is one (sparsity, batch) pair with four contenders side by side: the
-engine with its automatic layout, the same engine forced dense, a scipy.sparse CSR
-chain and ONNX Runtime (skipped when onnxruntime is not importable). Pruning is
-unstructured, by magnitude, per layer. ONNX Runtime runs one intra-op thread for
-one row and two otherwise; fastnn uses its default thread count.
+Each group is one (sparsity, batch) pair with its contenders side by side, each peer in
+its best form:
 
-    python -m pytest bench/bench_engine.py --benchmark-only -q
+  predict_fastnn_auto       the engine with its automatic layout (default thread count)
+  predict_fastnn_dense      the same engine forced dense
+  predict_torch[Nthreads]   torch.nn.Sequential under torch.inference_mode()
+  predict_onnxruntime[...]  ONNX Runtime, all graph optimizations (ORT_ENABLE_ALL)
+  predict_scipy_sparse      scipy.sparse: W.T stored as CSR, multiplied by X.T (CSR
+                            matrix-vector form for one row), numpy activations
+
+Peers run one intra-op thread for one row and, for more rows, one and two threads as
+two entries (a peer's better entry is its best form). torch and ONNX Runtime are
+skipped when they are not importable. Pruning is unstructured, by magnitude, per layer.
+
+    flock /tmp/bench.lock python -m pytest bench/bench_engine.py --benchmark-only -q
     python bench/report.py --suite engine
 
-``python bench/bench_engine.py --calibrate`` times single layers dense and CSR over
-densities and batch sizes and prints the crossover densities behind
-``fastnn.engine.CROSSOVER_DENSITY``.
+Script mode times the contenders interleaved, round by round, and prints medians and
+median per-round ratios (robust on a shared machine):
+
+    python bench/bench_engine.py --peers [ROUNDS]        every contender, sparsity 0 and 0.9
+    python bench/bench_engine.py --auto-vs-dense [ROUNDS]  auto against forced dense over
+                                                     sparsities and batches (the cost model)
+    python bench/bench_engine.py --calibrate             crossover densities behind
+                                                     ``fastnn.engine.CROSSOVER_DENSITY``
 """
 import sys
 import time
@@ -54,27 +67,37 @@ def engine(layers, layout):
                             for W, b, act in layers], layout=layout)
 
 
+def peer_threads(batch):
+    """The intra-op thread counts a peer runs with: one for a single row, else one and two."""
+    return (1,) if batch == 1 else (1, 2)
+
+
 def scipy_chain(layers):
-    """predict(X) through scipy.sparse CSR products and numpy activations."""
+    """predict(X) through scipy.sparse in its fast form: each W.T stored as CSR and
+    multiplied by the activations as columns (Z := W.T @ X.T, a CSR matrix-vector product
+    for one row), numpy activations on the columns."""
     import scipy.sparse as sp
 
-    mats = [(sp.csr_matrix(W), b, act) for W, b, act in layers]
+    mats = [(sp.csr_matrix(W.T), b[:, None], act) for W, b, act in layers]
 
     def predict(X):
-        for Wc, b, act in mats:
-            X = np.asarray(X @ Wc) + b
+        Z = np.ascontiguousarray(X.T)
+        for Wt, b, act in mats:
+            Z = Wt @ Z
+            Z += b
             if act == "relu":
-                np.maximum(X, 0, out=X)
+                np.maximum(Z, 0, out=Z)
             else:
-                X = np.exp(X - X.max(axis=1, keepdims=True))
-                X /= X.sum(axis=1, keepdims=True)
-        return X
+                Z = np.exp(Z - Z.max(axis=0))
+                Z /= Z.sum(axis=0)
+        return Z.T
     return predict
 
 
 def onnx_session(layers, threads, return_proto=False):
-    """An ONNX Runtime session of the same weights: MatMul, Add, Relu ..., Softmax (or
-    the checked ModelProto of that graph)."""
+    """An ONNX Runtime session of the same weights: MatMul, Add, Relu ..., Softmax, with
+    all graph optimizations and `threads` intra-op threads (or the checked ModelProto of
+    that graph)."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -100,24 +123,62 @@ def onnx_session(layers, threads, return_proto=False):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(proto.SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     return lambda X: session.run(None, {"X": X})[0]
 
 
+def torch_predict(layers, threads):
+    """predict(X) of a torch.nn.Sequential of the same weights under torch.inference_mode()
+    on `threads` threads (set only when torch's count differs: once per switch of
+    contender, not per call)."""
+    import torch
+
+    modules = []
+    for W, b, act in layers:
+        linear = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            linear.bias.copy_(torch.from_numpy(b))
+        modules += [linear, torch.nn.ReLU() if act == "relu" else torch.nn.Softmax(dim=1)]
+    net = torch.nn.Sequential(*modules).eval()
+
+    def predict(X):
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return net(torch.from_numpy(X)).numpy()
+    return predict
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    """Leave torch's thread count as this module found it."""
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch else None
+    yield
+    if previous is not None:
+        torch.set_num_threads(previous)
+
+
 _CACHE = {}
+KINDS = ("fastnn-auto", "fastnn-dense", "torch", "onnxruntime", "scipy.sparse")
 
 
-def contender(kind, sparsity, batch):
-    """The predict function of one contender, built once per (kind, sparsity, threads)."""
-    threads = 1 if batch == 1 else 2
-    key = (kind, sparsity, threads if kind == "onnxruntime" else None)
+def contender(kind, sparsity, threads=None):
+    """The predict function of one contender, built once per (kind, sparsity, threads);
+    `threads` is the peer's intra-op thread count (fastnn keeps its default)."""
+    key = (kind, sparsity, threads)
     if key not in _CACHE:
         layers = model(sparsity)
         if kind == "onnxruntime":
             pytest.importorskip("onnxruntime")
             pytest.importorskip("onnx")
             _CACHE[key] = onnx_session(layers, threads)
+        elif kind == "torch":
+            pytest.importorskip("torch")
+            _CACHE[key] = torch_predict(layers, threads)
         elif kind == "scipy.sparse":
             _CACHE[key] = scipy_chain(layers)
         else:
@@ -125,17 +186,25 @@ def contender(kind, sparsity, batch):
     return _CACHE[key]
 
 
-def _bench(benchmark, kind, sparsity, batch):
+def inputs(batch):
+    return np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
+
+
+def _bench(benchmark, kind, sparsity, batch, threads=None):
     benchmark.group = f"engine sparsity {sparsity:.2f} batch {batch:4d}"
-    benchmark.extra_info.update(sparsity=sparsity, batch=batch)
-    predict = contender(kind, sparsity, batch)
-    X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
-    reference = contender("fastnn-dense", sparsity, batch)(X)
+    benchmark.extra_info.update(sparsity=sparsity, batch=batch, threads=threads)
+    predict = contender(kind, sparsity, threads)
+    X = inputs(batch)
+    reference = contender("fastnn-dense", sparsity)(X)
     np.testing.assert_allclose(predict(X), reference, rtol=1e-4, atol=1e-6)
     benchmark(predict, X)
 
 
 CASES = pytest.mark.parametrize("sparsity,batch", [(s, b) for s in SPARSITIES for b in BATCHES])
+PEER_CASES = pytest.mark.parametrize(
+    "sparsity,batch,threads",
+    [pytest.param(s, b, t, id=f"{s}-{b}-{t}thread{'s' if t > 1 else ''}")
+     for s in SPARSITIES for b in BATCHES for t in peer_threads(b)])
 
 
 @CASES
@@ -148,14 +217,96 @@ def test_predict_fastnn_dense(benchmark, sparsity, batch):
     _bench(benchmark, "fastnn-dense", sparsity, batch)
 
 
+@PEER_CASES
+def test_predict_torch(benchmark, sparsity, batch, threads):
+    _bench(benchmark, "torch", sparsity, batch, threads)
+
+
+@PEER_CASES
+def test_predict_onnxruntime(benchmark, sparsity, batch, threads):
+    _bench(benchmark, "onnxruntime", sparsity, batch, threads)
+
+
 @CASES
 def test_predict_scipy_sparse(benchmark, sparsity, batch):
     _bench(benchmark, "scipy.sparse", sparsity, batch)
 
 
-@CASES
-def test_predict_onnxruntime(benchmark, sparsity, batch):
-    _bench(benchmark, "onnxruntime", sparsity, batch)
+# -- interleaved rounds (script mode) -------------------------------------------
+
+def _seconds_per_call(f, X, min_time=0.05):
+    """Mean seconds per call over enough calls to last about `min_time` (after a warm-up)."""
+    f(X)
+    n, elapsed = 1, 0.0
+    while elapsed < min_time:
+        n *= 2
+        t0 = time.perf_counter()
+        for _ in range(n):
+            f(X)
+        elapsed = time.perf_counter() - t0
+    return elapsed / n
+
+
+def interleaved(entries, X, rounds):
+    """{label: [seconds per call, one per round]}: the contenders of `entries` ({label:
+    predict}) timed in turn, round after round, after a pause that lets other libraries'
+    spinning threads go to sleep."""
+    times = {label: [] for label in entries}
+    for _ in range(rounds):
+        for label, predict in entries.items():
+            time.sleep(0.05)
+            times[label].append(_seconds_per_call(predict, X))
+    return times
+
+
+def _print_ratios(title, times, ref):
+    print(title, flush=True)
+    for label, t in times.items():
+        ratio = np.median(np.asarray(t) / np.asarray(times[ref]))
+        print(f"  {label:24s} median {np.median(t) * 1e6:10.1f} us   {label} / {ref}: "
+              f"{ratio:.3f}", flush=True)
+
+
+def peers(rounds=15, sparsities=(0.0, 0.9), batches=BATCHES):
+    """Print, per (sparsity, batch), every contender's median and its median per-round
+    ratio to fastnn-auto (above 1: fastnn is faster)."""
+    for sparsity in sparsities:
+        for batch in batches:
+            entries = {kind: contender(kind, sparsity) for kind in KINDS[:2]}
+            for kind in ("torch", "onnxruntime"):
+                for t in peer_threads(batch):
+                    try:
+                        entries[f"{kind}[{t}]"] = contender(kind, sparsity, t)
+                    except pytest.skip.Exception:
+                        pass
+            entries["scipy.sparse"] = contender("scipy.sparse", sparsity)
+            _print_ratios(f"sparsity {sparsity} batch {batch}",
+                          interleaved(entries, inputs(batch), rounds), "fastnn-auto")
+
+
+def _runs_csr(layer, batch):
+    """Whether a layer of `InferenceEngine.layout()` runs its CSR form for `batch` rows
+    (one chunk)."""
+    lo, hi = layer["csr_batches"] or (1, 0)
+    return lo <= batch and (hi is None or batch <= hi)
+
+
+def auto_vs_dense(rounds=9, sparsities=(0.5, 0.7, 0.8, 0.85, 0.9, 0.95),
+                  batches=(1, 2, 8, 32, 128, 256, 1024)):
+    """Print the engine's automatic layout against forced dense: the median per-round
+    ratio auto / dense (at most 1.05 is the cost model's promise) and what auto chose."""
+    for sparsity in sparsities:
+        layers = model(sparsity)
+        auto, dense = engine(layers, "auto"), engine(layers, "dense")
+        for batch in batches:
+            t = interleaved({"auto": auto.predict, "dense": dense.predict}, inputs(batch),
+                            rounds)
+            ratio = np.median(np.asarray(t["auto"]) / np.asarray(t["dense"]))
+            chosen = ",".join("csr" if _runs_csr(layer, batch) else "dense"
+                              for layer in auto.layout())
+            print(f"sparsity {sparsity:.2f} batch {batch:5d}  auto/dense {ratio:.3f}  "
+                  f"dense {np.median(t['dense']) * 1e6:9.1f} us  auto layers: {chosen}",
+                  flush=True)
 
 
 # -- calibration of the cost model --------------------------------------------
@@ -207,8 +358,17 @@ def calibrate(shapes=((784, 256), (256, 128), (1024, 1024)),
                   + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
 
 
-if __name__ == "__main__":
-    if "--calibrate" in sys.argv:
+def main(argv):
+    rounds = [int(a) for a in argv if a.isdigit()]
+    if "--calibrate" in argv:
         calibrate()
+    elif "--peers" in argv:
+        peers(*rounds)
+    elif "--auto-vs-dense" in argv:
+        auto_vs_dense(*rounds)
     else:
         print(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

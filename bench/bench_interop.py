@@ -6,9 +6,12 @@ A PyTorch MLP 784-256-128-10 (ReLU, ReLU, softmax; float32, seeded) is imported 
 
   interop_fastnn        the deployed engine, fastnn's default thread count
   interop_fastnn_1thread  the same engine with fastnn (kernels and BLAS) on one thread
-  interop_torch         the torch module under torch.inference_mode(), 1 thread
-  interop_onnxruntime   ONNX Runtime on torch's own export (torch.onnx.export,
-                        dynamo=False), 1 intra-op thread, all graph optimizations
+  interop_torch[N]      the torch module under torch.inference_mode(), N threads
+  interop_onnxruntime[N]  ONNX Runtime on torch's own export (torch.onnx.export,
+                        dynamo=False), N intra-op threads, all graph optimizations
+
+Peers run one thread for one row and, for more rows, one and two threads as two
+entries (a peer's better entry is its best form).
 
 torch and ONNX Runtime are skipped when they are not importable.
 
@@ -16,12 +19,14 @@ torch and ONNX Runtime are skipped when they are not importable.
     python bench/report.py --suite interop
 """
 import io
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import fastnn as fn
+from bench_engine import peer_threads
 
 SIZES = (784, 256, 128, 10)
 BATCHES = (1, 256)
@@ -41,9 +46,13 @@ def _on_threads(n, predict):
 
 @pytest.fixture(scope="module", autouse=True)
 def _restore_threads():
-    """Leave fastnn's thread count as this module found it."""
+    """Leave fastnn's (and torch's) thread count as this module found it."""
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch else None
     yield
     fn.set_num_threads(DEFAULT_THREADS)
+    if previous is not None:
+        torch.set_num_threads(previous)
 
 
 def torch_net():
@@ -56,23 +65,21 @@ def torch_net():
     return torch, _CACHE["net"]
 
 
-def contender(kind):
-    """The predict function of one contender, built once."""
-    if kind in _CACHE:
-        return _CACHE[kind]
+def contender(kind, threads=None):
+    """The predict function of one contender, built once per (kind, threads); `threads`
+    is a peer's thread count."""
+    if (kind, threads) in _CACHE:
+        return _CACHE[kind, threads]
     torch, net = torch_net()
     if kind.startswith("fastnn"):
         predict = _on_threads(1 if kind == "fastnn_1thread" else DEFAULT_THREADS,
                               fn.deploy(fn.from_torch(net)).predict)
     elif kind == "torch":
         def predict(X):
-            previous = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with torch.inference_mode():
-                    return net(torch.from_numpy(X)).numpy()
-            finally:
-                torch.set_num_threads(previous)
+            if torch.get_num_threads() != threads:  # once per switch of contender
+                torch.set_num_threads(threads)
+            with torch.inference_mode():
+                return net(torch.from_numpy(X)).numpy()
     else:
         ort = pytest.importorskip("onnxruntime")
         buffer = io.BytesIO()
@@ -81,20 +88,20 @@ def contender(kind):
             torch.onnx.export(net, (torch.zeros(1, SIZES[0]),), buffer, dynamo=False,
                               input_names=["input"], dynamic_axes={"input": {0: "batch"}})
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(buffer.getvalue(), options,
                                        providers=["CPUExecutionProvider"])
         predict = lambda X: session.run(None, {"input": X})[0]  # noqa: E731
-    _CACHE[kind] = predict
+    _CACHE[kind, threads] = predict
     return predict
 
 
-def _bench(benchmark, kind, batch):
+def _bench(benchmark, kind, batch, threads=None):
     benchmark.group = f"imported torch MLP 784-256-128-10, batch {batch:4d}"
-    benchmark.extra_info.update(batch=batch)
-    predict = contender(kind)
+    benchmark.extra_info.update(batch=batch, threads=threads)
+    predict = contender(kind, threads)
     X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
     torch, net = torch_net()
     with torch.inference_mode():
@@ -113,11 +120,16 @@ def test_interop_fastnn_1thread(benchmark, batch):
     _bench(benchmark, "fastnn_1thread", batch)
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-def test_interop_torch(benchmark, batch):
-    _bench(benchmark, "torch", batch)
+PEER_CASES = pytest.mark.parametrize(
+    "batch,threads", [pytest.param(b, t, id=f"{b}-{t}thread{'s' if t > 1 else ''}")
+                      for b in BATCHES for t in peer_threads(b)])
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-def test_interop_onnxruntime(benchmark, batch):
-    _bench(benchmark, "onnxruntime", batch)
+@PEER_CASES
+def test_interop_torch(benchmark, batch, threads):
+    _bench(benchmark, "torch", batch, threads)
+
+
+@PEER_CASES
+def test_interop_onnxruntime(benchmark, batch, threads):
+    _bench(benchmark, "onnxruntime", batch, threads)

@@ -1,11 +1,12 @@
 # Order within an engine group: ONNX Runtime's worker threads keep spinning for a
 # while after a run, so the scipy chain (one thread) follows it, not a fastnn entry.
-_ENGINE_ORDER = ("fastnn_auto", "fastnn_dense", "onnxruntime", "scipy_sparse")
+_ENGINE_ORDER = ("fastnn_auto", "fastnn_dense", "torch", "onnxruntime", "scipy_sparse")
 
 
 def _engine_key(item):
     kind = next(i for i, name in enumerate(_ENGINE_ORDER) if name in item.name)
-    return item.callspec.params["sparsity"], item.callspec.params["batch"], kind
+    params = item.callspec.params
+    return params["sparsity"], params["batch"], kind, params.get("threads", 0)
 
 
 def _interop_key(item):

@@ -11,13 +11,15 @@ fastnn or peer, by test name: take the test's function name, drop the ``test_`` 
 and any ``[parameters]``, and split the rest at ``_``. If one of the words is
 ``fastnn`` the test is a fastnn entry (test_forward_fastnn[32], test_fastnn[relu-2],
 test_epoch_fastnn); every other test is a peer (test_forward_numpy[32],
-test_numpy[relu], test_epoch_torch[2threads]). A contender is labelled by its test
-name without ``test_``.
+test_numpy[relu], test_epoch_torch[2threads]). A contender is labelled by its test name
+without ``test_``.
 
-Ratios: within a group, every peer's median time is divided by every fastnn median
-time (one column per fastnn entry), so a ratio above 1 means fastnn was faster. All
-medians of a table come from one pytest-benchmark run: the run this script made, or
-the one that wrote the JSON given with --from-json.
+Ratios: within a group, every other entry's median time is divided by every fastnn
+median time (one column per fastnn entry), so a ratio above 1 means that fastnn entry
+was faster. Numbers a benchmark records in ``extra_info`` under a key ending in
+``_ratio`` (busy/quiet latency, say) get a column of their own. All medians of a table
+come from one pytest-benchmark run: the run this script made, or the one that wrote the
+JSON given with --from-json.
 """
 import argparse
 import datetime
@@ -43,6 +45,7 @@ class Entry:
     fastnn: bool
     median: float  # seconds
     samples: int | None = None  # samples per call, when the benchmark records them
+    extra_ratios: dict | None = None  # extra_info entries whose key ends in "_ratio"
 
 
 def is_fastnn(name):
@@ -59,9 +62,10 @@ def groups(data):
     """{group: [Entry, ...]} from a pytest-benchmark JSON dict, fastnn entries first."""
     out = {}
     for bench in data["benchmarks"]:
-        name = bench["name"]
+        name, extra = bench["name"], bench.get("extra_info", {})
         entry = Entry(label(name), is_fastnn(name), bench["stats"]["median"],
-                      bench.get("extra_info", {}).get("samples"))
+                      extra.get("samples"),
+                      {k: v for k, v in extra.items() if k.endswith("_ratio")} or None)
         out.setdefault(bench["group"] or "(no group)", []).append(entry)
     for entries in out.values():
         entries.sort(key=lambda e: (not e.fastnn, e.median))
@@ -69,10 +73,10 @@ def groups(data):
 
 
 def ratios(entries):
-    """{(peer label, fastnn label): peer median / fastnn median} for one group."""
-    return {(peer.label, ref.label): peer.median / ref.median
-            for peer in entries if not peer.fastnn
-            for ref in entries if ref.fastnn}
+    """{(label, fastnn label): median / fastnn median} for one group: every entry against
+    every fastnn entry but itself."""
+    return {(e.label, ref.label): e.median / ref.median
+            for e in entries for ref in entries if ref.fastnn and ref is not e}
 
 
 def _unit(seconds):
@@ -92,16 +96,20 @@ def table(entries):
     refs = [e for e in entries if e.fastnn]
     scale, unit = _unit(min(e.median for e in entries))
     throughput = any(e.samples for e in entries)
+    extra = sorted({k for e in entries for k in (e.extra_ratios or {})})
     r = ratios(entries)
     headers = ["contender", f"median ({unit})"]
     headers += ["samples/s"] if throughput else []
     headers += [f"vs {ref.label}" for ref in refs]
+    headers += extra
     rows = []
     for e in entries:
         row = [e.label, _number(e.median / scale)]
         if throughput:
             row.append(f"{e.samples / e.median:,.0f}" if e.samples else "")
-        row += ["" if e.fastnn else f"{r[e.label, ref.label]:.2f}x" for ref in refs]
+        row += ["" if e is ref else f"{r[e.label, ref.label]:.2f}x" for ref in refs]
+        row += [f"{(e.extra_ratios or {})[k]:.2f}x" if k in (e.extra_ratios or {}) else ""
+                for k in extra]
         rows.append(row)
     return headers, rows
 

@@ -30,6 +30,8 @@ DATA = {
         _bench("test_epoch_torch[1thread]", "training epoch", 3.0, samples=60000),
         _bench("test_epoch_numpy", "training epoch", 5.0, samples=60000),
         _bench("test_scipy_only", "peers only", 1e-6),
+        _bench("test_latency[fastnn-1]", "busy", 1e-5, p99_ratio=1.5, p50_ratio=1.1),
+        _bench("test_latency[torch-1]", "busy", 2e-5, p99_ratio=4.0),
     ],
 }
 
@@ -52,17 +54,18 @@ def test_is_fastnn(name, expected):
 def test_groups_put_fastnn_first_then_by_median():
     groups = report.groups(DATA)
     assert list(groups) == ["activation relu", "dense forward batch=32", "training epoch",
-                            "peers only"]
+                            "peers only", "busy"]
     assert [e.label for e in groups["activation relu"]] == [
         "fastnn[relu-2]", "fastnn[relu-1]", "numpy[relu]"]
     assert [e.label for e in groups["training epoch"]] == [
         "epoch_fastnn", "epoch_torch[1thread]", "epoch_numpy"]
 
 
-def test_ratios_are_peer_over_fastnn_for_every_fastnn_entry():
+def test_ratios_are_every_entry_over_every_other_fastnn_entry():
     groups = report.groups(DATA)
     assert report.ratios(groups["activation relu"]) == pytest.approx({
-        ("numpy[relu]", "fastnn[relu-1]"): 2.0, ("numpy[relu]", "fastnn[relu-2]"): 3.0})
+        ("numpy[relu]", "fastnn[relu-1]"): 2.0, ("numpy[relu]", "fastnn[relu-2]"): 3.0,
+        ("fastnn[relu-1]", "fastnn[relu-2]"): 1.5, ("fastnn[relu-2]", "fastnn[relu-1]"): 2 / 3})
     assert report.ratios(groups["dense forward batch=32"]) == pytest.approx({
         ("forward_numpy[32]", "forward_fastnn[32]"): 0.8})
     assert report.ratios(groups["training epoch"]) == pytest.approx({
@@ -78,7 +81,16 @@ def test_table_units_throughput_and_ratio_columns():
                     ["epoch_numpy", "5", "12,000", "2.50x"]]
     headers, rows = report.table(report.groups(DATA)["activation relu"])
     assert headers == ["contender", "median (ms)", "vs fastnn[relu-2]", "vs fastnn[relu-1]"]
+    assert rows[0] == ["fastnn[relu-2]", "1", "", "0.67x"]
+    assert rows[1] == ["fastnn[relu-1]", "1.5", "1.50x", ""]
     assert rows[-1] == ["numpy[relu]", "3", "3.00x", "2.00x"]
+
+
+def test_table_has_a_column_per_recorded_ratio():
+    headers, rows = report.table(report.groups(DATA)["busy"])
+    assert headers == ["contender", "median (us)", "p50_ratio", "p99_ratio"]
+    assert rows == [["latency[fastnn-1]", "10", "1.10x", "1.50x"],
+                    ["latency[torch-1]", "20", "", "4.00x"]]
 
 
 @pytest.mark.parametrize("value, text", [
