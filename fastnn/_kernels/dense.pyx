@@ -6,6 +6,12 @@ threads take one at a time, each chunk one BLAS call on one thread (the entry po
 put the BLAS on one thread, see `_threads.blas_serial_enter`). The chunks do not depend
 on the thread count, so neither do the results. Arrays are C-ordered; a row-major
 product ``C = A @ B`` is the column-major product ``C.T = B.T @ A.T``, so operands swap.
+
+The inference engine's float32 products of many rows run instead on weights packed
+once into column panels (`pack_panels`, `packed_forward`; the kernel is in
+dense_packed.h) where the CPU has AVX-512F: bias and activation are applied to each
+block of rows while it is in cache, and the blocks are shared out among the threads
+as they come free, as the chunks of the BLAS products are.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -16,7 +22,8 @@ cimport numpy as cnp
 
 from fastnn._kernels._parallel cimport gemm_rows, n_chunks, threads_for
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
-from fastnn._kernels.activations cimport act_forward_row, act_backward_rows, ACT_PRELU
+from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, ACT_PRELU,
+                                          ACT_RELU, ACT_LINEAR)
 
 import numpy as np
 
@@ -24,6 +31,62 @@ from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
 from fastnn._kernels.activations import activation_code, alpha_array
 
 cnp.import_array()
+
+cdef extern from "dense_packed.h" nogil:
+    int FASTNN_PANEL
+    int fastnn_cpu_packed()
+    void fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                            const float* Wp, Py_ssize_t n, const float* b, int relu,
+                            float* Y, Py_ssize_t ldy)
+
+cdef enum:
+    # Rows per block of a packed product: a thread takes one block at a time.
+    PACKED_BLOCK_ROWS = 48
+
+cdef bint _packed_cpu = fastnn_cpu_packed()
+_packed_use = [bool(_packed_cpu)]
+
+
+def packed_path():
+    """Whether new engines pack their float32 weights for the AVX-512F product."""
+    return _packed_use[0]
+
+
+def use_packed(enabled=None):
+    """Use the packed product in engines built from now on where the CPU allows it
+    (None: where the CPU allows it; False: BLAS always, as on other CPUs)."""
+    _packed_use[0] = bool(_packed_cpu) and (enabled is None or bool(enabled))
+
+
+def pack_panels(W):
+    """The panels of a float32 (k, n) matrix for `packed_forward`: shape
+    (ceil(n / 32), k, 32), panel p holding columns 32 p to 32 p + 31, zero padded."""
+    k, n = W.shape
+    panels = -(-n // FASTNN_PANEL)
+    padded = np.zeros((k, panels * FASTNN_PANEL), np.float32)
+    padded[:, :n] = W
+    return np.ascontiguousarray(padded.reshape(k, panels, FASTNN_PANEL).transpose(1, 0, 2))
+
+
+cdef void packed_forward(const float* X, const float* Wp, const float* b, float* Y,
+                         Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                         const float* alpha, int n_threads) noexcept nogil:
+    """Y := act(X @ W + b) with W given as its panels (`pack_panels`); b may be NULL."""
+    cdef Py_ssize_t blocks = (batch + PACKED_BLOCK_ROWS - 1) // PACKED_BLOCK_ROWS
+    cdef Py_ssize_t q, i, r0, r1
+    cdef bint fused = act == ACT_RELU or act == ACT_LINEAR
+    cdef int nt = threads_for(batch * n_in * n_out, n_threads)
+    if nt > blocks:
+        nt = <int>blocks
+    for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=nt,
+                    use_threads_if=nt > 1):
+        r0 = q * PACKED_BLOCK_ROWS
+        r1 = r0 + PACKED_BLOCK_ROWS if r0 + PACKED_BLOCK_ROWS < batch else batch
+        fastnn_packed_rows(X + r0 * n_in, n_in, r1 - r0, n_in, Wp, n_out, b,
+                           act == ACT_RELU, Y + r0 * n_out, n_out)
+        if not fused:
+            for i in range(r0, r1):
+                act_forward_row(act, Y + i * n_out, Y + i * n_out, n_out, alpha)
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,

@@ -5,6 +5,13 @@ alive) and runs the whole network inside a single ``with nogil:`` block. Scratch
 memory comes from a small pool of preallocated sets; a lock is taken only to pick
 a set, so many Python threads can run one plan at once, each on its own set.
 
+Large chunks of a float32 plan whose dense layers all run on packed weights (see
+`fastnn._kernels.dense.packed_forward`; no BLAS call, no CSR form, no quantized
+layer) are shared out among the threads in blocks of BLOCK_ROWS rows, each block
+through every layer on one thread: one parallel region per chunk instead of one per
+layer, and a thread that falls behind (descheduled on a busy machine) delays only the
+blocks it has taken. Every row's result is the same as in a whole-chunk run.
+
 Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
 transposes only where a layer needs the other layout: before the first batched
@@ -23,16 +30,20 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 cimport numpy as cnp
 
 from fastnn._kernels._finite cimport all_finite
+from fastnn._kernels._openmp cimport omp_get_thread_num
 from fastnn._kernels._parallel cimport ROW_BLOCK, threads_for
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.blocksparse cimport bsr_forward_rows
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
-from fastnn._kernels.dense cimport bias_act_row, dense_forward_core, gemm, gemm_parallel
+from fastnn._kernels.dense cimport (bias_act_row, dense_forward_core, gemm, gemm_parallel,
+                                    packed_forward)
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
 
 import numpy as np
+
+from fastnn._kernels.dense import pack_panels, packed_path
 
 cnp.import_array()
 
@@ -45,6 +56,13 @@ KINDS = {"dense": KIND_DENSE, "affine": KIND_AFFINE}
 
 # Floats per scratch buffer at most: wide networks run in smaller chunks of rows.
 SCRATCH_ELEMENTS = 1 << 21
+# Rows from which a float32 dense layer in the row layout runs on its packed weights
+# (where the CPU allows: `fastnn._kernels.dense.packed_path`) instead of BLAS.
+cdef Py_ssize_t PACKED_MIN_ROWS = 16
+
+cdef enum:
+    # Rows per block of a chunk shared out among threads (see the module docstring).
+    BLOCK_ROWS = 48
 
 
 def chunk_rows(Py_ssize_t max_batch, Py_ssize_t max_width):
@@ -63,6 +81,7 @@ cdef struct Layer:
     Py_ssize_t sparse_min_batch  # the sparse form runs for chunks of sparse_min_batch to
     Py_ssize_t sparse_max_batch  # sparse_max_batch rows, the dense form for the others
     void* W                     # (n_in, n_z) row-major, or NULL
+    void* Wp                    # W as packed panels (float32, see dense.pack_panels), or NULL
     int block                   # 0: the sparse form is CSR of W.T; else W in blocks of
     int64_t* indptr             # `block` outputs (see fastnn._kernels.blocksparse); or NULL
     void* indices
@@ -116,8 +135,10 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
 
 
 cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
-                       Py_ssize_t ld, bint use_sparse, int act, int n_threads) noexcept nogil:
-    """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed, rows ld apart)."""
+                       Py_ssize_t ld, bint use_sparse, int act, int n_threads,
+                       bint packed_only) noexcept nogil:
+    """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed, rows ld apart);
+    packed_only: on the packed weights whatever nb (a block, inside a parallel loop)."""
     cdef const floating* b = <const floating*>L.b
     cdef const floating* alpha = <const floating*>L.alpha
     if use_sparse and L.block:  # rows only (t is False)
@@ -142,6 +163,10 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
         else:
             csr_forward_t(X, ld, L.indptr, <const unsigned short*>L.indices,
                           <const floating*>L.data, b, Z, ld, L.n_z, nb, act, alpha, n_threads)
+    elif L.Wp != NULL and not t and (nb >= PACKED_MIN_ROWS or packed_only):
+        if floating is float:
+            packed_forward(X, <const float*>L.Wp, b, Z, nb, L.n_in, L.n_z, act, alpha,
+                           n_threads)
     elif nb == 1:
         gemm(False, False, 1, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
              <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)  # a GEMV
@@ -208,10 +233,11 @@ cdef inline floating* _other(floating** bufs, const floating* cur) noexcept nogi
 
 cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
                      Py_ssize_t nb, floating** bufs, char* qscratch, int n_threads,
-                     int q_threads) noexcept nogil:
+                     int q_threads, bint packed_only) noexcept nogil:
     """Y := network(X) for nb rows; bufs holds three scratch buffers of
     (nb + 16) * max_width elements (nb * max_width below 16 rows), qscratch the
-    scratch of quantized layers for up to q_threads threads."""
+    scratch of quantized layers for up to q_threads threads; packed_only for a block of
+    a blockwise plan (see `_run_blocks`)."""
     cdef const floating* cur = X
     cdef floating* dst
     cdef floating* z
@@ -247,7 +273,7 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
                                <const float*>L.alpha, z, L.n_z, qscratch,
                                n_threads if n_threads < q_threads else q_threads)
         elif L.kind == KIND_DENSE:
-            _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads)
+            _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads, packed_only)
         else:
             _affine_layer(L, cur, z, nb, t, ld, act, n_threads)
         if L.pieces > 1:
@@ -270,20 +296,54 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
             memcpy(Y, cur, nb * width * sizeof(floating))
 
 
+cdef void _run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
+                     Py_ssize_t nb, floating* scratch, Py_ssize_t part) noexcept nogil:
+    """One block of a blockwise chunk on the calling thread, in its own three buffers of
+    `part` elements."""
+    cdef floating* bufs[3]
+    bufs[0] = scratch
+    bufs[1] = scratch + part
+    bufs[2] = scratch + 2 * part
+    _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
+
+
+cdef void _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
+                      Py_ssize_t nb, floating* scratch, Py_ssize_t part,
+                      int n_threads) noexcept nogil:
+    """Y := network(X) for nb rows in blocks of BLOCK_ROWS, taken by n_threads threads as
+    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]."""
+    cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t q, r0, rows
+    cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
+    for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
+                    use_threads_if=n_threads > 1):
+        r0 = q * BLOCK_ROWS
+        rows = BLOCK_ROWS if r0 + BLOCK_ROWS <= nb else nb - r0
+        _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
+                   scratch + omp_get_thread_num() * 3 * part, part)
+
+
 cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
-               int n_threads, int q_threads) noexcept nogil:
+               Py_ssize_t width, bint blockwise, int n_threads, int q_threads) noexcept nogil:
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
+    # A thread's three block buffers come out of the chunk's three buffers.
+    cdef Py_ssize_t part = (BLOCK_ROWS + 16) * width
+    cdef int block_threads = n_threads if n_threads < stride // part else <int>(stride // part)
     bufs[0] = scratch
     bufs[1] = scratch + stride
     bufs[2] = scratch + 2 * stride
     c0 = 0
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
-        _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
-                   <char*>(scratch + 3 * stride), n_threads, q_threads)
+        if blockwise and block_threads > 1 and nb >= 2 * BLOCK_ROWS:
+            _run_blocks(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, scratch, part,
+                        block_threads)
+        else:
+            _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
+                       <char*>(scratch + 3 * stride), n_threads, q_threads, False)
         c0 += nb
 
 
@@ -309,7 +369,8 @@ cdef class Plan:
     cdef Layer* layers
     cdef int n_layers
     cdef int typenum
-    cdef readonly Py_ssize_t n_in, n_out, chunk, stride
+    cdef readonly Py_ssize_t n_in, n_out, chunk, stride, width
+    cdef readonly bint blockwise
     cdef object dtype
     cdef list _keep
     cdef list _pool
@@ -359,6 +420,11 @@ cdef class Plan:
                     self._keep.append(a)
             L.W = _ptr(spec.get("W"))
             L.block = spec.get("block", 0)
+            L.Wp = NULL
+            if self.dtype == np.float32 and spec.get("W") is not None and packed_path():
+                panels = pack_panels(spec["W"])
+                self._keep.append(panels)
+                L.Wp = _ptr(panels)
             L.indptr = <int64_t*>_ptr(spec.get("indptr"))
             L.indices = _ptr(spec.get("indices"))
             L.wide_indices = spec.get("indices") is not None and spec["indices"].dtype == np.int32
@@ -378,6 +444,13 @@ cdef class Plan:
             max_width = max(max_width, L.n_in, L.n_z)
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
+        self.width = max_width
+        self.blockwise = True
+        for i in range(self.n_layers):
+            L = &self.layers[i]
+            if (L.q != NULL or L.sparse_min_batch <= L.sparse_max_batch
+                    or (L.kind == KIND_DENSE and L.Wp == NULL)):
+                self.blockwise = False
         self.chunk = chunk_rows(max_batch, max_width)
         # Room for the padded rows of the transposed layout (see _run_chunk).
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
@@ -460,10 +533,12 @@ cdef class Plan:
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
                 _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
-                     self.chunk, <double*>sp, self.stride, n_threads, self.q_threads)
+                     self.chunk, <double*>sp, self.stride, self.width, self.blockwise,
+                     n_threads, self.q_threads)
             else:
                 _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
-                     self.chunk, <float*>sp, self.stride, n_threads, self.q_threads)
+                     self.chunk, <float*>sp, self.stride, self.width, self.blockwise,
+                     n_threads, self.q_threads)
         blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:

@@ -1,0 +1,122 @@
+/* Y := X @ W + b (then max(Y, 0) on request) for float32, with W packed once into
+ * column panels: the large-batch product of the inference engine.
+ *
+ * A panel holds PANEL (32) consecutive columns of W as k rows of 32 floats, the last
+ * panel padded with zeros. A register tile of up to TILE_ROWS (12) rows of X by one
+ * panel keeps its 24 sixteen-float sums in registers over the whole of k: per step of k
+ * two vector loads of the panel, one broadcast per row and 24 fused multiply-adds, so
+ * the loop is bound by the multiply-adds, not by memory (a panel, 100 KB at k = 784,
+ * stays in L2). Bias and ReLU are applied to the sums before the one store of Y.
+ *
+ * Every element of Y is the sum over k in order, whatever the tile, the block of rows
+ * or the thread that computes it: results never depend on the thread count.
+ *
+ * The kernel is compiled for AVX-512F alone (a target attribute), whatever the build's
+ * -march, and runs only where fastnn_cpu_packed() says the CPU has it; elsewhere the
+ * engine calls BLAS.
+ */
+#ifndef FASTNN_DENSE_PACKED_H
+#define FASTNN_DENSE_PACKED_H
+
+#include <stddef.h>
+
+#define FASTNN_PANEL 32
+#define FASTNN_TILE_ROWS 12
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define FASTNN_T512F __attribute__((target("avx512f")))
+
+static int fastnn_cpu_packed(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+/* One tile: rows [0, mr) of X by one panel; mr is a constant after inlining, so the
+ * sums stay in registers. */
+static inline __attribute__((always_inline)) FASTNN_T512F void
+fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
+                   const float* b, int relu, float* Y, ptrdiff_t ldy, const int mr,
+                   __mmask16 mask0, __mmask16 mask1) {
+    __m512 c0[FASTNN_TILE_ROWS], c1[FASTNN_TILE_ROWS];
+    __m512 w0, w1, x, y0, y1, b0, b1;
+    ptrdiff_t p;
+    int r;
+    for (r = 0; r < mr; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+    }
+    for (p = 0; p < k; p++) {
+        w0 = _mm512_loadu_ps(panel + p * FASTNN_PANEL);
+        w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
+        for (r = 0; r < mr; r++) {
+            x = _mm512_set1_ps(X[r * ldx + p]);
+            c0[r] = _mm512_fmadd_ps(x, w0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(x, w1, c1[r]);
+        }
+    }
+    b0 = b ? _mm512_maskz_loadu_ps(mask0, b) : _mm512_setzero_ps();
+    b1 = b ? _mm512_maskz_loadu_ps(mask1, b + 16) : _mm512_setzero_ps();
+    for (r = 0; r < mr; r++) {
+        y0 = _mm512_add_ps(c0[r], b0);
+        y1 = _mm512_add_ps(c1[r], b1);
+        if (relu) {
+            y0 = _mm512_max_ps(y0, _mm512_setzero_ps());
+            y1 = _mm512_max_ps(y1, _mm512_setzero_ps());
+        }
+        _mm512_mask_storeu_ps(Y + r * ldy, mask0, y0);
+        _mm512_mask_storeu_ps(Y + r * ldy + 16, mask1, y1);
+    }
+}
+
+#define FASTNN_TILE_CASE(N) \
+    case N: fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, mask0, mask1); break;
+
+static FASTNN_T512F void
+fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
+                        const float* b, int relu, float* Y, ptrdiff_t ldy, int mr,
+                        __mmask16 mask0, __mmask16 mask1) {
+    switch (mr) {
+        FASTNN_TILE_CASE(1) FASTNN_TILE_CASE(2) FASTNN_TILE_CASE(3) FASTNN_TILE_CASE(4)
+        FASTNN_TILE_CASE(5) FASTNN_TILE_CASE(6) FASTNN_TILE_CASE(7) FASTNN_TILE_CASE(8)
+        FASTNN_TILE_CASE(9) FASTNN_TILE_CASE(10) FASTNN_TILE_CASE(11) FASTNN_TILE_CASE(12)
+        default: break;
+    }
+}
+
+/* Y[:m] := X[:m] @ W + b (ReLU when relu), X rows ldx apart, Y rows ldy apart; Wp holds
+ * the panels of W (k x n), b may be NULL. */
+static FASTNN_T512F void
+fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* Wp,
+                   ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
+    ptrdiff_t i, j, left;
+    int mr;
+    __mmask16 mask0, mask1;
+    for (i = 0; i < m; i += FASTNN_TILE_ROWS) {
+        mr = m - i < FASTNN_TILE_ROWS ? (int)(m - i) : FASTNN_TILE_ROWS;
+        for (j = 0; j < n; j += FASTNN_PANEL) {
+            left = n - j;
+            mask0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            mask1 = left >= 32 ? (__mmask16)0xFFFF
+                    : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
+            fastnn_packed_tile_rows(X + i * ldx, ldx, k, Wp + (j / FASTNN_PANEL) * k * FASTNN_PANEL,
+                                    b ? b + j : NULL, relu, Y + i * ldy + j, ldy, mr,
+                                    mask0, mask1);
+        }
+    }
+}
+
+#else  /* no x86-64 AVX-512 path: the engine always calls BLAS */
+
+static int fastnn_cpu_packed(void) { return 0; }
+
+static void fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
+                               const float* Wp, ptrdiff_t n, const float* b, int relu,
+                               float* Y, ptrdiff_t ldy) {
+    (void)X; (void)ldx; (void)m; (void)k; (void)Wp; (void)n; (void)b; (void)relu;
+    (void)Y; (void)ldy;
+}
+
+#endif
+#endif

@@ -1,0 +1,84 @@
+"""The engine's packed float32 product (AVX-512F) against its numpy twin and against BLAS."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fastnn._kernels import dense
+from fastnn._kernels.reference import dense as ref_dense
+from fastnn.engine import InferenceEngine
+
+needs_packed = pytest.mark.skipif(not dense.packed_path(),
+                                  reason="the CPU has no AVX-512F: engines use BLAS")
+ACTS = ["linear", "relu", "tanh", "softmax", "prelu", "gelu"]
+
+
+def _layer(rng, n_in, n_out, act, bias=True):
+    spec = {"kind": "dense", "activation": act,
+            "W": (rng.standard_normal((n_in, n_out)) / np.sqrt(max(n_in, 1))).astype(np.float32),
+            "b": (0.1 * rng.standard_normal(n_out)).astype(np.float32) if bias else None}
+    if act == "prelu":
+        spec["alpha"] = rng.uniform(0.05, 0.5, n_out)
+    return spec
+
+
+def _blas_engine(specs, **kwargs):
+    dense.use_packed(False)
+    try:
+        return InferenceEngine(specs, layout="dense", **kwargs)
+    finally:
+        dense.use_packed(None)
+
+
+def test_panels_hold_32_columns_each_zero_padded():
+    W = np.arange(5 * 70, dtype=np.float32).reshape(5, 70)
+    P = dense.pack_panels(W)
+    assert P.shape == (3, 5, 32) and P.flags.c_contiguous
+    for j in range(70):
+        np.testing.assert_array_equal(P[j // 32, :, j % 32], W[:, j])
+    assert not P[2, :, 70 - 64:].any()
+
+
+@needs_packed
+@settings(max_examples=40, deadline=None)
+@given(n_in=st.integers(1, 80), n_out=st.integers(1, 70), batch=st.integers(16, 130),
+       act=st.sampled_from(ACTS), bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_packed_layer_matches_twin_and_blas(n_in, n_out, batch, act, bias, seed):
+    rng = np.random.default_rng(seed)
+    spec = _layer(rng, n_in, n_out, act, bias)
+    X = rng.standard_normal((batch, n_in)).astype(np.float32)
+    Y = InferenceEngine([spec], layout="dense").predict(X)
+    alpha = spec.get("alpha")
+    ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64), spec["b"],
+                               act, alpha)
+    tol = 1e-5 * max(np.abs(ref).max(), 1.0)
+    np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(Y, _blas_engine([spec]).predict(X), rtol=1e-5, atol=tol)
+
+
+@needs_packed
+def test_packed_network_is_bitwise_identical_for_any_thread_count_and_batch_split():
+    rng = np.random.default_rng(2)
+    specs = [_layer(rng, 300, 70, "relu"), _layer(rng, 70, 33, "tanh"),
+             _layer(rng, 33, 10, "softmax")]
+    X = rng.standard_normal((500, 300)).astype(np.float32)
+    Ys = [InferenceEngine(specs, layout="dense", n_threads=n).predict(X) for n in (1, 2, 3)]
+    for Y in Ys[1:]:
+        np.testing.assert_array_equal(Y, Ys[0])
+    # A row's result does not depend on the rows around it (from 16 rows up).
+    np.testing.assert_array_equal(InferenceEngine(specs, layout="dense").predict(X[100:117]),
+                                  Ys[0][100:117])
+
+
+def test_without_the_packed_path_engines_use_blas():
+    rng = np.random.default_rng(3)
+    spec = _layer(rng, 50, 40, "relu")
+    X = rng.standard_normal((64, 50)).astype(np.float32)
+    Y = _blas_engine([spec]).predict(X)
+    ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64), spec["b"],
+                               "relu")
+    np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    dense.use_packed(False)
+    try:
+        assert dense.packed_path() is False
+    finally:
+        dense.use_packed(None)
