@@ -152,16 +152,6 @@ def torch_predict(layers, threads):
     return predict
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_threads():
-    """Leave torch's thread count as this module found it."""
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch else None
-    yield
-    if previous is not None:
-        torch.set_num_threads(previous)
-
-
 _CACHE = {}
 KINDS = ("fastnn-auto", "fastnn-dense", "torch", "onnxruntime", "scipy.sparse")
 

@@ -19,7 +19,6 @@ torch and ONNX Runtime are skipped when they are not importable.
     python bench/report.py --suite interop
 """
 import io
-import sys
 import warnings
 
 import numpy as np
@@ -46,13 +45,9 @@ def _on_threads(n, predict):
 
 @pytest.fixture(scope="module", autouse=True)
 def _restore_threads():
-    """Leave fastnn's (and torch's) thread count as this module found it."""
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch else None
+    """Leave fastnn's thread count as this module found it."""
     yield
     fn.set_num_threads(DEFAULT_THREADS)
-    if previous is not None:
-        torch.set_num_threads(previous)
 
 
 def torch_net():

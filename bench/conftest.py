@@ -1,3 +1,18 @@
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    """Leave torch's thread count as each module found it (peers set it per contender)."""
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch else None
+    yield
+    if previous is not None:
+        torch.set_num_threads(previous)
+
+
 # Order within an engine group: ONNX Runtime's worker threads keep spinning for a
 # while after a run, so the scipy chain (one thread) follows it, not a fastnn entry.
 _ENGINE_ORDER = ("fastnn_auto", "fastnn_dense", "torch", "onnxruntime", "scipy_sparse")
