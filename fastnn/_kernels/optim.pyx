@@ -215,7 +215,7 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
     cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t bad = 0
     cdef int nt = threads_for(n * RULE_WORK, n_threads)
-    for i in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+    for i in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt,
                     use_threads_if=nt > 1):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < n else n
@@ -245,7 +245,7 @@ cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const
     cdef Py_ssize_t b, k, start, stop, bad = 0
     cdef const Span* sp
     cdef const OptimHyper* hh
-    for b in prange(nblocks, nogil=True, schedule="static", num_threads=nt,
+    for b in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt,
                     use_threads_if=nt > 1):
         k = blocks[2 * b]
         start = blocks[2 * b + 1]
