@@ -32,9 +32,10 @@ the density and the batch size, much less on the layer's shape; so the model is
 a crossover density per range of batch sizes (`CROSSOVER_DENSITY`): CSR runs for
 a chunk of m rows when the layer's density is at most the crossover at m, with
 the lowest crossover measured over the shapes as the margin. The crossover is
-low for one row (GEMV streams the weights at memory speed), high for a few rows
-(GEMM on a thin matrix is inefficient) and low again for many rows (GEMM with
-two threads near its peak).
+low for one row (GEMV streams the weights at memory speed), nil for 2 to 15 rows
+(the packed dense kernel is fast there, the CSR kernel for several rows is not), and
+low again for more rows. Where CSR wins at one row and at many, the engine takes the
+range of many rows (`sparse_batches`).
 A layer keeps both forms only when the crossover splits the range of chunk sizes
 (1 to ``max_batch``); the choice is a function of the weights alone, so a loaded
 engine makes the same one. `InferenceEngine.layout` reports it with the density
@@ -91,17 +92,20 @@ PRECISIONS = ("float", "int8", "bf16")
 QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
 """Name and dtype of the stored weights of each quantized precision."""
 
-CROSSOVER_DENSITY = ((1, 0.11), (2, 0.25), (8, 0.40), (32, 0.25), (128, 0.15), (256, 0.12),
+CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (32, 0.20), (128, 0.15), (256, 0.12),
                      (sys.maxsize, 0.11))
 """(batch, density) steps: for chunks up to ``batch`` rows (and above the step before),
 CSR beats dense when the layer's density is at most ``density``.
 
-Measured crossovers on the development machine with the default thread counts
-(``--calibrate``, layers 784x256, 256x128 and 1024x1024): 0.10-0.15 for one row,
-0.25-0.40 for two, 0.40-0.50 for 8, 0.30-0.50 for 32, 0.15-0.30 for 128,
-0.10-0.30 for 256 and 0.10-0.25 for 1024 rows; the table takes about the lowest
-(where CSR and dense are within the measurements' noise at 0.10-0.11, CSR), and
-0.25 for 32 rows, where whole networks at density 0.3 ran 15% slower on CSR.
+Measured crossovers (``--calibrate``, layers 784x256, 256x128 and 1024x1024) on one
+thread on the development machine (AMD EPYC Zen 4, AVX-512), against the dense path of
+today (BLAS below `PACKED_MIN_ROWS` rows, the packed kernel from there): 0.10-0.20 for
+one row; 0.00-0.02 for 2-6 and 12 rows (below 0.05 wherever CSR won at all: the CSR
+kernel for several rows is fast at 8 and 16 rows only, the dense one fast from 5);
+0.05-0.15 for 8, 0.20 for 16 and 32, 0.30-0.40 for 128 rows. With two threads (the
+default) the earlier calibration found 0.15-0.30 for 128, 0.10-0.30 for 256 and
+0.10-0.25 for 1024 rows. The table takes the lowest, and dense for 2 to 15 rows, where
+CSR at 80-90% sparsity ran 2-7x slower than dense.
 """
 
 BLOCK_CROSSOVER_DENSITY = {
@@ -145,17 +149,22 @@ def sparse_batches(density, chunk, table=CROSSOVER_DENSITY):
     """(lo, hi): the sparse form of `table` (CSR by default) runs for chunks of lo to hi
     rows; (1, 0) when it never wins.
 
-    The crossovers of the tables rise, then fall with the batch size, so the batches
-    for which `density` is below them form one range.
+    The batches for which `density` is below the crossovers may form two ranges (the CSR
+    table dips to 0 from 2 to 15 rows); the range of the largest batches that starts at
+    most at `chunk` is taken.
     """
-    lo, hi, below = None, 0, 1
+    runs, below = [], 1
     for upto, crossover in table:
         if density <= crossover:
-            lo = below if lo is None else lo
-            hi = upto
+            if runs and runs[-1][1] == below - 1:
+                runs[-1][1] = upto
+            else:
+                runs.append([below, upto])
         below = upto + 1
-    if lo is None or lo > chunk:
+    runs = [run for run in runs if run[0] <= chunk]
+    if not runs:
         return 1, 0
+    lo, hi = runs[-1]
     return lo, (sys.maxsize if hi >= chunk else hi)
 
 
@@ -371,7 +380,7 @@ def _affine_layer(spec, i, n_in, dtype):
 def _estimate(density, table):
     """Time of a sparse form relative to dense, summed over the batch steps of `table`:
     ``density / crossover`` where the form wins, 1 where dense runs instead."""
-    return sum(min(density / crossover, 1.0) for _, crossover in table)
+    return sum(density / crossover if density < crossover else 1.0 for _, crossover in table)
 
 
 def _choose_storage(layer, layout, chunk):

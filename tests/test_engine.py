@@ -96,11 +96,11 @@ def test_auto_layout_mixes_forms_and_matches(density, batches):
         _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
     report = engine.layout()
     assert report[0]["density"] == pytest.approx(np.count_nonzero(specs[0]["W"]) / (40 * 64))
-    assert report[1]["storage"] == "csr" and report[1]["index_dtype"] == "uint16"
-    assert report[1]["csr_batches"] == (1, None)
+    assert report[1]["storage"] == "dense+csr" and report[1]["index_dtype"] == "uint16"
+    assert report[1]["csr_batches"] == (16, None)  # dense below 16 rows (CROSSOVER_DENSITY)
     assert report[2]["storage"] == "dense" and report[2]["csr_batches"] is None
     assert all("reason" in r for r in report)
-    if density == 0.3:
+    if density == 0.05:
         assert report[0]["storage"] == "dense+csr"
 
 
@@ -475,3 +475,17 @@ def test_predict_refuses_an_out_that_overlaps_X():
     X = np.ones((2, 4))
     with pytest.raises(ValueError, match="share memory"):
         engine.predict(X, out=X)
+
+
+def test_sparse_batches_takes_the_upper_of_two_ranges():
+    import sys
+    from fastnn.engine import CROSSOVER_DENSITY, sparse_batches
+    one_row, few_rows = CROSSOVER_DENSITY[0][1], CROSSOVER_DENSITY[1][1]
+    d = (one_row + few_rows) / 2  # wins at one row and at many, not at a few
+    upper = next(below + 1 for (below, _), (_, c) in zip(CROSSOVER_DENSITY, CROSSOVER_DENSITY[1:])
+                 if c >= d and below > 1)
+    assert sparse_batches(d, 1024) == (upper, sys.maxsize)
+    assert sparse_batches(d, 1) == (1, sys.maxsize)
+    assert sparse_batches(d, upper - 1) == (1, 1)
+    assert sparse_batches(1.0, 1024) == (1, 0)
+    assert sparse_batches(0.0, 1024) == (1, sys.maxsize)

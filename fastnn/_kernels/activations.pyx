@@ -256,13 +256,24 @@ cdef void act_forward_rows(int act, const floating* z, floating* y, Py_ssize_t r
     cdef Py_ssize_t i, start, stop, total = rows * cols, nblocks
     cdef int nt = threads_for(total, n_threads)
     if act == ACT_SOFTMAX or act == ACT_PRELU:
+        if nt == 1:
+            # No OpenMP team for one thread: a team of one still meets at its barriers
+            # (futex calls, 0.3-0.8 us), more than a small layer's activation.
+            for i in range(rows):
+                act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
+            return
         for i in prange(rows, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK,
-                        num_threads=nt, use_threads_if=nt > 1):
+                        num_threads=nt):
             act_forward_row(act, z + i * cols, y + i * cols, cols, alpha)
         return
     nblocks = (total + BLOCK - 1) // BLOCK
-    for i in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt,
-                    use_threads_if=nt > 1):
+    if nt == 1:
+        for i in range(nblocks):
+            start = i * BLOCK
+            stop = start + BLOCK if start + BLOCK < total else total
+            act_forward_row(act, z + start, y + start, stop - start, alpha)
+        return
+    for i in prange(nblocks, nogil=True, schedule="dynamic", num_threads=nt):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < total else total
         act_forward_row(act, z + start, y + start, stop - start, alpha)

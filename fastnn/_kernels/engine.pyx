@@ -57,8 +57,10 @@ KINDS = {"dense": KIND_DENSE, "affine": KIND_AFFINE}
 # Floats per scratch buffer at most: wide networks run in smaller chunks of rows.
 SCRATCH_ELEMENTS = 1 << 21
 # Rows from which a float32 dense layer in the row layout runs on its packed weights
-# (where the CPU allows: `fastnn._kernels.dense.packed_path`) instead of BLAS.
-cdef Py_ssize_t PACKED_MIN_ROWS = 16
+# (where the CPU allows: `fastnn._kernels.dense.packed_path`) instead of BLAS. On one
+# thread (Zen 4, OpenBLAS) BLAS with 5-15 rows ran 1.1-5x slower than packed (784x256 at
+# 8 rows: 94 us against 31); with 2-4 rows BLAS ran up to 1.5x faster (not on 1024x1024).
+cdef Py_ssize_t PACKED_MIN_ROWS = 5
 
 cdef enum:
     # Rows per block of a chunk shared out among threads (see the module docstring).
@@ -544,3 +546,4 @@ cdef class Plan:
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)
         PyThread_release_lock(self._lock)
+
