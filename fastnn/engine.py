@@ -380,7 +380,8 @@ def _affine_layer(spec, i, n_in, dtype):
 def _estimate(density, table):
     """Time of a sparse form relative to dense, summed over the batch steps of `table`:
     ``density / crossover`` where the form wins, 1 where dense runs instead."""
-    return sum(density / crossover if density < crossover else 1.0 for _, crossover in table)
+    return sum(min(density / crossover, 1.0) if crossover else float(density > 0)
+               for _, crossover in table)
 
 
 def _choose_storage(layer, layout, chunk):
