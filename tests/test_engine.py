@@ -489,3 +489,15 @@ def test_sparse_batches_takes_the_upper_of_two_ranges():
     assert sparse_batches(d, upper - 1) == (1, 1)
     assert sparse_batches(1.0, 1024) == (1, 0)
     assert sparse_batches(0.0, 1024) == (1, sys.maxsize)
+
+
+def test_large_chunks_run_blockwise_past_a_layers_sparse_range():
+    rng = np.random.default_rng(11)
+    specs = [_dense(rng, 40, 64, 0.2, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
+    engine = InferenceEngine(specs, n_threads=2)
+    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-32 rows, dense above
+    assert engine.layout()[0]["storage"] == "dense+csr" and hi is not None
+    assert engine._plan.blockwise_from == hi + 1
+    for n in (lo, hi, 200, 1000):
+        X = rng.standard_normal((n, 40)).astype(np.float32)
+        _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])

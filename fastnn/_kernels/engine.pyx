@@ -6,8 +6,8 @@ memory comes from a small pool of preallocated sets; a lock is taken only to pic
 a set, so many Python threads can run one plan at once, each on its own set.
 
 Large chunks of a float32 plan whose dense layers all run on packed weights (see
-`fastnn._kernels.dense.packed_forward`; no BLAS call, no CSR form, no quantized
-layer) are shared out among the threads in blocks of BLOCK_ROWS rows, each block
+`fastnn._kernels.dense.packed_forward`; no BLAS call, no quantized layer, no sparse
+form that runs for a chunk of that size) are shared out among the threads in blocks of BLOCK_ROWS rows, each block
 through every layer on one thread: one parallel region per chunk instead of one per
 layer, and a thread that falls behind (descheduled on a busy machine) delays only the
 blocks it has taken. Every row's result is the same as in a whole-chunk run.
@@ -40,6 +40,8 @@ from fastnn._kernels.dense cimport (bias_act_row, dense_forward_core, gemm, gemm
                                     packed_forward)
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
+
+import sys
 
 import numpy as np
 
@@ -239,7 +241,7 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
     """Y := network(X) for nb rows; bufs holds three scratch buffers of
     (nb + 16) * max_width elements (nb * max_width below 16 rows), qscratch the
     scratch of quantized layers for up to q_threads threads; packed_only for a block of
-    a blockwise plan (see `_run_blocks`)."""
+    a blockwise chunk (see `_run_blocks`): dense layers on packed weights, no sparse form."""
     cdef const floating* cur = X
     cdef floating* dst
     cdef floating* z
@@ -253,7 +255,7 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
     for l in range(n_layers):
         L = &layers[l]
         last = l == n_layers - 1
-        use_sparse = (L.kind == KIND_DENSE and L.sparse_min_batch <= nb
+        use_sparse = (L.kind == KIND_DENSE and not packed_only and L.sparse_min_batch <= nb
                       and nb <= L.sparse_max_batch)
         if nb > 1 and use_sparse and L.block == 0 and not t:
             dst = _other(bufs, cur)
@@ -327,7 +329,8 @@ cdef void _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
 
 cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
-               Py_ssize_t width, bint blockwise, int n_threads, int q_threads) noexcept nogil:
+               Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
+               int q_threads) noexcept nogil:
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
@@ -340,7 +343,7 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     c0 = 0
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
-        if blockwise and block_threads > 1 and nb >= 2 * BLOCK_ROWS:
+        if nb >= blockwise_from and block_threads > 1 and nb >= 2 * BLOCK_ROWS:
             _run_blocks(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, scratch, part,
                         block_threads)
         else:
@@ -372,7 +375,7 @@ cdef class Plan:
     cdef int n_layers
     cdef int typenum
     cdef readonly Py_ssize_t n_in, n_out, chunk, stride, width
-    cdef readonly bint blockwise
+    cdef readonly Py_ssize_t blockwise_from  # chunks of this many rows and more run blockwise
     cdef object dtype
     cdef list _keep
     cdef list _pool
@@ -447,12 +450,14 @@ cdef class Plan:
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
         self.width = max_width
-        self.blockwise = True
+        self.blockwise_from = 0
         for i in range(self.n_layers):
             L = &self.layers[i]
-            if (L.q != NULL or L.sparse_min_batch <= L.sparse_max_batch
-                    or (L.kind == KIND_DENSE and L.Wp == NULL)):
-                self.blockwise = False
+            if L.q != NULL or (L.kind == KIND_DENSE and L.Wp == NULL):
+                self.blockwise_from = sys.maxsize
+            elif L.sparse_min_batch <= L.sparse_max_batch:
+                self.blockwise_from = max(self.blockwise_from,
+                                          min(L.sparse_max_batch, sys.maxsize - 1) + 1)
         self.chunk = chunk_rows(max_batch, max_width)
         # Room for the padded rows of the transposed layout (see _run_chunk).
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
@@ -535,11 +540,11 @@ cdef class Plan:
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
                 _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
-                     self.chunk, <double*>sp, self.stride, self.width, self.blockwise,
+                     self.chunk, <double*>sp, self.stride, self.width, self.blockwise_from,
                      n_threads, self.q_threads)
             else:
                 _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
-                     self.chunk, <float*>sp, self.stride, self.width, self.blockwise,
+                     self.chunk, <float*>sp, self.stride, self.width, self.blockwise_from,
                      n_threads, self.q_threads)
         blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
