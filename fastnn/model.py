@@ -599,17 +599,20 @@ class Sequential:
                 "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
                            for l in self.layers]}
 
-    def save(self, path):
-        """Write the model to one safetensors file, atomically (see `fastnn.saving`)."""
+    def save(self, path, include_optimizer=False):
+        """Write the model to one safetensors file, atomically (see `fastnn.saving`);
+        with `include_optimizer`, also the training state, so that training resumes
+        exactly after `fastnn.load_model`."""
         from fastnn.saving import save_model
 
-        save_model(self, path)
+        save_model(self, path, include_optimizer)
 
     def __getstate__(self):
-        # Pickles carry the model file's bytes only, read back by the validated loader.
+        # Pickles carry the model file's bytes only (training state included), read back
+        # by the validated loader.
         from fastnn.saving import model_to_bytes
 
-        return {"fastnn-model": model_to_bytes(self)}
+        return {"fastnn-model": model_to_bytes(self, include_optimizer=True)}
 
     def __setstate__(self, state):
         from fastnn.saving import model_from_bytes

@@ -250,8 +250,13 @@ class Optimizer:
         return [np.array(self.iterations, dtype=np.int64)] + [
             s for slots in self._slots for s in slots if s is not None]
 
-    def set_state(self, state):
-        """Restore what `get_state` returned (the arrays are copied)."""
+    def set_state(self, state, params=None):
+        """Restore what `get_state` returned (the arrays are copied).
+
+        With `params` (the parameter arrays the state belongs to, in order), every
+        buffer must have its parameter's shape and dtype, and there must be no more
+        buffer sets than parameters; ValueError otherwise, before anything changes.
+        """
         if len(state) < 1:
             raise ValueError("the state needs at least the iteration count")
         used = [fill is not None for fill in self._slot_fill()]
@@ -267,6 +272,16 @@ class Optimizer:
         for start in range(0, len(arrays), max(per_param, 1)):
             group = iter(arrays[start:start + per_param])
             slots.append(tuple(_state_array(next(group)) if on else None for on in used))
+        if params is not None:
+            if len(slots) > len(params):
+                raise ValueError(f"the state holds buffers for {len(slots)} parameters, "
+                                 f"the model has {len(params)}")
+            for i, (param, group) in enumerate(zip(params, slots)):
+                for s in group:
+                    if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
+                        raise ValueError(
+                            f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
+                            f"but its state buffer has shape {s.shape} and dtype {s.dtype}")
         self.iterations = iterations
         self._slots = slots
         self._prev = []

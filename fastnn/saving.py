@@ -3,8 +3,13 @@
 The file holds every weight as a tensor (a mostly-zero kernel as CSR: values, column
 indices and row pointers) and, as JSON in the metadata, the architecture, the training
 configuration, the class labels, the table schema (`fastnn.tables`) when the model reads
-a CSV table, and a format version. `fastnn.io` does the low-level
-reading and writing.
+a CSV table, and a format version. On request (``include_optimizer=True``, and always
+in a pickle) a compiled model's file also holds its training state: the optimizer's
+step count and buffers (tensors ``optimizer.<k>``, in the order of
+`fastnn.optimizers.Optimizer.get_state`) and the state of the model's random generator
+(shuffling, dropout, noise), so that `fit` after the load continues exactly as it would
+have without the round trip. Without it a loaded model's optimizer starts afresh (step
+0, no moments). `fastnn.io` does the low-level reading and writing.
 """
 import json
 import re
@@ -19,45 +24,53 @@ from fastnn.model import Sequential
 __all__ = ["save_model", "load_model", "model_to_bytes", "model_from_bytes", "METADATA"]
 
 FORMAT = "fastnn-model"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# Versions this fastnn reads: 1 has no training state.
+READABLE_VERSIONS = ("1", "2")
 
 
-def save_model(model, path):
+def save_model(model, path, include_optimizer=False):
     """Write the model to one safetensors file, atomically.
 
     Weights are tensors (a kernel that is mostly zeros is stored as CSR: values,
     column indices and row pointers, so pruned models shrink); the architecture and
     training configuration are JSON in the metadata, with a format version.
+
+    With `include_optimizer`, a compiled model's training state is saved too (the
+    optimizer's step count and buffers, such as Adam's moments, and the state of the
+    model's random generator): the loaded model then trains on exactly as this one
+    would. Without it (the default, for a file of the weights alone) the loaded model's
+    optimizer starts afresh.
     """
     model.require_built("save")
-    io.save_tensors(path, *_file_contents(model))
+    io.save_tensors(path, *_file_contents(model, include_optimizer))
 
 
-def model_to_bytes(model):
+def model_to_bytes(model, include_optimizer=False):
     """The bytes `save_model` would write (a model not yet built has no tensors)."""
-    return io.tensors_to_bytes(*_file_contents(model))
+    return io.tensors_to_bytes(*_file_contents(model, include_optimizer))
 
 
-def _file_contents(model):
+def _file_contents(model, include_optimizer):
     """(tensors, metadata) of the model's file."""
     tensors = {}
     sparse = {}
+
+    def put(key, w):
+        if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
+            indptr, indices, values = csr_from_dense(w)  # CSR of w.T
+            tensors[key + ".indptr"] = indptr
+            tensors[key + ".indices"] = indices
+            tensors[key + ".values"] = values
+            sparse[key] = list(w.shape)
+        else:
+            tensors[key] = w
+
     for i, layer in enumerate(model.layers if model.built else []):
         for j, w in enumerate(layer.weights):
-            key = f"layers.{i}.{j}"
-            if w.ndim == 2 and 2 * np.count_nonzero(w) < w.size:
-                indptr, indices, values = csr_from_dense(w)  # CSR of w.T
-                tensors[key + ".indptr"] = indptr
-                tensors[key + ".indices"] = indices
-                tensors[key + ".values"] = values
-                sparse[key] = list(w.shape)
-            else:
-                tensors[key] = w
-    masks = [i for i, l in enumerate(model.layers)
-             if getattr(l, "kernel_mask", None) is not None]
+            put(f"layers.{i}.{j}", w)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "architecture": json.dumps(model.get_config()),
-            "sparse": json.dumps(sparse), "masked_layers": json.dumps(masks),
             "classes": json.dumps(labels.to_json(model.classes))}
     if model.table is not None:
         meta["table"] = json.dumps(model.table)
@@ -65,6 +78,16 @@ def _file_contents(model):
     if training is not None:
         training["metrics"] = [m for m in training["metrics"] if isinstance(m, str)]
         meta["training"] = json.dumps(training)
+        if model.built and include_optimizer:
+            state = model.optimizer.get_state()
+            for k, buffer in enumerate(state[1:]):
+                put(f"optimizer.{k}", buffer)
+            meta["training_state"] = json.dumps({"iterations": int(state[0]),
+                                                 "rng": model._rng.bit_generator.state})
+    masks = [i for i, l in enumerate(model.layers)
+             if getattr(l, "kernel_mask", None) is not None]
+    meta["sparse"] = json.dumps(sparse)
+    meta["masked_layers"] = json.dumps(masks)
     return tensors, meta
 
 
@@ -121,7 +144,9 @@ MAX_WIDTH = 1 << 22
 # Kernels stored as CSR may expand to this many times the file's size, or MIN_BUDGET bytes.
 MAX_EXPANSION = 64
 MIN_BUDGET = 64 << 20
-_TENSOR_NAME = re.compile(r"layers\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:\.(indptr|indices|values))?")
+_INDEX = r"(0|[1-9][0-9]*)"
+_TENSOR_NAME = re.compile(rf"(?:layers\.{_INDEX}\.{_INDEX}|optimizer\.{_INDEX})"
+                          r"(?:\.(indptr|indices|values))?")
 
 
 def _fail(message):
@@ -192,8 +217,9 @@ def _check_format(text):
 
 @_metadata_key("format_version")
 def _check_version(text):
-    if text != FORMAT_VERSION:
-        _fail(f"unsupported model format version {text!r} (this fastnn reads {FORMAT_VERSION})")
+    if text not in READABLE_VERSIONS:
+        _fail(f"unsupported model format version {text!r} (this fastnn reads "
+              f"{', '.join(READABLE_VERSIONS)})")
     return text
 
 
@@ -262,6 +288,23 @@ def _check_training(text):
     return training
 
 
+@_metadata_key("training_state", required=False)
+def _check_training_state(text):
+    state = io.parse_json(text, "metadata 'training_state'")
+    _check_keys(state, ("iterations", "rng"), (), "training_state")
+    if not _is_int(state["iterations"], 0, 2 ** 63 - 1):
+        _fail(f"training_state: iterations={state['iterations']!r} must be an integer >= 0")
+    rng = state["rng"]
+    _check_keys(rng, ("bit_generator", "state", "has_uint32", "uinteger"), (),
+                "training_state rng")
+    _check_keys(rng["state"], ("state", "inc"), (), "training_state rng state")
+    if rng["bit_generator"] != "PCG64" or not all(
+            _is_int(v, 0, 2 ** 128 - 1) for v in rng["state"].values()) \
+            or not _is_int(rng["has_uint32"], 0, 1) or not _is_int(rng["uinteger"], 0, 2 ** 32 - 1):
+        _fail("training_state: rng must be a PCG64 state (integers in range)")
+    return state
+
+
 @_metadata_key("classes", required=False)
 def _check_classes(text):
     classes = io.parse_json(text, "metadata 'classes'")
@@ -290,18 +333,18 @@ def _model_from(data):
     fields = io.check_metadata(meta, METADATA, "model")
     arch, sparse = fields["architecture"], fields["sparse"]
     dtype, n_layers = np.dtype(arch["dtype"]), len(arch["layers"])
-    # every tensor is a weight of a layer, dense or as the three CSR arrays of a kernel
-    given, parts = [{} for _ in range(n_layers)], {}
+    # every tensor is a weight of a layer or an optimizer buffer, dense or as the three
+    # CSR arrays of a matrix
+    given, buffers, parts = [{} for _ in range(n_layers)], {}, {}
     for name, t in tensors.items():
         match = _TENSOR_NAME.fullmatch(name)
-        if match is None or int(match[1]) >= n_layers:
+        if match is None or (match[1] is not None and int(match[1]) >= n_layers):
             _fail(f"unexpected tensor {name!r}")
-        i, j, part = int(match[1]), int(match[2]), match[3]
-        key = f"layers.{i}.{j}"
+        key, part = name.rsplit(".", 1)[0] if match[4] else name, match[4]
         if (part is None) == (key in sparse):
             _fail(f"tensor {name!r} does not match the 'sparse' entry of {key}")
         if part is None:
-            given[i][j] = _checked(t, name, dtype)
+            _place(given, buffers, key, _checked(t, name, dtype))
         else:
             parts.setdefault(key, {})[part] = t
     budget = max(MIN_BUDGET, MAX_EXPANSION * len(data))
@@ -318,8 +361,7 @@ def _model_from(data):
             check_csr(got["indptr"], got["indices"], values, n_in=rows, n_out=cols)
         except (ValueError, TypeError) as exc:
             _fail(f"{key}: {exc}")
-        i, j = map(int, key.split(".")[1:])
-        given[i][j] = _CSR((rows, cols), (got["indptr"], got["indices"], values))
+        _place(given, buffers, key, _CSR((rows, cols), (got["indptr"], got["indices"], values)))
     weights = []
     for i, found in enumerate(given):
         if sorted(found) != list(range(len(found))):
@@ -358,7 +400,37 @@ def _model_from(data):
                           **training["clip"])
         except (TypeError, ValueError) as exc:
             _fail(f"training: {exc}")
+    _restore_training_state(model, fields.get("training_state"), buffers)
     return model
+
+
+def _place(given, buffers, key, tensor):
+    """File `tensor` under its name: ``layers.i.j`` in given[i][j], ``optimizer.k`` in
+    buffers[k]."""
+    kind, *index = key.split(".")
+    if kind == "layers":
+        given[int(index[0])][int(index[1])] = tensor
+    else:
+        buffers[int(index[0])] = tensor
+
+
+def _restore_training_state(model, state, buffers):
+    """Set the optimizer's step count and buffers, and the random generator, as saved."""
+    if state is None:
+        if buffers:
+            _fail("optimizer tensors without a 'training_state' entry")
+        return
+    if model.optimizer is None or not model.built:
+        _fail("a 'training_state' needs a built model with a 'training' entry")
+    if sorted(buffers) != list(range(len(buffers))):
+        _fail(f"optimizer tensors {sorted(buffers)} are not numbered 0 to {len(buffers) - 1}")
+    params = [p for layer in model.layers for p in layer.params]
+    try:
+        model.optimizer.set_state([state["iterations"]] + [
+            np.asarray(buffers[k]) for k in range(len(buffers))], params)
+    except (TypeError, ValueError) as exc:
+        _fail(f"training_state: {exc}")
+    model._rng.bit_generator.state = state["rng"]
 
 
 def _checked(t, name, dtype):

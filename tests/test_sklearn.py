@@ -81,6 +81,23 @@ def test_pickle_identical_predictions_without_torch(table):
     np.testing.assert_array_equal(engine.predict(X_test), clf.deploy().predict(X_test))
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_continues_exactly_after_a_pickle_round_trip(table, solver):
+    X, _, y, _ = table
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, batch_size=50, random_state=0,
+              dropout=0.1)
+    plain = MLPClassifier(**kw).partial_fit(X[:150], y[:150], classes=[0, 1, 2])
+    shipped = pickle.loads(pickle.dumps(MLPClassifier(**kw).partial_fit(
+        X[:150], y[:150], classes=[0, 1, 2])))
+    for i in range(150, len(X), 150):
+        plain.partial_fit(X[i:i + 150], y[i:i + 150])
+        shipped.partial_fit(X[i:i + 150], y[i:i + 150])
+    assert shipped.model_.optimizer.iterations == plain.model_.optimizer.iterations > 3
+    for a, b in zip(shipped.coefs_ + shipped.intercepts_, plain.coefs_ + plain.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert shipped.loss_curve_ == plain.loss_curve_
+
+
 def test_pipeline_grid_search_cross_val(table):
     X, _, y, _ = table
     pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=10, random_state=0))
