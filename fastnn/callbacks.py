@@ -3,12 +3,14 @@
 The training loop calls, in order: ``on_train_begin(logs)``; per epoch
 ``on_epoch_begin(epoch, logs)``, ``on_batch_end(batch, logs)`` after each update (logs
 hold the batch ``loss``), and ``on_epoch_end(epoch, logs)`` with the epoch's ``loss``,
-metrics, ``val_*`` entries and ``lr``; finally ``on_train_end(logs)``. A callback sees
+metrics, ``val_*`` entries and ``lr``; finally ``on_train_end(logs)``, also when training
+ends with an error (which then propagates; see `end_training`). A callback sees
 the model as ``self.model`` and stops training by setting ``model.stop_training``.
 """
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -49,6 +51,33 @@ class Callback:
 
     def on_batch_end(self, batch, logs=None):
         pass
+
+
+def end_training(callbacks, error=None):
+    """Call ``on_train_end({})`` of every callback, each even when one before it raised.
+
+    `error` is the exception that ended training, or None. With an error, that error is
+    the one that propagates: a callback's failure is added to it as a note. Without
+    one, the first failure is raised once every callback has run (later failures are
+    noted on it).
+    """
+    first = None
+    for callback in callbacks:
+        try:
+            callback.on_train_end({})
+        except Exception as exc:
+            if error is None and first is None:
+                first = exc
+                continue
+            note = (f"while ending training, {type(callback).__name__}.on_train_end raised "
+                    f"{type(exc).__name__}: {exc}")
+            target = error if error is not None else first
+            if hasattr(target, "add_note"):  # Python 3.11+
+                target.add_note(note)
+            else:  # pragma: no cover - Python 3.10
+                warnings.warn(note, RuntimeWarning, stacklevel=2)
+    if first is not None:
+        raise first
 
 
 class History(Callback):

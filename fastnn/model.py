@@ -399,14 +399,14 @@ class Sequential:
                     c.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-        except cb.NonFiniteLossError as exc:
-            if getattr(exc, "epoch_logs", None):
-                history.on_epoch_end(epoch, exc.epoch_logs)
-            exc.history = history
+        except BaseException as exc:
+            if isinstance(exc, cb.NonFiniteLossError):
+                if getattr(exc, "epoch_logs", None):
+                    history.on_epoch_end(epoch, exc.epoch_logs)
+                exc.history = history
+            cb.end_training(cbs, exc)  # exc propagates, never masked by a callback's error
             raise
-        finally:
-            for c in cbs:
-                c.on_train_end({})
+        cb.end_training(cbs)
         return history
 
     def _check_validation(self, data):

@@ -498,3 +498,39 @@ def test_gradient_monitor_every_in_fit(capsys):
     assert "epoch 2:" in out and "epoch 4:" in out and "grad_norm" in out
     assert monitor.reports[0][1].rows[0]["grad_norm"] > 0
     assert cb.GradientMonitor(X, y).flagged == []
+
+
+class _FailsAtEnd(cb.Callback):
+    def on_train_end(self, logs=None):
+        raise RuntimeError("cleanup failed")
+
+
+class _FailsAtEpochEnd(cb.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyError("epoch hook failed")
+
+
+class _RecordsEnd(cb.Callback):
+    ended = False
+
+    def on_train_end(self, logs=None):
+        self.ended = True
+
+
+def test_an_error_in_on_train_end_does_not_mask_the_error_that_ended_training():
+    X, y = _regression()
+    last = _RecordsEnd()
+    with pytest.raises(KeyError, match="epoch hook failed") as info:
+        _regressor().fit(X, y, epochs=2, verbose=0,
+                         callbacks=[_FailsAtEpochEnd(), _FailsAtEnd(), last])
+    notes = getattr(info.value, "__notes__", [])
+    assert any("_FailsAtEnd.on_train_end" in n and "cleanup failed" in n for n in notes), notes
+    assert last.ended  # every callback still ends
+
+
+def test_an_error_in_on_train_end_after_a_finished_fit_propagates():
+    X, y = _regression()
+    last = _RecordsEnd()
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        _regressor().fit(X, y, epochs=1, verbose=0, callbacks=[_FailsAtEnd(), last])
+    assert last.ended
