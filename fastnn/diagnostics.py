@@ -29,7 +29,10 @@ def gradient_report(model, X, y):
     if not model.built:
         model.build(X.shape[1])
     y = model._check_y(y, X.shape[0])
-    saved = model.get_weights()
+    # A training pass may change weights (BatchNormalization's running statistics): they
+    # are restored layer by layer, not by `Sequential.set_weights`, which would also
+    # drop the optimizer's record of its last step (the undo that fit relies on).
+    saved = [layer.get_weights() for layer in model.layers]
     random_state = model._rng.bit_generator.state
     try:
         out = model._forward(X, training=True)
@@ -38,7 +41,8 @@ def gradient_report(model, X, y):
         lr = model.optimizer.learning_rate
         rows = [_health_row(layer, lr) for layer in model.layers if layer.params]
     finally:
-        model.set_weights(saved)
+        for layer, weights in zip(model.layers, saved):
+            layer.set_weights(weights)
         model._rng.bit_generator.state = random_state
     return GradientReport(rows)
 
