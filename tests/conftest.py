@@ -17,12 +17,19 @@ def dtype(request):
     return request.param
 
 
-def numeric_gradient(f, z, h=1e-6):
-    """Central finite differences of the scalar f(z) with respect to every element of z."""
-    grad = np.empty_like(z)
-    for idx in np.ndindex(z.shape):
-        up, down = z.copy(), z.copy()
-        up[idx] += h
-        down[idx] -= h
-        grad[idx] = (f(up) - f(down)) / (2 * h)
+def numeric_gradient(f, a, h=1e-6):
+    """Central finite differences of the scalar ``f()`` with respect to every element of
+    the array `a` that f reads: each element is moved by +h and -h in place, then put
+    back, so `a` may be a layer's own weight. Returns float64 of `a`'s shape."""
+    grad = np.zeros(a.shape)
+    flat, gflat = a.reshape(-1), grad.reshape(-1)
+    assert np.shares_memory(flat, a), "a must be contiguous: it is changed through a view"
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + h
+        up = f()
+        flat[i] = saved - h
+        down = f()
+        flat[i] = saved
+        gflat[i] = (up - down) / (2 * h)
     return grad

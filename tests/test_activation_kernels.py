@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, numeric_gradient
 from fastnn._kernels import activations as K
 from fastnn._kernels.reference import activations as R
 
@@ -68,13 +68,7 @@ def test_gradient_by_finite_differences(name):
 
     y = K.activation_forward(z, name, alpha=alpha)
     analytic = K.activation_backward(w, z, y, name, alpha=alpha)
-    numeric = np.empty_like(z)
-    h = 1e-6
-    for idx in np.ndindex(z.shape):
-        zp, zm = z.copy(), z.copy()
-        zp[idx] += h
-        zm[idx] -= h
-        numeric[idx] = (loss(zp) - loss(zm)) / (2 * h)
+    numeric = numeric_gradient(lambda: loss(z), z, 1e-6)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -94,14 +88,10 @@ def test_prelu_alpha_gradient_by_finite_differences():
     alpha = rng.uniform(0.1, 0.4, 4)
     analytic = K.prelu_alpha_grad(w, z)
     np.testing.assert_allclose(analytic, R.prelu_alpha_grad(w, z), rtol=1e-12)
-    h = 1e-6
+    numeric = numeric_gradient(
+        lambda: (w * K.activation_forward(z, "prelu", alpha=alpha)).sum(), alpha, 1e-6)
     for j in range(4):
-        ap, am = alpha.copy(), alpha.copy()
-        ap[j] += h
-        am[j] -= h
-        num = ((w * K.activation_forward(z, "prelu", alpha=ap)).sum()
-               - (w * K.activation_forward(z, "prelu", alpha=am)).sum()) / (2 * h)
-        assert analytic[j] == pytest.approx(num, rel=1e-6)
+        assert analytic[j] == pytest.approx(numeric[j], rel=1e-6)
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
@@ -133,13 +123,9 @@ def test_maxout_gradient_by_finite_differences():
     w = rng.standard_normal((3, 2))
     y, idx = K.maxout_forward(z, 3)
     analytic = K.maxout_backward(w, idx, 3)
-    h = 1e-6
+    numeric = numeric_gradient(lambda: (w * K.maxout_forward(z, 3)[0]).sum(), z, 1e-6)
     for i, j in np.ndindex(z.shape):
-        zp, zm = z.copy(), z.copy()
-        zp[i, j] += h
-        zm[i, j] -= h
-        num = ((w * K.maxout_forward(zp, 3)[0]).sum() - (w * K.maxout_forward(zm, 3)[0]).sum()) / (2 * h)
-        assert analytic[i, j] == pytest.approx(num, abs=1e-7)
+        assert analytic[i, j] == pytest.approx(numeric[i, j], abs=1e-7)
 
 
 @pytest.mark.parametrize("name", ALL)

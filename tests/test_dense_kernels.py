@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, numeric_gradient
 from fastnn._kernels import dense as K
 from fastnn._kernels.activations import CODES
 from fastnn._kernels.reference import dense as R
@@ -76,17 +76,8 @@ def test_backward_by_finite_differences(name):
     # Keep the check away from kinks (relu, leaky_relu, prelu, elu, selu at 0).
     assert np.abs(Z).min() > 1e-4
     dX, dW, db = K.dense_backward(G, X, W, Z, Y, name, alpha=alpha)
-    h = 1e-6
     for param, grad in ((X, dX), (W, dW), (b, db)):
-        numeric = np.empty_like(param)
-        for idx in np.ndindex(param.shape):
-            old = param[idx]
-            param[idx] = old + h
-            up = loss(X, W, b)
-            param[idx] = old - h
-            down = loss(X, W, b)
-            param[idx] = old
-            numeric[idx] = (up - down) / (2 * h)
+        numeric = numeric_gradient(lambda: loss(X, W, b), param, 1e-6)
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, numeric_gradient
 from fastnn import activations, constraints, initializers, layers as L, regularizers
 from fastnn._kernels.reference import activations as R
 
@@ -15,21 +15,6 @@ FD_ATOL = 1e-8
 def _build(layer, input_dim, dtype=np.float64, seed=0):
     layer.build(input_dim, dtype, np.random.default_rng(seed))
     return layer
-
-
-def _numeric_grad(f, a, eps=FD_EPS):
-    """Central differences of the scalar f() with respect to every entry of `a`, in place."""
-    grad = np.zeros(a.shape)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
-        up = f()
-        flat[i] = saved - eps
-        down = f()
-        flat[i] = saved
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def _assert_grad(analytic, numeric):
@@ -84,9 +69,9 @@ def test_dense_backward_by_finite_differences(name):
     layer.forward(X, training=True)
     dX = layer.backward(G).copy()
     dW, db = (g.copy() for g in layer.grads)
-    _assert_grad(dX, _numeric_grad(loss, X))
-    _assert_grad(dW, _numeric_grad(loss, layer.kernel))
-    _assert_grad(db, _numeric_grad(loss, layer.bias))
+    _assert_grad(dX, numeric_gradient(loss, X, FD_EPS))
+    _assert_grad(dW, numeric_gradient(loss, layer.kernel, FD_EPS))
+    _assert_grad(db, numeric_gradient(loss, layer.bias, FD_EPS))
     if name == "binary_step":
         assert not np.any(dW)
     else:
@@ -105,8 +90,8 @@ def test_dense_backward_with_activation_options(act):
     def loss():
         return float(np.sum(G * layer.forward(X, training=False)))
 
-    _assert_grad(dX, _numeric_grad(loss, X))
-    _assert_grad(layer.grads[0].copy(), _numeric_grad(loss, layer.kernel))
+    _assert_grad(dX, numeric_gradient(loss, X, FD_EPS))
+    _assert_grad(layer.grads[0].copy(), numeric_gradient(loss, layer.kernel, FD_EPS))
 
 
 def test_dense_regularizer_gradients_and_penalty():
@@ -124,8 +109,8 @@ def test_dense_regularizer_gradients_and_penalty():
     layer.forward(X, training=True)
     layer.backward(G, need_dX=False)
     dW, db = (g.copy() for g in layer.grads)
-    _assert_grad(dW, _numeric_grad(loss, W))
-    _assert_grad(db, _numeric_grad(loss, b))
+    _assert_grad(dW, numeric_gradient(loss, W, FD_EPS))
+    _assert_grad(db, numeric_gradient(loss, b, FD_EPS))
     # the regularizers really contribute
     plain = _build(L.Dense(4, activation="tanh"), 3)
     plain.set_weights([W, b])
@@ -452,9 +437,9 @@ def test_batchnorm_backward_by_finite_differences():
     layer.forward(X, training=True)
     dX = layer.backward(G).copy()
     dgamma, dbeta = (g.copy() for g in layer.grads)
-    _assert_grad(dX, _numeric_grad(loss, X))
-    _assert_grad(dgamma, _numeric_grad(loss, layer.gamma))
-    _assert_grad(dbeta, _numeric_grad(loss, layer.beta))
+    _assert_grad(dX, numeric_gradient(loss, X, FD_EPS))
+    _assert_grad(dgamma, numeric_gradient(loss, layer.gamma, FD_EPS))
+    _assert_grad(dbeta, numeric_gradient(loss, layer.beta, FD_EPS))
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
@@ -510,8 +495,8 @@ def test_prelu_gradients_by_finite_differences():
     layer.forward(X, training=True)
     dX = layer.backward(G).copy()
     dalpha = layer.grads[0].copy()
-    _assert_grad(dX, _numeric_grad(loss, X))
-    _assert_grad(dalpha, _numeric_grad(loss, layer.alpha))
+    _assert_grad(dX, numeric_gradient(loss, X, FD_EPS))
+    _assert_grad(dalpha, numeric_gradient(loss, layer.alpha, FD_EPS))
     np.testing.assert_allclose(dalpha, (G * np.minimum(X, 0)).sum(axis=0), rtol=1e-13)
 
 
@@ -577,9 +562,9 @@ def test_maxout_gradients_by_finite_differences(pieces):
     layer.forward(X, training=True)
     dX = layer.backward(G).copy()
     dW, db = (g.copy() for g in layer.grads)
-    _assert_grad(dX, _numeric_grad(loss, X))
-    _assert_grad(dW, _numeric_grad(loss, layer.kernel))
-    _assert_grad(db, _numeric_grad(loss, layer.bias))
+    _assert_grad(dX, numeric_gradient(loss, X, FD_EPS))
+    _assert_grad(dW, numeric_gradient(loss, layer.kernel, FD_EPS))
+    _assert_grad(db, numeric_gradient(loss, layer.bias, FD_EPS))
 
 
 def test_maxout_rejects_bad_pieces():
@@ -603,4 +588,4 @@ def test_activation_layer(name):
         return float(np.sum(G * layer.forward(X, training=False)))
 
     layer.forward(X, training=True)
-    _assert_grad(layer.backward(G).copy(), _numeric_grad(loss, X))
+    _assert_grad(layer.backward(G).copy(), numeric_gradient(loss, X, FD_EPS))

@@ -56,7 +56,7 @@ def test_gradient_matches_finite_differences():
         return K.softmax_cross_entropy(zz, pp, labels=labels, weights=w)[0]
 
     _, grad = K.softmax_cross_entropy(z, RA.forward("softmax", z), labels=labels, weights=w)
-    numeric = numeric_gradient(loss, z)
+    numeric = numeric_gradient(lambda: loss(z), z)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 

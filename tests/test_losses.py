@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from conftest import numeric_gradient
 from fastnn import losses
 from fastnn._kernels import activations as K
 
@@ -44,20 +45,6 @@ def _per_sample(name, y, p):
     return -np.log(p[np.arange(len(y)), y])
 
 
-def _numeric_grad(f, a):
-    grad = np.zeros(a.shape)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + FD_EPS
-        up = f()
-        flat[i] = saved - FD_EPS
-        down = f()
-        flat[i] = saved
-        gflat[i] = (up - down) / (2 * FD_EPS)
-    return grad
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["float32", "float64"])
 def test_value_matches_formula(name, dt):
@@ -75,7 +62,7 @@ def test_gradient_by_finite_differences(name):
     y, p = _data(name, seed=1)
     loss = losses.get(name)
     _, grad = loss(y, p)
-    numeric = _numeric_grad(lambda: loss(y, p)[0], p)
+    numeric = numeric_gradient(lambda: loss(y, p)[0], p, FD_EPS)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -86,7 +73,7 @@ def test_sample_weights(name):
     loss = losses.get(name)
     value, grad = loss(y, p, w)
     assert value == pytest.approx((w * _per_sample(name, y, p)).sum() / N, rel=1e-12)
-    numeric = _numeric_grad(lambda: loss(y, p, w)[0], p)
+    numeric = numeric_gradient(lambda: loss(y, p, w)[0], p, FD_EPS)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
     # unit weights are no weights; a zero weight removes the sample
     ones = loss(y, p, np.ones(N))
@@ -141,7 +128,7 @@ def test_from_logits_equals_probability_path(name, k):
     yd = _dense_targets(name, y, z.shape[1])
     k_out = z.shape[1] if name == "binary_crossentropy" else 1
     np.testing.assert_allclose(grad, (p - yd) / (N * k_out), rtol=1e-13, atol=1e-16)
-    numeric = _numeric_grad(lambda: loss.from_logits(y, z, _probs(loss, z))[0], z)
+    numeric = numeric_gradient(lambda: loss.from_logits(y, z, _probs(loss, z))[0], z, FD_EPS)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 

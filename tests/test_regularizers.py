@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import numeric_gradient
 from fastnn import regularizers as R
 
 W = np.array([[1.0, -2.0], [0.0, 3.0]])
@@ -50,13 +51,7 @@ def away_from_zero(shape, seed=0):
 @pytest.mark.parametrize("shape", [(5, 3), (7,), (1, 4)])
 def test_gradient_matches_finite_differences(reg, shape):
     w = away_from_zero(shape)
-    h = 1e-6
-    numeric = np.zeros_like(w)
-    for i in np.ndindex(w.shape):
-        plus, minus = w.copy(), w.copy()
-        plus[i] += h
-        minus[i] -= h
-        numeric[i] = (reg.penalty(plus) - reg.penalty(minus)) / (2 * h)
+    numeric = numeric_gradient(lambda: reg.penalty(w), w, 1e-6)
     np.testing.assert_allclose(reg.gradient(w), numeric, rtol=1e-6, atol=1e-8)
 
 
