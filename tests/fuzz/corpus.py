@@ -6,6 +6,7 @@ import tempfile
 import numpy as np
 
 import fastnn
+import fastnn.saving
 from fastnn import layers as L
 
 
@@ -38,8 +39,15 @@ def _models():
 
 
 def model_seeds():
-    """name -> bytes of model files (dense, float64, pruned with CSR kernels and masks)."""
-    return {name: _file_bytes(m) for name, m in _models().items()}
+    """name -> bytes of model files (dense, float64, pruned with CSR kernels and masks, and
+    a trained one with its optimizer state)."""
+    models = _models()
+    seeds = {name: _file_bytes(m) for name, m in models.items()}
+    trained = models["model-dense"]
+    rng = np.random.default_rng(0)
+    trained.fit(rng.standard_normal((8, 5)), rng.integers(0, 3, 8), batch_size=4, verbose=0)
+    seeds["model-trained"] = fastnn.saving.model_to_bytes(trained, include_optimizer=True)
+    return seeds
 
 
 def engine_seeds():
