@@ -24,7 +24,7 @@ Choosing a layer's storage
 A dense layer is kept dense (BLAS GEMV for one row, GEMM otherwise), in CSR (the
 kernels of `fastnn._kernels.sparse`), in blocks of 1x4, 1x8 or 1x16 (the kernel of
 `fastnn._kernels.blocksparse`), or dense and one sparse form, from a cost model fitted on the
-development machine (AMD EPYC Zen3, 2 cores, AVX2/FMA, OpenBLAS 0.3.30) with
+development machine (AMD EPYC Zen 4, 2 cores, AVX-512, OpenBLAS 0.3.30) with
 ``python bench/bench_engine.py --calibrate``, which times both forms of single
 layers of several shapes over densities and batch sizes. On that machine the
 time of the CSR kernels relative to the dense ones depends, to first order, on

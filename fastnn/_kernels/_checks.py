@@ -87,6 +87,17 @@ def check_out(out, name, shape, dtype):
     return out
 
 
+def check_bias(b, n_out, dtype):
+    """The bias `b` of a layer of `n_out` outputs as a C-ordered 1-D array of `dtype`, or
+    None: its shape checked with a ValueError."""
+    if b is None:
+        return None
+    b = as_float_array(b, "b", dtype=dtype, ndim=1)
+    if b.shape[0] != n_out:
+        raise ValueError(f"b has shape {b.shape}, expected ({n_out},)")
+    return b
+
+
 def resolve_threads(n_threads):
     """The thread count for one kernel call: the global setting unless `n_threads` is given,
     never more than the CPUs the process may run on."""

@@ -30,7 +30,7 @@ from fastnn._kernels.sparse cimport index_t
 
 import numpy as np
 
-from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
+from fastnn._kernels._checks import as_float_array, check_bias, check_out, resolve_threads
 from fastnn._kernels.activations import activation_code, alpha_array
 from fastnn._kernels.sparse import check_canonical, index_dtype
 
@@ -261,10 +261,7 @@ def bsr_forward(X, indptr, indices, values, n_out, b=None, activation="linear", 
     n_in = X.shape[1]
     indptr, indices = np.ascontiguousarray(indptr), np.ascontiguousarray(indices)
     check_bsr(indptr, indices, values, n_in, n_out)
-    if b is not None:
-        b = as_float_array(b, "b", dtype=values.dtype, ndim=1)
-        if b.shape[0] != n_out:
-            raise ValueError(f"b has shape {b.shape}, expected ({n_out},)")
+    b = check_bias(b, n_out, values.dtype)
     Y = check_out(out, "out", (X.shape[0], n_out), values.dtype)
     if n_in == 0:
         X = np.zeros((X.shape[0], 1), dtype=values.dtype)  # any valid pointer; nnzb is 0

@@ -25,7 +25,7 @@ from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT
 
 import numpy as np
 
-from fastnn._kernels._checks import as_float_array, check_out, resolve_threads
+from fastnn._kernels._checks import as_float_array, check_bias, check_out, resolve_threads
 from fastnn._kernels.activations import activation_code, alpha_array
 
 cdef extern from "sparse_block.h" nogil:
@@ -46,7 +46,8 @@ cdef extern from "sparse_block.h" nogil:
     double fastnn_dot_d_i32(const double* x, const int* idx, const double* val, Py_ssize_t nnz)
 
 # Widest register block, in 32-byte vectors: 8 of them leave room for the broadcast
-# weight and the addresses among AVX2's 16 registers.
+# weight and the addresses among the 16 registers of 32-byte code (AVX2; the kernels
+# are written in 32-byte vectors even where AVX-512 is there).
 cdef int MAX_VECTORS = 8
 # Square tiles of the out-of-place transpose.
 cdef Py_ssize_t TILE = 16
@@ -290,10 +291,7 @@ def _check_layer(indptr, indices, data, n_in, b, activation, alpha, dtype):
     if n_out < 0:
         raise ValueError("indptr must be a 1-D array with at least one entry")
     check_csr(indptr, indices, data, n_in, n_out)
-    if b is not None:
-        b = as_float_array(b, "b", dtype=data.dtype, ndim=1)
-        if b.shape[0] != n_out:
-            raise ValueError(f"b has shape {b.shape} but the matrix has {n_out} output rows")
+    b = check_bias(b, n_out, data.dtype)
     return code, indptr, indices, data, n_out, b, alpha_array(activation, alpha, n_out, data.dtype)
 
 

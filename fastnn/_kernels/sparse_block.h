@@ -14,9 +14,9 @@
  *
  * eight (float) or four (double) nonzeros at a time: the gathered x values are
  * assembled into one vector and multiplied by one vector load of val; the tail
- * takes a half vector and single products, all summed in a fixed order. On Zen3
+ * takes a half vector and single products, all summed in a fixed order. On Zen 4
  * this runs at about 0.33 ns per nonzero, bound by the loads of the indices and
- * of the gathered x (AVX2 gather instructions measured slower).
+ * of the gathered x (AVX2 and AVX-512 gather instructions measured slower).
  *
  * Both are written with GCC/Clang vector extensions because neither compiler
  * keeps a Cython-level accumulator array in registers (it spills it to the stack
