@@ -284,19 +284,27 @@ def _runs_csr(layer, batch):
 def auto_vs_dense(rounds=9, sparsities=(0.5, 0.7, 0.8, 0.85, 0.9, 0.95),
                   batches=(1, 2, 8, 32, 128, 256, 1024)):
     """Print the engine's automatic layout against forced dense: the median per-round
-    ratio auto / dense (at most 1.05 is the cost model's promise) and what auto chose."""
+    ratio auto / dense (at most 1.05 is the cost model's promise) and what auto chose.
+
+    A second engine of forced dense layout is timed beside them as a control: its ratio
+    to the first is what two identical engines differ by on this machine at that moment
+    (their weights sit in other memory; a shared machine adds its noise), the margin
+    within which auto / dense says nothing where both run the same kernels.
+    """
     for sparsity in sparsities:
         layers = model(sparsity)
         auto, dense = engine(layers, "auto"), engine(layers, "dense")
+        control = engine(layers, "dense")
         for batch in batches:
-            t = interleaved({"auto": auto.predict, "dense": dense.predict}, inputs(batch),
-                            rounds)
-            ratio = np.median(np.asarray(t["auto"]) / np.asarray(t["dense"]))
+            t = interleaved({"auto": auto.predict, "dense": dense.predict,
+                             "control": control.predict}, inputs(batch), rounds)
+            ratio, same = (np.median(np.asarray(t[k]) / np.asarray(t["dense"]))
+                           for k in ("auto", "control"))
             chosen = ",".join("csr" if _runs_csr(layer, batch) else "dense"
                               for layer in auto.layout())
             print(f"sparsity {sparsity:.2f} batch {batch:5d}  auto/dense {ratio:.3f}  "
-                  f"dense {np.median(t['dense']) * 1e6:9.1f} us  auto layers: {chosen}",
-                  flush=True)
+                  f"control/dense {same:.3f}  dense {np.median(t['dense']) * 1e6:9.1f} us  "
+                  f"auto layers: {chosen}", flush=True)
 
 
 # -- calibration of the cost model --------------------------------------------

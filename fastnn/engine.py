@@ -92,7 +92,7 @@ PRECISIONS = ("float", "int8", "bf16")
 QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
 """Name and dtype of the stored weights of each quantized precision."""
 
-CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (32, 0.20), (128, 0.15), (256, 0.12),
+CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (32, 0.20), (128, 0.12), (256, 0.12),
                      (sys.maxsize, 0.11))
 """(batch, density) steps: for chunks up to ``batch`` rows (and above the step before),
 CSR beats dense when the layer's density is at most ``density``.
@@ -105,7 +105,11 @@ kernel for several rows is fast at 8 and 16 rows only, the dense one fast from 5
 0.05-0.15 for 8, 0.20 for 16 and 32, 0.30-0.40 for 128 rows. With two threads (the
 default) the earlier calibration found 0.15-0.30 for 128, 0.10-0.30 for 256 and
 0.10-0.25 for 1024 rows. The table takes the lowest, and dense for 2 to 15 rows, where
-CSR at 80-90% sparsity ran 2-7x slower than dense.
+CSR at 80-90% sparsity ran 2-7x slower than dense. For 128 rows on two threads the
+single layers of 256x128 broke even at 0.15 (0.12: 0.45 of dense) and the 784-256-128-10
+network at 85% sparsity ran 1.15x dense with every layer in CSR (a dense network runs
+such chunks blockwise, in blocks of rows through every layer on one thread, which a
+layer in CSR forgoes): the step is 0.12.
 """
 
 BLOCK_CROSSOVER_DENSITY = {
