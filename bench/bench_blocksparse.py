@@ -1,9 +1,12 @@
 """Block-sparse pruning: the 784-256-128-10 MLP (ReLU, softmax, float32) at 90% sparsity,
-pruned per layer in 1x8 blocks or unstructured, deployed, against the same network dense.
+pruned in 1x8 blocks or unstructured, deployed, against the same network dense.
 
-Each group is one batch size (1 and 256) with three contenders side by side, one kernel
-thread and one BLAS thread: the block-pruned engine (automatic layout: 1x8 blocks), the
-unstructured-pruned engine forced to CSR, and the unpruned engine forced dense.
+Each group is one batch size (1 and 256) with its contenders side by side, one kernel
+thread and one BLAS thread: the block-pruned engines (automatic layout) with blocks ranked
+over all kernels (`prune_magnitude`'s default, the README's advice) and per layer, the
+former also with precision="int8" (layers whose blocks are sparse enough stay float32
+blocks, see `fastnn.quantization.FLOAT_BLOCK_CROSSOVER`), the unstructured-pruned engine
+forced to CSR, and the unpruned engine forced dense.
 
     python -m pytest bench/bench_blocksparse.py --benchmark-only -q
     python bench/bench_blocksparse.py               interleaved rounds, median ratios
@@ -11,6 +14,8 @@ unstructured-pruned engine forced to CSR, and the unpruned engine forced dense.
     python bench/bench_blocksparse.py --calibrate [8 16 ...]  crossovers of
                                                     BLOCK_CROSSOVER_DENSITY
     python bench/bench_blocksparse.py --calibrate-batches 1 2   the same, for some batches
+    python bench/bench_blocksparse.py --calibrate-quantized int8   float32 blocks against
+                                                    dense int8 (or bf16)
 """
 import sys
 
@@ -26,7 +31,7 @@ from bench_engine import _best_time, he_weights
 
 SPARSITY = 0.9
 BATCHES = (1, 256)
-CONTENDERS = ("block_1x8", "csr_unstructured", "dense")
+CONTENDERS = ("block_1x8", "block_1x8_layer", "block_1x8_int8", "csr_unstructured", "dense")
 
 
 def network(seed=0):
@@ -35,14 +40,20 @@ def network(seed=0):
 
 
 def engines():
-    """The three contenders' engines, each on one kernel thread."""
-    block, unstructured = network(), network()
-    pruning.prune_magnitude(block, SPARSITY, scope="layer", block=(1, 8))
+    """The contenders' engines, each on one kernel thread."""
+    block, per_layer, unstructured = network(), network(), network()
+    pruning.prune_magnitude(block, SPARSITY, block=(1, 8))
+    pruning.prune_magnitude(per_layer, SPARSITY, scope="layer", block=(1, 8))
     pruning.prune_magnitude(unstructured, SPARSITY, scope="layer")
+    calibration = np.abs(np.random.default_rng(1).standard_normal((256, 784)))
     built = {"block_1x8": fn.deploy(block, n_threads=1),
+             "block_1x8_layer": fn.deploy(per_layer, n_threads=1),
+             "block_1x8_int8": fn.deploy(block, precision="int8", calibration=calibration,
+                                         n_threads=1),
              "csr_unstructured": fn.deploy(unstructured, layout="sparse", n_threads=1),
              "dense": fn.deploy(network(), layout="dense", n_threads=1)}
-    assert all(e["storage"] == "bsr" for e in built["block_1x8"].layout())
+    assert all(e["storage"] == "bsr" for e in built["block_1x8_layer"].layout())
+    assert built["block_1x8"].layout()[0]["storage"] == "bsr"
     return built
 
 
@@ -80,9 +91,9 @@ def interleaved(rounds=15):
             t = {name: np.array(v) for name, v in times.items()}
             print(f"batch {batch}: " + ", ".join(f"{n} {np.median(v) * 1e6:.2f} us"
                                                  for n, v in t.items())
-                  + f"; dense/block {np.median(t['dense'] / t['block_1x8']):.2f}x, "
-                  f"csr/block {np.median(t['csr_unstructured'] / t['block_1x8']):.2f}x "
-                  f"(median of {rounds} per-round ratios)", flush=True)
+                  + "; " + ", ".join(f"dense/{n} {np.median(t['dense'] / t[n]):.2f}x"
+                                     for n in CONTENDERS[:-1])
+                  + f" (median of {rounds} per-round ratios)", flush=True)
 
 
 def accuracy(epochs=30, fine_tune=30, seed=0):
@@ -149,6 +160,42 @@ def _calibrate(blocks, shapes, densities, batches):
                       + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
 
 
+def calibrate_quantized(precision, blocks=BLOCKS, shapes=((784, 256), (256, 128)),
+                        densities=(0.05, 0.1, 0.15, 0.2, 0.3), batches=(1, 8, 256)):
+    """Print, per block width, shape and batch, the time of the float32 block-sparse form
+    over that of dense `precision` ("int8" with a static input scale, or "bf16"), over
+    block densities, and the crossover (`fastnn.quantization.FLOAT_BLOCK_CROSSOVER`).
+    One thread, as `calibrate`."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1, user_api="blas"):
+        for block in blocks:
+            for n_in, n_out in shapes:
+                W0 = he_weights(rng, (n_in, n_out))[0][0]
+                for batch in batches:
+                    X = np.abs(rng.standard_normal((batch, n_in))).astype(np.float32)
+                    ratios = []
+                    for density in densities:
+                        keep = rng.random((n_in, -(-n_out // block))) < density
+                        W = W0 * np.repeat(keep, block, axis=1)[:, :n_out]
+                        quant = InferenceEngine([{"kind": "dense", "W": W,
+                                                  "precision": precision,
+                                                  "x_scale": 4.0 / 255, "x_signed": False}],
+                                                n_threads=1)
+                        blocked = InferenceEngine([{"kind": "dense", "n_in": n_in,
+                                                    "n_out": n_out,
+                                                    "bsr": bsr_from_dense(W, block)}],
+                                                  layout="block", n_threads=1)
+                        ratios.append(min(_best_time(lambda: blocked.predict(X))
+                                          / _best_time(lambda: quant.predict(X))
+                                          for _ in range(3)))
+                    wins = [d for d, r in zip(densities, ratios) if r <= 1]
+                    print(f"1x{block:<2d} {n_in:5d}x{n_out:<5d} batch {batch:4d}  "
+                          f"block float32/dense {precision}: "
+                          + " ".join(f"{d:.2f}:{r:.2f}" for d, r in zip(densities, ratios))
+                          + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
+
+
 if __name__ == "__main__":
     if "--calibrate" in sys.argv:  # optionally followed by block widths
         widths = [int(a) for a in sys.argv[sys.argv.index("--calibrate") + 1:]]
@@ -156,6 +203,8 @@ if __name__ == "__main__":
     elif "--calibrate-batches" in sys.argv:  # followed by batch sizes
         calibrate(batches=tuple(int(a) for a in sys.argv[sys.argv.index(
             "--calibrate-batches") + 1:]))
+    elif "--calibrate-quantized" in sys.argv:  # followed by int8 or bf16
+        calibrate_quantized(sys.argv[sys.argv.index("--calibrate-quantized") + 1])
     elif "--accuracy" in sys.argv:
         accuracy()
     else:

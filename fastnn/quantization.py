@@ -14,6 +14,11 @@
   float32. The last layer stays float32, for the reasons above: with it in bf16 a
   digits network lost 1 of 450 test samples, more than the 0.2 points allowed.
 
+A layer pruned in blocks stays float32, stored block-sparse, where its block density is
+at most the crossover of `FLOAT_BLOCK_CROSSOVER` for a block width: there the float32
+block kernel, which reads only the kept blocks, runs faster than the dense quantized one
+(and loses nothing). Only where the engine may choose blocks (layout "auto" or "block").
+
 Affine steps (BatchNormalization that could not be folded) stay float32. The engine's
 `layout()` says each layer's precision and why; `evaluate` compares the model and the
 engine on data.
@@ -21,9 +26,11 @@ engine on data.
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array
+from fastnn._kernels.blocksparse import BLOCKS, block_density
 from fastnn.engine import InferenceEngine
 
-__all__ = ["plan_precision", "evaluate", "NONNEGATIVE", "LAST_LAYER_ERROR_RATIO"]
+__all__ = ["plan_precision", "evaluate", "NONNEGATIVE", "LAST_LAYER_ERROR_RATIO",
+           "FLOAT_BLOCK_CROSSOVER"]
 
 NONNEGATIVE = frozenset({"relu", "sigmoid", "softmax", "softplus", "binary_step",
                          "binary_step_ste"})
@@ -31,6 +38,36 @@ NONNEGATIVE = frozenset({"relu", "sigmoid", "softmax", "softplus", "binary_step"
 
 LAST_LAYER_ERROR_RATIO = 2.0
 """The last layer stays float when int8 multiplies the calibration error by more."""
+
+
+FLOAT_BLOCK_CROSSOVER = {"int8": {4: 0.05, 8: 0.12, 16: 0.15},
+                         "bf16": {4: 0.10, 8: 0.20, 16: 0.25}}
+"""Per precision and block width, the block density up to which a layer kept float32 in
+blocks runs faster than the same layer dense in that precision, at every batch size.
+
+Measured with ``python bench/bench_blocksparse.py --calibrate-quantized int8`` (and
+``bf16``) on the development machine (AMD EPYC Zen 4, AVX-512 VNNI and BF16, shared), one
+thread, layers 784x256 and 256x128, batches 1, 8 and 256: float32 blocks over dense int8
+broke even at block density 0.05-0.10 (1x4), 0.10-0.15 (1x8: 0.70-0.91 at 0.10, 1.01-1.03
+at 0.15, one row being the tightest) and 0.15-0.20 (1x16); over dense bf16 at 0.10-0.15
+(1x4), 0.20-0.30 (1x8) and 0.30 or more (1x16, the densest tried).
+"""
+
+
+def _float_blocks(spec, precision):
+    """Why `spec`'s layer stays float32 in blocks rather than dense `precision`, or None
+    when dense `precision` is estimated faster (or the layer has no W)."""
+    W = spec.get("W")
+    if W is None:
+        return None
+    table = FLOAT_BLOCK_CROSSOVER[precision]
+    densities = {b: block_density(W, b) for b in BLOCKS}
+    fits = [b for b in BLOCKS if densities[b] <= table[b]]
+    if not fits:
+        return None
+    b = min(fits, key=lambda b: densities[b] / table[b])
+    return (f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks, where float32 "
+            f"blocks run faster than dense {precision} (up to {table[b]})")
 
 
 def _float_outputs(specs, X):
@@ -41,7 +78,7 @@ def _float_outputs(specs, X):
     return inputs
 
 
-def plan_precision(specs, precision, calibration=None):
+def plan_precision(specs, precision, calibration=None, blocks=True):
     """Engine layer specs with each dense layer's precision, input scale and reason.
 
     Parameters
@@ -52,16 +89,27 @@ def plan_precision(specs, precision, calibration=None):
     calibration : ndarray of shape (n_samples, n_in), optional
         Representative inputs: int8 input scales become static and the last layer's
         precision is chosen from the error they show.
+    blocks : bool
+        Whether the engine may store layers block-sparse (its layout is "auto" or
+        "block"): then layers pruned in blocks stay float32 where `FLOAT_BLOCK_CROSSOVER`
+        says that is faster.
     """
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be 'int8' or 'bf16', got {precision!r}")
     specs = [dict(spec) for spec in specs]
-    dense = [i for i, spec in enumerate(specs) if spec["kind"] == "dense"]
+    dense = []
+    for i, spec in enumerate(specs):
+        kept = _float_blocks(spec, precision) if blocks and spec["kind"] == "dense" else None
+        if kept:
+            spec.update(precision="float", precision_reason=kept)
+        elif spec["kind"] == "dense":
+            dense.append(i)
+    last = max((i for i, spec in enumerate(specs) if spec["kind"] == "dense"), default=None)
     if precision == "bf16":
         for i in dense:
             specs[i].update(precision="bf16", precision_reason="bf16 requested")
-        if dense:
-            specs[dense[-1]].update(precision="float", precision_reason=(
+        if dense and dense[-1] == last:
+            specs[last].update(precision="float", precision_reason=(
                 "last layer kept float32: its rounding errors reach the outputs unattenuated"))
         return specs
     X = None
@@ -84,8 +132,8 @@ def plan_precision(specs, precision, calibration=None):
             how = "input scale per row and call"
         spec.update(precision="int8", x_scale=x_scale, x_signed=signed,
                     precision_reason=f"int8 requested; {how}")
-    if dense:
-        _choose_last(specs, dense[-1], X)
+    if dense and dense[-1] == last:
+        _choose_last(specs, last, X)
     return specs
 
 

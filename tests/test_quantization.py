@@ -64,6 +64,29 @@ def test_layout_says_precision_and_why(digits):
     assert {e["precision"] for e in fn.deploy(model).layout()} == {"float32"}
 
 
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_block_pruned_layers_stay_float_in_blocks(digits, precision):
+    model, X_train, X_test, _ = digits
+    pruned = model.copy()
+    pruning.prune_magnitude(pruned, 0.9, scope="layer", block=(1, 8))
+    calibration = X_train[:400] if precision == "int8" else None
+    engine = fn.deploy(pruned, precision=precision, calibration=calibration)
+    layout = engine.layout()
+    # 10% of the 1x8 blocks kept: at most the crossovers of both precisions
+    assert [e["storage"] for e in layout] == ["bsr"] * 3
+    assert {e["precision"] for e in layout} == {"float32"}
+    assert all("1x8 blocks" in e["precision_reason"] for e in layout)
+    np.testing.assert_allclose(engine.predict(X_test), fn.deploy(pruned).predict(X_test),
+                               rtol=1e-6, atol=1e-7)
+    # where the engine may not store blocks, and where blocks are too dense, quantized
+    forced = fn.deploy(pruned, "dense", precision=precision, calibration=calibration)
+    assert forced.layout()[0]["precision"] == precision
+    denser = model.copy()
+    pruning.prune_magnitude(denser, 0.5, scope="layer", block=(1, 8))
+    assert fn.deploy(denser, precision=precision,
+                     calibration=calibration).layout()[0]["precision"] == precision
+
+
 def test_last_layer_stays_float_when_int8_hurts():
     rng = np.random.default_rng(0)
     W1 = rng.standard_normal((6, 8))
