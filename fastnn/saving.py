@@ -25,7 +25,8 @@ __all__ = ["save_model", "load_model", "model_to_bytes", "model_from_bytes", "ME
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = "2"
-# Versions this fastnn reads: 1 has no training state.
+# Versions this fastnn reads. Version 2 added the training state; a file without it is
+# written as version 1, which older fastnn reads too.
 READABLE_VERSIONS = ("1", "2")
 
 
@@ -84,6 +85,8 @@ def _file_contents(model, include_optimizer):
                 put(f"optimizer.{k}", buffer)
             meta["training_state"] = json.dumps({"iterations": int(state[0]),
                                                  "rng": model._rng.bit_generator.state})
+    if "training_state" not in meta:
+        meta["format_version"] = "1"
     masks = [i for i, l in enumerate(model.layers)
              if getattr(l, "kernel_mask", None) is not None]
     meta["sparse"] = json.dumps(sparse)
@@ -400,6 +403,8 @@ def _model_from(data):
                           **training["clip"])
         except (TypeError, ValueError) as exc:
             _fail(f"training: {exc}")
+    if "training_state" in fields and fields["format_version"] == "1":
+        _fail("a version 1 model file has no training_state")
     _restore_training_state(model, fields.get("training_state"), buffers)
     return model
 

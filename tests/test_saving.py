@@ -90,6 +90,7 @@ def _set_state(meta, **changes):
                                      "has_uint32": 0, "uinteger": 0}), "PCG64"),
     (lambda t, m: _set_state(m, extra=1), "unknown"),
     (lambda t, m: m.pop("training"), "needs a built model"),
+    (lambda t, m: m.update({"format_version": "1"}), "version 1"),
 ])
 def test_a_bad_training_state_is_a_format_error(change, message):
     model, _, _ = _trained()
@@ -102,6 +103,7 @@ def test_files_leave_the_training_state_out_unless_asked(tmp_path):
     model.save(tmp_path / "m.safetensors")
     tensors, meta = io.tensors_from_bytes(io.read_file(tmp_path / "m.safetensors"))
     assert "training_state" not in meta and not any(n.startswith("optimizer") for n in tensors)
+    assert meta["format_version"] == "1"  # what fastnn before the training state reads
     loaded = fn.load_model(tmp_path / "m.safetensors")
     assert loaded.optimizer.iterations == 0 and loaded.optimizer.get_state()[1:] == []
     assert model.optimizer.iterations == 8 and len(model.optimizer.get_state()) == 9
@@ -114,6 +116,7 @@ def test_version_1_files_without_training_state_still_load():
         for name in [n for n in tensors if n.startswith("optimizer.")]:
             del tensors[name]
         del meta["training_state"]
+        assert meta["format_version"] == "2"
         meta["format_version"] = "1"
 
     old = saving.model_from_bytes(_rewritten(model, as_version_1))
