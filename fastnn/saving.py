@@ -343,7 +343,8 @@ def _model_from(data):
         match = _TENSOR_NAME.fullmatch(name)
         if match is None or (match[1] is not None and int(match[1]) >= n_layers):
             _fail(f"unexpected tensor {name!r}")
-        key, part = name.rsplit(".", 1)[0] if match[4] else name, match[4]
+        part = match[4]  # indptr, indices or values of a CSR matrix; None for a dense one
+        key = name if part is None else name.rsplit(".", 1)[0]
         if (part is None) == (key in sparse):
             _fail(f"tensor {name!r} does not match the 'sparse' entry of {key}")
         if part is None:
