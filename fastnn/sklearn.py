@@ -216,8 +216,10 @@ class _BaseMLP(BaseEstimator):
 
     # -- input ---------------------------------------------------------------
     def _validate_X(self, X, reset):
+        # NaN and infinity are left to the engine, whose check raises as scikit-learn's
+        # does: one pass over X, not two.
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=reset,
-                          dtype=np.dtype(str(self.dtype)))
+                          dtype=np.dtype(str(self.dtype)), ensure_all_finite=False)
         return X.toarray() if hasattr(X, "toarray") else X
 
     def _validate_Xy(self, X, y, reset):

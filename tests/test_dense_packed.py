@@ -82,3 +82,22 @@ def test_without_the_packed_path_engines_use_blas():
         assert dense.packed_path() is False
     finally:
         dense.use_packed(None)
+
+
+@needs_packed
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_batch_of_many_chunks_runs_blockwise_as_one_with_the_same_rows(n_threads):
+    rng = np.random.default_rng(4)
+    specs = [_layer(rng, 40, 50, "relu"), _layer(rng, 50, 7, "softmax")]
+    X = rng.standard_normal((1030, 40)).astype(np.float32)
+    whole = InferenceEngine(specs, layout="dense", n_threads=n_threads).predict(X)
+    # Chunks of 100 rows: 1000 rows run blockwise, the last 30 as one chunk.
+    small = InferenceEngine(specs, layout="dense", n_threads=n_threads, max_batch=100)
+    assert small._plan.chunk == 100
+    np.testing.assert_array_equal(small.predict(X), whole)
+    np.testing.assert_array_equal(small.predict(X[:1000]), whole[:1000])
+    ref = X.astype(np.float64)
+    for spec in specs:
+        ref, _ = ref_dense.forward(ref, spec["W"].astype(np.float64), spec["b"],
+                                   spec["activation"])
+    np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-6)

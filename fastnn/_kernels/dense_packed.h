@@ -33,14 +33,16 @@ static int fastnn_cpu_packed(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-/* One tile: rows [0, mr) of X by one panel; mr is a constant after inlining, so the
- * sums stay in registers. */
+/* One tile: rows [0, mr) of X by one panel, of which the first nv (1 or 2) sixteen-column
+ * halves hold columns of W; mr and nv are constants after inlining, so the sums stay in
+ * registers. A last panel of at most 16 columns (nv = 1) skips its zero half: half the
+ * multiply-adds (a 10-unit output layer, a 5-class one). */
 static inline __attribute__((always_inline)) FASTNN_T512F void
 fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
                    const float* b, int relu, float* Y, ptrdiff_t ldy, const int mr,
-                   __mmask16 mask0, __mmask16 mask1) {
+                   const int nv, __mmask16 mask0, __mmask16 mask1) {
     __m512 c0[FASTNN_TILE_ROWS], c1[FASTNN_TILE_ROWS];
-    __m512 w0, w1, x, y0, y1, b0, b1;
+    __m512 w0, w1 = _mm512_setzero_ps(), x, y0, y1, b0, b1;
     ptrdiff_t p;
     int r;
     for (r = 0; r < mr; r++) {
@@ -49,33 +51,42 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
     }
     for (p = 0; p < k; p++) {
         w0 = _mm512_loadu_ps(panel + p * FASTNN_PANEL);
-        w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
+        if (nv == 2)
+            w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
         for (r = 0; r < mr; r++) {
             x = _mm512_set1_ps(X[r * ldx + p]);
             c0[r] = _mm512_fmadd_ps(x, w0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(x, w1, c1[r]);
+            if (nv == 2)
+                c1[r] = _mm512_fmadd_ps(x, w1, c1[r]);
         }
     }
     b0 = b ? _mm512_maskz_loadu_ps(mask0, b) : _mm512_setzero_ps();
-    b1 = b ? _mm512_maskz_loadu_ps(mask1, b + 16) : _mm512_setzero_ps();
+    b1 = b && nv == 2 ? _mm512_maskz_loadu_ps(mask1, b + 16) : _mm512_setzero_ps();
     for (r = 0; r < mr; r++) {
         y0 = _mm512_add_ps(c0[r], b0);
-        y1 = _mm512_add_ps(c1[r], b1);
-        if (relu) {
+        if (relu)
             y0 = _mm512_max_ps(y0, _mm512_setzero_ps());
-            y1 = _mm512_max_ps(y1, _mm512_setzero_ps());
-        }
         _mm512_mask_storeu_ps(Y + r * ldy, mask0, y0);
-        _mm512_mask_storeu_ps(Y + r * ldy + 16, mask1, y1);
+        if (nv == 2) {
+            y1 = _mm512_add_ps(c1[r], b1);
+            if (relu)
+                y1 = _mm512_max_ps(y1, _mm512_setzero_ps());
+            _mm512_mask_storeu_ps(Y + r * ldy + 16, mask1, y1);
+        }
     }
 }
 
 #define FASTNN_TILE_CASE(N) \
-    case N: fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, mask0, mask1); break;
+    case N: \
+        if (nv == 2) \
+            fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 2, mask0, mask1); \
+        else \
+            fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 1, mask0, mask1); \
+        break;
 
 static FASTNN_T512F void
 fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
-                        const float* b, int relu, float* Y, ptrdiff_t ldy, int mr,
+                        const float* b, int relu, float* Y, ptrdiff_t ldy, int mr, int nv,
                         __mmask16 mask0, __mmask16 mask1) {
     switch (mr) {
         FASTNN_TILE_CASE(1) FASTNN_TILE_CASE(2) FASTNN_TILE_CASE(3) FASTNN_TILE_CASE(4)
@@ -102,7 +113,7 @@ fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, cons
                     : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
             fastnn_packed_tile_rows(X + i * ldx, ldx, k, Wp + (j / FASTNN_PANEL) * k * FASTNN_PANEL,
                                     b ? b + j : NULL, relu, Y + i * ldy + j, ldy, mr,
-                                    mask0, mask1);
+                                    left > 16 ? 2 : 1, mask0, mask1);
         }
     }
 }

@@ -8,9 +8,11 @@ a set, so many Python threads can run one plan at once, each on its own set.
 Large chunks of a float32 plan whose dense layers all run on packed weights (see
 `fastnn._kernels.dense.packed_forward`; no BLAS call, no quantized layer, no sparse
 form that runs for a chunk of that size) are shared out among the threads in blocks of BLOCK_ROWS rows, each block
-through every layer on one thread: one parallel region per chunk instead of one per
-layer, and a thread that falls behind (descheduled on a busy machine) delays only the
-blocks it has taken. Every row's result is the same as in a whole-chunk run.
+through every layer on one thread: one parallel region per batch instead of one per
+layer and chunk (blocks need no chunk-sized buffers), and a thread that falls behind
+(descheduled on a busy machine) delays only the blocks it has taken. One thread runs
+such chunks block by block too, so a block's activations stay in its cache. Every row's
+result is the same as in a whole-chunk run.
 
 Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
@@ -332,7 +334,7 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
                int q_threads) noexcept nogil:
     cdef floating* bufs[3]
-    cdef Py_ssize_t c0, nb
+    cdef Py_ssize_t c0, nb, last
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
     # A thread's three block buffers come out of the chunk's three buffers.
     cdef Py_ssize_t part = (BLOCK_ROWS + 16) * width
@@ -341,14 +343,18 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     bufs[1] = scratch + stride
     bufs[2] = scratch + 2 * stride
     c0 = 0
+    if block_threads >= 1 and chunk >= blockwise_from and chunk >= 2 * BLOCK_ROWS:
+        # Whole chunks run blockwise; blocks need only a thread's buffers, not a chunk's,
+        # so all the rows that would run blockwise run as one: one parallel region and one
+        # tail of blocks, on one thread as on several.
+        last = batch - (batch - 1) // chunk * chunk
+        c0 = batch if last >= blockwise_from and last >= 2 * BLOCK_ROWS else batch - last
+        if c0 > 0:
+            _run_blocks(layers, n_layers, X, Y, c0, scratch, part, block_threads)
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
-        if nb >= blockwise_from and block_threads > 1 and nb >= 2 * BLOCK_ROWS:
-            _run_blocks(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, scratch, part,
-                        block_threads)
-        else:
-            _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
-                       <char*>(scratch + 3 * stride), n_threads, q_threads, False)
+        _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
+                   <char*>(scratch + 3 * stride), n_threads, q_threads, False)
         c0 += nb
 
 
