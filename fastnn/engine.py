@@ -524,7 +524,8 @@ class InferenceEngine:
             Converted to the engine's dtype when of another float or integer dtype; no
             NaN or infinity (the rule of `fastnn._kernels._checks.as_input`).
         out : ndarray of shape (batch, n_out) and the engine's dtype, optional
-            C-contiguous, not overlapping X; receives the result.
+            C-contiguous, not overlapping X; receives the result (its contents are
+            undefined when X holds a NaN or an infinity and predict raises).
 
         Returns
         -------

@@ -101,3 +101,21 @@ def test_a_batch_of_many_chunks_runs_blockwise_as_one_with_the_same_rows(n_threa
         ref, _ = ref_dense.forward(ref, spec["W"].astype(np.float64), spec["b"],
                                    spec["activation"])
     np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch", [40, 500, 1030])
+def test_a_nan_or_infinity_in_any_block_or_chunk_raises(n_threads, batch):
+    rng = np.random.default_rng(5)
+    specs = [_layer(rng, 30, 40, "relu"), _layer(rng, 40, 3, "softmax")]
+    engine = InferenceEngine(specs, layout="dense", n_threads=n_threads, max_batch=100)
+    X = rng.standard_normal((batch, 30)).astype(np.float32)
+    good = engine.predict(X)
+    for row, value in ((0, np.nan), (batch // 2, np.inf), (batch - 1, -np.inf)):
+        bad = X.copy()
+        bad[row, 29] = value
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            engine.predict(bad)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            engine.predict(bad, out=np.empty((batch, 3), np.float32))
+    np.testing.assert_array_equal(engine.predict(X), good)  # the scratch is still sound

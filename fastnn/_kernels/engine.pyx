@@ -67,8 +67,14 @@ SCRATCH_ELEMENTS = 1 << 21
 cdef Py_ssize_t PACKED_MIN_ROWS = 5
 
 cdef enum:
-    # Rows per block of a chunk shared out among threads (see the module docstring).
-    BLOCK_ROWS = 48
+    # Rows per block of a chunk shared out among threads (see the module docstring): two
+    # tiles of the packed kernel. The packed kernel streams a layer's panels once per
+    # tile of 12 rows whatever the block, so on one thread (Zen 4) blocks of 12, 24 and
+    # 48 rows ran within 1% of each other; smaller blocks leave less to wait for at the
+    # end of a batch, when one thread takes the last block and the others are done.
+    BLOCK_ROWS = 24
+    # Chunks of fewer rows run layer by layer (a team of threads costs more than it gains).
+    BLOCKWISE_MIN_ROWS = 96
 
 
 def chunk_rows(Py_ssize_t max_batch, Py_ssize_t max_width):
@@ -313,26 +319,45 @@ cdef void _run_block(const Layer* layers, int n_layers, const floating* X, float
     _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
 
 
-cdef void _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
+cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
                       Py_ssize_t nb, floating* scratch, Py_ssize_t part,
                       int n_threads) noexcept nogil:
     """Y := network(X) for nb rows in blocks of BLOCK_ROWS, taken by n_threads threads as
-    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]."""
+    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. False when X
+    holds a NaN or an infinity (then Y is partly written): each block scans its rows
+    just before it runs them, on the thread that runs them, while they come into cache."""
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t q, r0, rows
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
+    cdef char* bad = <char*>calloc(blocks, 1)  # one flag per block: no two threads share one
+    cdef bint ok = bad != NULL
+    if not ok:  # no memory for the flags: scan first
+        ok = all_finite(X, nb * n_in)
+        if not ok:
+            return False
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
                     use_threads_if=n_threads > 1):
         r0 = q * BLOCK_ROWS
         rows = BLOCK_ROWS if r0 + BLOCK_ROWS <= nb else nb - r0
-        _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
-                   scratch + omp_get_thread_num() * 3 * part, part)
+        if bad != NULL and not all_finite(X + r0 * n_in, rows * n_in):
+            bad[q] = 1
+        else:
+            _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
+                       scratch + omp_get_thread_num() * 3 * part, part)
+    if bad != NULL:
+        for q in range(blocks):
+            if bad[q]:
+                ok = False
+        free(bad)
+    return ok
 
 
-cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
+cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
                int q_threads) noexcept nogil:
+    """Y := network(X); False when X holds a NaN or an infinity (then Y is partly
+    written): chunks are scanned before they run, blocks as they run (`_run_blocks`)."""
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb, last
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
@@ -343,19 +368,23 @@ cdef void _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     bufs[1] = scratch + stride
     bufs[2] = scratch + 2 * stride
     c0 = 0
-    if block_threads >= 1 and chunk >= blockwise_from and chunk >= 2 * BLOCK_ROWS:
+    if block_threads >= 1 and chunk >= blockwise_from and chunk >= BLOCKWISE_MIN_ROWS:
         # Whole chunks run blockwise; blocks need only a thread's buffers, not a chunk's,
         # so all the rows that would run blockwise run as one: one parallel region and one
         # tail of blocks, on one thread as on several.
         last = batch - (batch - 1) // chunk * chunk
-        c0 = batch if last >= blockwise_from and last >= 2 * BLOCK_ROWS else batch - last
-        if c0 > 0:
-            _run_blocks(layers, n_layers, X, Y, c0, scratch, part, block_threads)
+        c0 = batch if last >= blockwise_from and last >= BLOCKWISE_MIN_ROWS else batch - last
+        if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part,
+                                      block_threads):
+            return False
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
+        if not all_finite(X + c0 * n_in, nb * n_in):
+            return False
         _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
                    <char*>(scratch + 3 * stride), n_threads, q_threads, False)
         c0 += nb
+    return True
 
 
 cdef class Plan:
@@ -486,7 +515,8 @@ cdef class Plan:
         otherwise the caller converts it and calls again. A ready X with a NaN or an
         infinity raises ValueError (the rule of `fastnn._kernels._checks.as_input`).
         A given `out` must be a writeable C-ordered array of shape (batch, n_out) and
-        the plan's dtype.
+        the plan's dtype; its contents are undefined after that ValueError (X is scanned
+        block by block as the blocks run, not in a pass of its own before).
         """
         cdef cnp.ndarray x, y
         cdef cnp.npy_intp dims[2]
@@ -496,8 +526,6 @@ cdef class Plan:
                 and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
             return None
         x = <cnp.ndarray>X
-        if not self._finite(x):
-            raise ValueError("X contains NaN or infinite values")
         dims[0] = cnp.PyArray_DIM(x, 0)
         dims[1] = self.n_out
         if out is None:
@@ -515,23 +543,13 @@ cdef class Plan:
         self._run(x, y, n_threads)
         return y
 
-    cdef bint _finite(self, cnp.ndarray X):
-        cdef Py_ssize_t n = cnp.PyArray_SIZE(X)
-        cdef void* xp = cnp.PyArray_DATA(X)
-        cdef bint ok
-        with nogil:
-            if self.typenum == cnp.NPY_DOUBLE:
-                ok = all_finite(<const double*>xp, n)
-            else:
-                ok = all_finite(<const float*>xp, n)
-        return ok
-
     cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
         cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0)
         cdef object scratch = None
         cdef void* xp = cnp.PyArray_DATA(X)
         cdef void* yp = cnp.PyArray_DATA(Y)
         cdef void* sp
+        cdef bint ok
         if batch == 0:
             return
         # The lock guards only the choice of a scratch set.
@@ -545,16 +563,18 @@ cdef class Plan:
         blas_serial_enter()
         with nogil:
             if self.typenum == cnp.NPY_DOUBLE:
-                _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
-                     self.chunk, <double*>sp, self.stride, self.width, self.blockwise_from,
-                     n_threads, self.q_threads)
+                ok = _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
+                          self.chunk, <double*>sp, self.stride, self.width,
+                          self.blockwise_from, n_threads, self.q_threads)
             else:
-                _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
-                     self.chunk, <float*>sp, self.stride, self.width, self.blockwise_from,
-                     n_threads, self.q_threads)
+                ok = _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
+                          self.chunk, <float*>sp, self.stride, self.width,
+                          self.blockwise_from, n_threads, self.q_threads)
         blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)
         PyThread_release_lock(self._lock)
+        if not ok:
+            raise ValueError("X contains NaN or infinite values")
 
