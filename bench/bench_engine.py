@@ -21,6 +21,8 @@ Script mode times the contenders interleaved, round by round, and prints medians
 median per-round ratios (robust on a shared machine):
 
     python bench/bench_engine.py --peers [ROUNDS]        every contender, sparsity 0 and 0.9
+    python bench/bench_engine.py --peers [ROUNDS] --batch=1024   the dense network at one
+                                                     batch size (--batch= repeats)
     python bench/bench_engine.py --auto-vs-dense [ROUNDS]  auto against forced dense over
                                                      sparsities and batches (the cost model)
     python bench/bench_engine.py --calibrate             crossover densities behind
@@ -358,10 +360,11 @@ def calibrate(shapes=((784, 256), (256, 128), (1024, 1024)),
 
 def main(argv):
     rounds = [int(a) for a in argv if a.isdigit()]
+    batches = [int(a.split("=", 1)[1]) for a in argv if a.startswith("--batch=")]
     if "--calibrate" in argv:
         calibrate()
     elif "--peers" in argv:
-        peers(*rounds)
+        peers(*rounds, **({"sparsities": (0.0,), "batches": batches} if batches else {}))
     elif "--auto-vs-dense" in argv:
         auto_vs_dense(*rounds)
     else:
