@@ -61,6 +61,26 @@ def test_backward_matches_twin(dt, batch, n_in, n_out, name, need_dX, seed):
         assert dX is None
 
 
+@pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("batch, n_in", [(200, 130), (130, 200), (300, 70)])
+def test_products_in_chunks_match_twin(dt, batch, n_in):
+    # 200 and 130 rows end in a short tail that joins the last chunk (64, 64, 72 and
+    # 64, 66); 300 rows end in a full one (80, 80, 80, 60).
+    rng = np.random.default_rng(batch)
+    X, W, b = _problem(rng, batch, n_in, 90, dt)
+    for n_threads in (1, 2):
+        Z = np.empty((batch, 90), dt)
+        Y = K.dense_forward(X, W, b, "relu", preact=Z, n_threads=n_threads)
+        Y_ref, Z_ref = R.forward(*(a.astype(np.float64) for a in (X, W, b)), "relu", None)
+        assert_close(Z, Z_ref, dt, scale=10)
+        assert_close(Y, Y_ref, dt, scale=10)
+        dY = rng.standard_normal((batch, 90)).astype(dt)
+        dX, dW, db = K.dense_backward(dY, X, W, Z, Y, "relu", n_threads=n_threads)
+        refs = R.backward(*(a.astype(np.float64) for a in (dY, X, W, Z)), "relu", None)
+        for got, ref in zip((dX, dW, db), refs):
+            assert_close(got, ref, dt, scale=100)
+
+
 @pytest.mark.parametrize("name", sorted(set(ACTIVATIONS) - {"binary_step", "binary_step_ste"}))
 def test_backward_by_finite_differences(name):
     rng = np.random.default_rng(0)

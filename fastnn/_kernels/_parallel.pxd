@@ -23,7 +23,9 @@ cdef enum:
     # thread (see `gemm_rows`). Each call packs again the operand all chunks share: on one
     # thread, (256, 784) @ (784, 256) in 32-row chunks measured 1.34x one call, in 64-row
     # chunks 1.10x, in 128-row chunks 0.99-1.09x. About GEMM_CHUNKS chunks leave some to
-    # share out when a thread stalls.
+    # share out when a thread stalls. A tail shorter than a quarter chunk joins the last
+    # chunk (200 rows: 64, 64, 72, not 64, 64, 64, 8): a call on 8 rows packs the shared
+    # operand as a full chunk does.
     GEMM_CHUNKS = 4
     GEMM_MIN_ROWS = 64
     GEMM_MAX_ROWS = 256
@@ -51,3 +53,18 @@ cdef inline Py_ssize_t gemm_rows(Py_ssize_t m) noexcept nogil:
     if rows < GEMM_MIN_ROWS:
         return GEMM_MIN_ROWS
     return rows if rows < GEMM_MAX_ROWS else GEMM_MAX_ROWS
+
+
+cdef inline Py_ssize_t gemm_chunks(Py_ssize_t m) noexcept nogil:
+    """The number of chunks of a product with `m` rows of output (see `gemm_stop`)."""
+    cdef Py_ssize_t rows = gemm_rows(m), nc = n_chunks(m, rows)
+    if nc > 1 and m - (nc - 1) * rows < rows // 4:
+        return nc - 1
+    return nc
+
+
+cdef inline Py_ssize_t gemm_stop(Py_ssize_t m, Py_ssize_t c) noexcept nogil:
+    """The end of chunk c of a product with `m` rows of output: chunk c covers rows
+    c gemm_rows(m) to this, the last chunk running to m. It depends on m alone."""
+    cdef Py_ssize_t stop = (c + 1) * gemm_rows(m)
+    return m if c + 1 == gemm_chunks(m) or stop > m else stop

@@ -20,7 +20,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cimport numpy as cnp
 
-from fastnn._kernels._parallel cimport gemm_rows, n_chunks, threads_for
+from fastnn._kernels._parallel cimport gemm_chunks, gemm_rows, gemm_stop, threads_for
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, ACT_PRELU,
                                           ACT_RELU, ACT_LINEAR)
@@ -147,9 +147,8 @@ cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n
 cdef void gemm_chunk(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                      const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
                      floating* C, Py_ssize_t ldc, Py_ssize_t c) noexcept nogil:
-    """C[r] := op(A)[r] @ op(B) for the rows r of chunk c (`gemm_rows(m)` rows each)."""
-    cdef Py_ssize_t size = gemm_rows(m), r0 = c * size
-    cdef Py_ssize_t rows = size if r0 + size <= m else m - r0
+    """C[r] := op(A)[r] @ op(B) for the rows r of chunk c (`_parallel.gemm_stop`)."""
+    cdef Py_ssize_t r0 = c * gemm_rows(m), rows = gemm_stop(m, c) - r0
     gemm(trans_a, trans_b, <int>rows, <int>n, <int>k, A + (r0 if trans_a else r0 * lda),
          <int>lda, B, <int>ldb, <floating>0, C + r0 * ldc, <int>ldc)
 
@@ -165,7 +164,7 @@ cdef void gemm_parallel(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, 
                         const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
                         floating* C, Py_ssize_t ldc, int n_threads) noexcept nogil:
     """C := op(A) @ op(B) for row-major C of shape (m, n), chunk by chunk."""
-    cdef Py_ssize_t c, nc = n_chunks(m, gemm_rows(m))
+    cdef Py_ssize_t c, nc = gemm_chunks(m)
     cdef int nt = gemm_threads(m * n * k, nc, n_threads)
     for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         gemm_chunk(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, c)
@@ -177,12 +176,11 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
                              int n_threads) noexcept nogil:
     """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL. Each chunk of rows gets
     its bias and activation right after its product, while it is in cache."""
-    cdef Py_ssize_t c, i, stop, rows = gemm_rows(batch), nc = n_chunks(batch, rows)
+    cdef Py_ssize_t c, i, rows = gemm_rows(batch), nc = gemm_chunks(batch)
     cdef int nt = gemm_threads(batch * n_in * n_out, nc, n_threads)
     for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
-        stop = (c + 1) * rows if (c + 1) * rows < batch else batch
-        for i in range(c * rows, stop):
+        for i in range(c * rows, gemm_stop(batch, c)):
             bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act,
                          alpha)
 
@@ -246,8 +244,8 @@ cdef void dense_backward_core(const floating* dY, const floating* X, const float
         if dX != NULL:
             memset(dX, 0, batch * n_in * sizeof(floating))
         return
-    cdef Py_ssize_t c, nw = n_chunks(n_in, gemm_rows(n_in))
-    cdef Py_ssize_t nx = n_chunks(batch, gemm_rows(batch)) if dX != NULL else 0
+    cdef Py_ssize_t c, nw = gemm_chunks(n_in)
+    cdef Py_ssize_t nx = gemm_chunks(batch) if dX != NULL else 0
     cdef int nt = gemm_threads((1 + (dX != NULL)) * batch * n_in * n_out, nw + nx + 1,
                                n_threads)
     act_backward_rows(act, Z, Y, dY, dZ, batch, n_out, alpha, n_threads)
