@@ -17,6 +17,11 @@ cross-entropy, batches of 128
   least 0.85. The 8 Python calls of step_gemms per step add a few microseconds that
   count for the products (a step takes milliseconds); ``python bench/bench_hot_paths.py``
   subtracts them.
+  The products run as fastnn could run them at best: each one BLAS call on the BLAS's
+  own threads, which share the packed operand and spin between calls (fastnn's kernels
+  cannot let them: a spinning thread stalls the others on a busy machine, see
+  fastnn/_kernels/_threads.pyx). The script mode also times them with the BLAS on one
+  thread beside a step of fastnn on one thread.
 
     python -m pytest bench/bench_hot_paths.py --benchmark-only -q
     python bench/report.py --suite hot_paths
@@ -34,6 +39,7 @@ import pytest
 import scipy.linalg.blas as blas
 
 import fastnn as fn
+from fastnn._kernels import _blas_threads
 
 PREDICT_SIZES = (64, 64, 64, 10)
 STEP_SIZES = (784, 256, 128, 10)
@@ -165,25 +171,46 @@ def interleaved(rounds=15):
         for _ in range(STEPS):
             p.run()
 
-    predict_ratio, gemm_share, rows = [], [], []
+    def gemm_time():
+        return _timed(gemm_steps, products) - _timed(gemm_steps, tiny)
+
+    def fit_time(threads):
+        fn.set_num_threads(threads)
+        try:
+            return _timed(_fit_epoch, classifier(STEP_SIZES), X, y)
+        finally:
+            fn.set_num_threads(None)
+
+    blas_threads = _blas_threads.get_blas_threads()
+    threads = fn.get_num_threads()
+    predict_ratio, share, share1, rows = [], [], [], []
     for _ in range(rounds):
         t_model = _timed(predicts, model.predict)
         t_engine = _timed(predicts, engine.predict)
         predict_ratio.append(t_model / t_engine)
-        fresh = classifier(STEP_SIZES)
-        t_fit = _timed(_fit_epoch, fresh, X, y)
-        t_gemm = _timed(gemm_steps, products) - _timed(gemm_steps, tiny)
-        gemm_share.append(t_gemm / t_fit)
+        t_fit, t_gemm = fit_time(threads), gemm_time()
+        t_fit1 = fit_time(1)
+        _blas_threads.set_blas_threads(1)
+        try:
+            t_gemm1 = gemm_time()
+        finally:
+            _blas_threads.set_blas_threads(blas_threads or 1)
+        share.append(t_gemm / t_fit)
+        share1.append(t_gemm1 / t_fit1)
         rows.append((t_model / PREDICT_CALLS * 1e6, t_engine / PREDICT_CALLS * 1e6,
-                     t_fit / STEPS * 1e3, t_gemm / STEPS * 1e3))
+                     t_fit / STEPS * 1e3, t_gemm / STEPS * 1e3, t_fit1 / STEPS * 1e3,
+                     t_gemm1 / STEPS * 1e3))
     med = np.median(np.array(rows), axis=0)
-    print(f"threads {fn.get_num_threads()}, {rounds} rounds, medians of the rounds:")
+    print(f"fastnn threads {threads}, BLAS threads {blas_threads}, {rounds} rounds, "
+          f"medians of the rounds:")
     print(f"  predict batch 1: Sequential.predict {med[0]:.2f} us, engine {med[1]:.2f} us; "
           f"median ratio predict/engine {np.median(predict_ratio):.2f} "
           f"(range {min(predict_ratio):.2f}-{max(predict_ratio):.2f})")
-    print(f"  training step: fit {med[2]:.3f} ms per batch, products alone {med[3]:.3f} ms; "
-          f"median share of the products {np.median(gemm_share):.1%} "
-          f"(range {min(gemm_share):.1%}-{max(gemm_share):.1%})")
+    for name, fit, gemm, shares in (
+            (f"{threads} threads", med[2], med[3], share), ("1 thread", med[4], med[5], share1)):
+        print(f"  training step, {name}: fit {fit:.3f} ms per batch, products alone "
+              f"{gemm:.3f} ms; median share of the products {np.median(shares):.1%} "
+              f"(range {min(shares):.1%}-{max(shares):.1%})")
 
 
 if __name__ == "__main__":

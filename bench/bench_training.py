@@ -20,8 +20,13 @@ Smoke: FASTNN_BENCH_SAMPLES=2048 python -m pytest bench/bench_training.py --benc
 at one thread) and torch (one and two threads) interleaved, round by round, and prints
 the median per-round ratio of torch's better time to fastnn's: the throughput ratio, on
 a shared machine less disturbed than timings taken minutes apart. The target is 1.6.
+There torch runs in processes of its own, one per thread count, in the environment the
+script started with: fastnn sets OMP_WAIT_POLICY when imported, and torch's OpenMP
+threads would sleep between operations under fastnn's setting (torch on 2 threads
+measured 0.84 s an epoch in fastnn's process against 0.40 s with its threads spinning).
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -34,15 +39,14 @@ BATCH = 128
 LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 ROUNDS = 3
 GROUP = "training epoch"
+# The environment before fastnn is imported, for torch's own processes in `interleaved`.
+START_ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="module")
 def data():
     """Inputs in [0, 1) like pixel intensities, shape (N_SAMPLES, 784); int64 labels 0..9."""
-    rng = np.random.default_rng(0)
-    X = rng.random((N_SAMPLES, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], N_SAMPLES)
-    return X, y
+    return data_arrays()
 
 
 def _bench_epoch(benchmark, build, epoch, **info):
@@ -174,38 +178,75 @@ def torch_epoch(model, X, y):
         optimizer.step()
 
 
-def interleaved(rounds=5):
-    """Median per-round throughput ratios, contenders timed one after another each round."""
-    import torch
-
-    import fastnn as fn
+def data_arrays():
+    """The epoch's data, the same in every process: inputs and labels from seed 0."""
     rng = np.random.default_rng(0)
     X = rng.random((N_SAMPLES, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], N_SAMPLES)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    return X, rng.integers(0, SIZES[-1], N_SAMPLES)
+
+
+def _timed(build, epoch):
+    model = build()
+    start = time.perf_counter()
+    epoch(model)
+    return time.perf_counter() - start
+
+
+def torch_worker(threads):
+    """Time one torch epoch on `threads` threads per line read from stdin, printing the
+    seconds: the torch side of `interleaved`, in a process without fastnn."""
+    import torch
+    torch.set_num_threads(threads)
+    X, y = (torch.from_numpy(a) for a in data_arrays())
+    for _ in sys.stdin:
+        print(_timed(torch_model, lambda m: torch_epoch(m, X, y)), flush=True)
+
+
+class TorchProcess:
+    """A `torch_worker` process on `threads` threads, in the environment of START_ENV."""
+
+    def __init__(self, threads):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--torch-worker", str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=START_ENV)
+
+    def epoch(self):
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the torch process ended early")
+        return float(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def interleaved(rounds=5):
+    """Median per-round throughput ratios, contenders timed one after another each round."""
+    import fastnn as fn
+    X, y = data_arrays()
     default = fn.get_num_threads()
     times = {"fastnn": [], "fastnn[1thread]": [], "torch[1thread]": [], "torch[2threads]": []}
-
-    def timed(build, epoch):
-        model = build()
-        start = time.perf_counter()
-        epoch(model)
-        return time.perf_counter() - start
-
-    for _ in range(rounds):
-        for threads in (default, 1):
-            fn.set_num_threads(threads)
-            key = "fastnn" if threads == default else "fastnn[1thread]"
-            times[key].append(timed(fastnn_model, lambda m: fastnn_epoch(m, X, y)))
-        fn.set_num_threads(None)
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            times[f"torch[{threads}thread{'s' if threads > 1 else ''}]"].append(
-                timed(torch_model, lambda m: torch_epoch(m, Xt, yt)))
+    torch_procs = {1: TorchProcess(1), 2: TorchProcess(2)}
+    try:
+        for _ in range(rounds):
+            for threads in (default, 1):
+                fn.set_num_threads(threads)
+                key = "fastnn" if threads == default else "fastnn[1thread]"
+                times[key].append(_timed(fastnn_model, lambda m: fastnn_epoch(m, X, y)))
+            fn.set_num_threads(None)
+            for threads, proc in torch_procs.items():
+                times[f"torch[{threads}thread{'s' if threads > 1 else ''}]"].append(proc.epoch())
+    finally:
+        for proc in torch_procs.values():
+            proc.close()
     t = {k: np.array(v) for k, v in times.items()}
     best_torch = np.minimum(t["torch[1thread]"], t["torch[2threads]"])
     print(f"{N_SAMPLES} samples, batch {BATCH}, {rounds} rounds; fastnn default threads "
-          f"{default}; median epoch seconds:")
+          f"{default}; torch in its own processes, OMP_WAIT_POLICY "
+          f"{START_ENV.get('OMP_WAIT_POLICY', 'unset')}; median epoch seconds:")
     for k, v in t.items():
         print(f"  {k:16s} {np.median(v):.3f}")
     for k in ("fastnn", "fastnn[1thread]"):
@@ -215,4 +256,7 @@ def interleaved(rounds=5):
 
 
 if __name__ == "__main__":
-    interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    if sys.argv[1:2] == ["--torch-worker"]:
+        torch_worker(int(sys.argv[2]))
+    else:
+        interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
