@@ -67,14 +67,14 @@ def test_products_in_chunks_match_twin(dt, batch, n_in):
     # 200 and 130 rows end in a short tail that joins the last chunk (64, 64, 72 and
     # 64, 66); 300 rows end in a full one (80, 80, 80, 60).
     rng = np.random.default_rng(batch)
-    X, W, b = _problem(rng, batch, n_in, 90, dt)
+    X, W, b = _problem(rng, batch, n_in, 420, dt)  # enough work to run in chunks
     for n_threads in (1, 2):
-        Z = np.empty((batch, 90), dt)
+        Z = np.empty((batch, 420), dt)
         Y = K.dense_forward(X, W, b, "relu", preact=Z, n_threads=n_threads)
         Y_ref, Z_ref = R.forward(*(a.astype(np.float64) for a in (X, W, b)), "relu", None)
         assert_close(Z, Z_ref, dt, scale=10)
         assert_close(Y, Y_ref, dt, scale=10)
-        dY = rng.standard_normal((batch, 90)).astype(dt)
+        dY = rng.standard_normal((batch, 420)).astype(dt)
         dX, dW, db = K.dense_backward(dY, X, W, Z, Y, "relu", n_threads=n_threads)
         refs = R.backward(*(a.astype(np.float64) for a in (dY, X, W, Z)), "relu", None)
         for got, ref in zip((dX, dW, db), refs):

@@ -26,9 +26,15 @@ cdef enum:
     # share out when a thread stalls. A tail shorter than a quarter chunk joins the last
     # chunk (200 rows: 64, 64, 72, not 64, 64, 64, 8): a call on 8 rows packs the shared
     # operand as a full chunk does.
+    # A product too small to ever take a second thread (`gemm_threads`) is one chunk:
+    # chunks there would only pack the shared operand again ((200, 100) @ (100, 256) and
+    # (200, 256) @ (256, 128) in chunks of 64, 64 and 72 rows took 1.15x and 1.18x the
+    # CPU time of one call).
     GEMM_CHUNKS = 4
     GEMM_MIN_ROWS = 64
     GEMM_MAX_ROWS = 256
+    # A multiply-add of a product costs about a sixteenth of an elementwise operation.
+    MACS_PER_WORK = 16
 
 
 cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
@@ -46,25 +52,35 @@ cdef inline Py_ssize_t n_chunks(Py_ssize_t n, Py_ssize_t size) noexcept nogil:
     return (n + size - 1) // size
 
 
-cdef inline Py_ssize_t gemm_rows(Py_ssize_t m) noexcept nogil:
-    """Rows per chunk of a product with `m` rows of output: about GEMM_CHUNKS chunks of
-    GEMM_MIN_ROWS to GEMM_MAX_ROWS rows, a multiple of 16. It depends on m alone."""
+cdef inline int gemm_threads(Py_ssize_t macs, Py_ssize_t chunks, int n_threads) noexcept nogil:
+    """Threads for a product of `macs` multiply-adds in `chunks` chunks."""
+    cdef int nt = threads_for(macs // MACS_PER_WORK, n_threads)
+    return nt if nt < chunks else <int>chunks
+
+
+cdef inline Py_ssize_t gemm_rows(Py_ssize_t m, Py_ssize_t macs) noexcept nogil:
+    """Rows per chunk of a product with `m` rows of output and `macs` multiply-adds:
+    about GEMM_CHUNKS chunks of GEMM_MIN_ROWS to GEMM_MAX_ROWS rows, a multiple of 16, or
+    all m rows when the product is too small for two threads. It depends on the shape
+    alone, never on the thread count."""
     cdef Py_ssize_t rows = (n_chunks(m, GEMM_CHUNKS) + 15) // 16 * 16
+    if macs // MACS_PER_WORK < 2 * MIN_WORK_PER_THREAD:
+        return m if m > 0 else 1
     if rows < GEMM_MIN_ROWS:
         return GEMM_MIN_ROWS
     return rows if rows < GEMM_MAX_ROWS else GEMM_MAX_ROWS
 
 
-cdef inline Py_ssize_t gemm_chunks(Py_ssize_t m) noexcept nogil:
-    """The number of chunks of a product with `m` rows of output (see `gemm_stop`)."""
-    cdef Py_ssize_t rows = gemm_rows(m), nc = n_chunks(m, rows)
+cdef inline Py_ssize_t gemm_chunks(Py_ssize_t m, Py_ssize_t macs) noexcept nogil:
+    """The number of chunks of such a product (see `gemm_stop`)."""
+    cdef Py_ssize_t rows = gemm_rows(m, macs), nc = n_chunks(m, rows)
     if nc > 1 and m - (nc - 1) * rows < rows // 4:
         return nc - 1
     return nc
 
 
-cdef inline Py_ssize_t gemm_stop(Py_ssize_t m, Py_ssize_t c) noexcept nogil:
-    """The end of chunk c of a product with `m` rows of output: chunk c covers rows
-    c gemm_rows(m) to this, the last chunk running to m. It depends on m alone."""
-    cdef Py_ssize_t stop = (c + 1) * gemm_rows(m)
-    return m if c + 1 == gemm_chunks(m) or stop > m else stop
+cdef inline Py_ssize_t gemm_stop(Py_ssize_t m, Py_ssize_t macs, Py_ssize_t c) noexcept nogil:
+    """The end of chunk c of such a product: chunk c covers rows c gemm_rows(m, macs) to
+    this, the last chunk running to m."""
+    cdef Py_ssize_t stop = (c + 1) * gemm_rows(m, macs)
+    return m if c + 1 == gemm_chunks(m, macs) or stop > m else stop

@@ -20,7 +20,8 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cimport numpy as cnp
 
-from fastnn._kernels._parallel cimport gemm_chunks, gemm_rows, gemm_stop, threads_for
+from fastnn._kernels._parallel cimport (gemm_chunks, gemm_rows, gemm_stop, gemm_threads,
+                                        threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, ACT_PRELU,
                                           ACT_RELU, ACT_LINEAR)
@@ -161,23 +162,17 @@ cdef void gemm_chunk(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_
                      const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
                      floating* C, Py_ssize_t ldc, Py_ssize_t c) noexcept nogil:
     """C[r] := op(A)[r] @ op(B) for the rows r of chunk c (`_parallel.gemm_stop`)."""
-    cdef Py_ssize_t r0 = c * gemm_rows(m), rows = gemm_stop(m, c) - r0
+    cdef Py_ssize_t macs = m * n * k, r0 = c * gemm_rows(m, macs)
+    cdef Py_ssize_t rows = gemm_stop(m, macs, c) - r0
     gemm(trans_a, trans_b, <int>rows, <int>n, <int>k, A + (r0 if trans_a else r0 * lda),
          <int>lda, B, <int>ldb, <floating>0, C + r0 * ldc, <int>ldc)
-
-
-cdef inline int gemm_threads(Py_ssize_t macs, Py_ssize_t chunks, int n_threads) noexcept nogil:
-    """Threads for a product of `macs` multiply-adds in `chunks` chunks: a multiply-add
-    costs about a sixteenth of an elementwise operation."""
-    cdef int nt = threads_for(macs // 16, n_threads)
-    return nt if nt < chunks else <int>chunks
 
 
 cdef void gemm_parallel(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
                         floating* C, Py_ssize_t ldc, int n_threads) noexcept nogil:
     """C := op(A) @ op(B) for row-major C of shape (m, n), chunk by chunk."""
-    cdef Py_ssize_t c, nc = gemm_chunks(m)
+    cdef Py_ssize_t c, nc = gemm_chunks(m, m * n * k)
     cdef int nt = gemm_threads(m * n * k, nc, n_threads)
     for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         gemm_chunk(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, c)
@@ -189,11 +184,12 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
                              int n_threads) noexcept nogil:
     """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL. Each chunk of rows gets
     its bias and activation right after its product, while it is in cache."""
-    cdef Py_ssize_t c, i, rows = gemm_rows(batch), nc = gemm_chunks(batch)
-    cdef int nt = gemm_threads(batch * n_in * n_out, nc, n_threads)
+    cdef Py_ssize_t c, i, macs = batch * n_in * n_out
+    cdef Py_ssize_t rows = gemm_rows(batch, macs), nc = gemm_chunks(batch, macs)
+    cdef int nt = gemm_threads(macs, nc, n_threads)
     for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
-        for i in range(c * rows, gemm_stop(batch, c)):
+        for i in range(c * rows, gemm_stop(batch, macs, c)):
             bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act,
                          alpha)
 
@@ -257,8 +253,8 @@ cdef void dense_backward_core(const floating* dY, const floating* X, const float
         if dX != NULL:
             memset(dX, 0, batch * n_in * sizeof(floating))
         return
-    cdef Py_ssize_t c, nw = gemm_chunks(n_in)
-    cdef Py_ssize_t nx = gemm_chunks(batch) if dX != NULL else 0
+    cdef Py_ssize_t c, macs = batch * n_in * n_out, nw = gemm_chunks(n_in, macs)
+    cdef Py_ssize_t nx = gemm_chunks(batch, macs) if dX != NULL else 0
     cdef int nt = gemm_threads((1 + (dX != NULL)) * batch * n_in * n_out, nw + nx + 1,
                                n_threads)
     act_backward_rows(act, Z, Y, dY, dZ, batch, n_out, alpha, n_threads)
