@@ -17,7 +17,8 @@ Script mode, the ratios from one run: ``python bench/bench_sklearn.py [rounds]``
 5) fits both estimators once per round, in alternating order, then times
 predict_proba of the last fitted pair in rounds of PREDICT_CALLS calls each, A, B, A,
 B...; it prints the median seconds of each, the median of the per-round ratios
-scikit-learn / fastnn, and each estimator's test accuracy.
+scikit-learn / fastnn, and each estimator's test accuracy. ``--predict`` fits each
+estimator once (the fit figures are then one sample each) for the predict_proba rounds.
 """
 import os
 import sys
@@ -110,13 +111,15 @@ def _timed(f, *args):
     return time.perf_counter() - start, out
 
 
-def interleaved(rounds=5):
-    """Median per-round ratios scikit-learn / fastnn of fit and predict_proba."""
+def interleaved(rounds=5, fit_rounds=None):
+    """Median per-round ratios scikit-learn / fastnn of fit and predict_proba (fits in
+    `fit_rounds` rounds, default `rounds`)."""
     X, y, X_test, y_test = make_data()
     kinds = ("fastnn", "sklearn")
     fit = {k: [] for k in kinds}
     fitted = {}
-    for r in range(rounds):
+    fit_rounds = rounds if fit_rounds is None else fit_rounds
+    for r in range(fit_rounds):
         for kind in (kinds if r % 2 == 0 else kinds[::-1]):
             seconds, fitted[kind] = _timed(_fit, _estimator(kind), X, y)
             fit[kind].append(seconds)
@@ -125,10 +128,11 @@ def interleaved(rounds=5):
         fitted[kind].predict_proba(X_test)
     for _ in range(3 * rounds):
         for kind in kinds:
+            time.sleep(0.1)  # as bench_engine: the other's spinning BLAS threads go to sleep
             seconds = min(_timed(fitted[kind].predict_proba, X_test)[0]
                           for _ in range(PREDICT_CALLS))
             proba[kind].append(seconds)
-    print(f"{N_SAMPLES} training rows, {len(X_test)} test rows, {rounds} fits of each, "
+    print(f"{N_SAMPLES} training rows, {len(X_test)} test rows, {fit_rounds} fits of each, "
           f"{3 * rounds} rounds of predict_proba (best of {PREDICT_CALLS} calls each)")
     for name, times in (("fit", fit), ("predict_proba", proba)):
         t = {k: np.array(v) for k, v in times.items()}
@@ -141,4 +145,5 @@ def interleaved(rounds=5):
 
 
 if __name__ == "__main__":
-    interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    numbers = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    interleaved(numbers[0] if numbers else 5, 1 if "--predict" in sys.argv else None)
