@@ -204,11 +204,7 @@ class Optimizer:
                 raise ValueError(f"gradient {i} must be a writeable C-contiguous array of the "
                                  f"shape {param.shape} and dtype {param.dtype} of parameter {i}")
             if i < len(self._slots):
-                for s in self._slots[i]:
-                    if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
-                        raise ValueError(
-                            f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
-                            f"but its optimizer state has shape {s.shape} and dtype {s.dtype}")
+                _check_buffers(i, param, self._slots[i])
             if i < len(self._prev) and (self._prev[i].dtype != param.dtype
                                         or self._prev[i].size % max(param.size, 1)):
                 del self._prev[i:]
@@ -254,8 +250,8 @@ class Optimizer:
         """Restore what `get_state` returned (the arrays are copied).
 
         With `params` (the parameter arrays the state belongs to, in order), every
-        buffer must have its parameter's shape and dtype, and there must be no more
-        buffer sets than parameters; ValueError otherwise, before anything changes.
+        buffer must have its parameter's shape and dtype, and there must be a buffer set
+        for every parameter or none at all; ValueError otherwise, before anything changes.
         """
         if len(state) < 1:
             raise ValueError("the state needs at least the iteration count")
@@ -273,15 +269,11 @@ class Optimizer:
             group = iter(arrays[start:start + per_param])
             slots.append(tuple(_state_array(next(group)) if on else None for on in used))
         if params is not None:
-            if len(slots) > len(params):
+            if len(slots) not in (0, len(params)):
                 raise ValueError(f"the state holds buffers for {len(slots)} parameters, "
                                  f"the model has {len(params)}")
             for i, (param, group) in enumerate(zip(params, slots)):
-                for s in group:
-                    if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
-                        raise ValueError(
-                            f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
-                            f"but its state buffer has shape {s.shape} and dtype {s.dtype}")
+                _check_buffers(i, param, group)
         self.iterations = iterations
         self._slots = slots
         self._prev = []
@@ -295,6 +287,14 @@ class Optimizer:
                          [("lr", lr)] + [(k, getattr(self, k)) for k in self._config_keys]
                          + ([self._clip] if self._clip is not None else []))
         return f"{type(self).__name__}({args})"
+
+
+def _check_buffers(i, param, buffers):
+    """ValueError unless every buffer of parameter `i` has the parameter's shape and dtype."""
+    for s in buffers:
+        if s is not None and (s.shape != param.shape or s.dtype != param.dtype):
+            raise ValueError(f"parameter {i} has shape {param.shape} and dtype {param.dtype}, "
+                             f"but its optimizer state has shape {s.shape} and dtype {s.dtype}")
 
 
 class SGD(Optimizer):

@@ -430,10 +430,9 @@ def _restore_training_state(model, state, buffers):
         _fail("a 'training_state' needs a built model with a 'training' entry")
     if sorted(buffers) != list(range(len(buffers))):
         _fail(f"optimizer tensors {sorted(buffers)} are not numbered 0 to {len(buffers) - 1}")
-    params = [p for layer in model.layers for p in layer.params]
     try:
         model.optimizer.set_state([state["iterations"]] + [
-            np.asarray(buffers[k]) for k in range(len(buffers))], params)
+            np.asarray(buffers[k]) for k in range(len(buffers))], model._params)
     except (TypeError, ValueError) as exc:
         _fail(f"training_state: {exc}")
     model._rng.bit_generator.state = state["rng"]

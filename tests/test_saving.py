@@ -82,6 +82,7 @@ def _set_state(meta, **changes):
 @pytest.mark.parametrize("change, message", [
     (lambda t, m: t.update({"optimizer.0": np.zeros((2, 2), np.float32)}), "shape"),
     (lambda t, m: t.pop("optimizer.3"), "numbered"),
+    (lambda t, m: [t.pop(k) for k in ("optimizer.6", "optimizer.7")], "buffers for 3 parameters"),
     (lambda t, m: t.update({"optimizer.99": np.zeros(1, np.float32)}), "numbered"),
     (lambda t, m: t.update({"optimizer.0": np.full((3, 6), np.nan, np.float32)}), "non-finite"),
     (lambda t, m: m.pop("training_state"), "without a 'training_state'"),
