@@ -1,4 +1,5 @@
 import csv
+import sys
 
 import numpy as np
 import pytest
@@ -520,11 +521,21 @@ class _RecordsEnd(cb.Callback):
 def test_an_error_in_on_train_end_does_not_mask_the_error_that_ended_training():
     X, y = _regression()
     last = _RecordsEnd()
-    with pytest.raises(KeyError, match="epoch hook failed") as info:
+
+    def fit():
         _regressor().fit(X, y, epochs=2, verbose=0,
                          callbacks=[_FailsAtEpochEnd(), _FailsAtEnd(), last])
-    notes = getattr(info.value, "__notes__", [])
-    assert any("_FailsAtEnd.on_train_end" in n and "cleanup failed" in n for n in notes), notes
+
+    if sys.version_info < (3, 11):  # no exception notes: the note is a warning
+        with pytest.warns(RuntimeWarning, match=r"_FailsAtEnd\.on_train_end .*cleanup failed"):
+            with pytest.raises(KeyError, match="epoch hook failed"):
+                fit()
+    else:
+        with pytest.raises(KeyError, match="epoch hook failed") as info:
+            fit()
+        notes = getattr(info.value, "__notes__", [])
+        assert any("_FailsAtEnd.on_train_end" in n and "cleanup failed" in n
+                   for n in notes), notes
     assert last.ended  # every callback still ends
 
 
