@@ -31,7 +31,8 @@ from bench_engine import _best_time, he_weights
 
 SPARSITY = 0.9
 BATCHES = (1, 256)
-CONTENDERS = ("block_1x8", "block_1x8_layer", "block_1x8_int8", "csr_unstructured", "dense")
+CONTENDERS = ("fastnn_block_1x8", "fastnn_block_1x8_layer", "fastnn_block_1x8_int8",
+              "csr_unstructured", "dense")
 
 
 def network(seed=0):
@@ -46,14 +47,14 @@ def engines():
     pruning.prune_magnitude(per_layer, SPARSITY, scope="layer", block=(1, 8))
     pruning.prune_magnitude(unstructured, SPARSITY, scope="layer")
     calibration = np.abs(np.random.default_rng(1).standard_normal((256, 784)))
-    built = {"block_1x8": fn.deploy(block, n_threads=1),
-             "block_1x8_layer": fn.deploy(per_layer, n_threads=1),
-             "block_1x8_int8": fn.deploy(block, precision="int8", calibration=calibration,
-                                         n_threads=1),
+    built = {"fastnn_block_1x8": fn.deploy(block, n_threads=1),
+             "fastnn_block_1x8_layer": fn.deploy(per_layer, n_threads=1),
+             "fastnn_block_1x8_int8": fn.deploy(block, precision="int8",
+                                                calibration=calibration, n_threads=1),
              "csr_unstructured": fn.deploy(unstructured, layout="sparse", n_threads=1),
              "dense": fn.deploy(network(), layout="dense", n_threads=1)}
-    assert all(e["storage"] == "bsr" for e in built["block_1x8_layer"].layout())
-    assert built["block_1x8"].layout()[0]["storage"] == "bsr"
+    assert all(e["storage"] == "bsr" for e in built["fastnn_block_1x8_layer"].layout())
+    assert built["fastnn_block_1x8"].layout()[0]["storage"] == "bsr"
     return built
 
 
@@ -64,9 +65,34 @@ def contenders():
         yield engines()
 
 
+# One test per contender, named as it (bench/report.py takes the block-pruned engines,
+# whose names hold the word fastnn, as the entries the others are compared with).
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("name", CONTENDERS)
-def test_predict(benchmark, contenders, name, batch):
+def test_fastnn_block_1x8(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "fastnn_block_1x8", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_fastnn_block_1x8_layer(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "fastnn_block_1x8_layer", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_fastnn_block_1x8_int8(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "fastnn_block_1x8_int8", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_csr_unstructured(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "csr_unstructured", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_dense(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "dense", batch)
+
+
+def _predict(benchmark, contenders, name, batch):
     benchmark.group = f"block-sparse 784-256-128-10 at {SPARSITY:.0%}, batch {batch}, 1 thread"
     X = np.random.default_rng(0).standard_normal((batch, 784)).astype(np.float32)
     out = np.empty((batch, 10), np.float32)
