@@ -524,8 +524,8 @@ class InferenceEngine:
             Converted to the engine's dtype when of another float or integer dtype; no
             NaN or infinity (the rule of `fastnn._kernels._checks.as_input`).
         out : ndarray of shape (batch, n_out) and the engine's dtype, optional
-            C-contiguous, not overlapping X; receives the result (its contents are
-            undefined when X holds a NaN or an infinity and predict raises).
+            C-contiguous, not overlapping X; receives the result (untouched when predict
+            raises: X is scanned for NaN and infinity before the run).
 
         Returns
         -------
@@ -534,7 +534,9 @@ class InferenceEngine:
         if out is not None and isinstance(X, np.ndarray) and np.may_share_memory(out, X):
             raise ValueError("out must not share memory with X")
         n_threads = self._n_threads if self._n_threads is not None else get_num_threads()
-        Y = self._plan.predict(X, out, n_threads)
+        # Without out, the plan scans X as it runs; with out, as_input scans it first, so
+        # that a NaN or an infinity leaves the caller's array as it was.
+        Y = self._plan.predict(X, None, n_threads) if out is None else None
         if Y is None:
             X = as_input(X, self._dtype)
             if X.shape[1] != self.n_in:

@@ -160,6 +160,28 @@ def test_input_checks_conversions_and_out(batches):
         engine.predict(X, out=np.empty((7, 6)))
 
 
+@pytest.mark.parametrize("dtype, precision, n_threads", [
+    ("float32", None, 1), ("float32", None, 2), ("float64", None, 2),
+    ("float32", "int8", 2), ("float32", "bf16", 2)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nan_or_inf_in_x_leaves_out_untouched(dtype, precision, n_threads, bad):
+    rng = np.random.default_rng(12)
+    specs = [_dense(rng, 30, 40, 1.0, "relu"), _dense(rng, 40, 3, 1.0, "softmax")]
+    if precision is not None:
+        specs[0].update(precision=precision, x_scale=4.0 / 255, x_signed=True)
+    # chunks of 100 rows, run blockwise; the bad value is in the middle of the batch
+    engine = InferenceEngine(specs, dtype=dtype, layout="dense", n_threads=n_threads,
+                             max_batch=100)
+    X = rng.standard_normal((1030, 30))
+    X[500, 3] = bad
+    for given in (X.astype(engine.dtype), X.astype(np.float32 if dtype == "float64"
+                                                   else np.float64)):
+        out = np.full((1030, 3), -7, engine.dtype)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            engine.predict(given, out=out)
+        assert (out == -7).all()
+
+
 def test_bad_specs_are_rejected():
     rng = np.random.default_rng(11)
     good = _dense(rng, 5, 4, 1.0)

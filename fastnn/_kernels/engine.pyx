@@ -516,7 +516,8 @@ cdef class Plan:
         infinity raises ValueError (the rule of `fastnn._kernels._checks.as_input`).
         A given `out` must be a writeable C-ordered array of shape (batch, n_out) and
         the plan's dtype; its contents are undefined after that ValueError (X is scanned
-        block by block as the blocks run, not in a pass of its own before).
+        block by block as the blocks run, not in a pass of its own before), so
+        `fastnn.engine.InferenceEngine.predict` checks X first when given an `out`.
         """
         cdef cnp.ndarray x, y
         cdef cnp.npy_intp dims[2]
