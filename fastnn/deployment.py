@@ -101,8 +101,7 @@ def deploy(model, layout="auto", *, precision=None, calibration=None, **engine_o
     specs = engine_layers(model)
     dtype = model.dtype.name
     if precision is not None:
-        specs = plan_precision(specs, precision, calibration,
-                               blocks=layout in ("auto", "block"))
+        specs = plan_precision(specs, precision, calibration, layout)
         dtype = "float32"
     elif calibration is not None:
         raise ValueError("calibration is for precision='int8'")

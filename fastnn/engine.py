@@ -72,7 +72,7 @@ from fastnn.io import (check_metadata, parse_json, read_file, save_tensors, tens
                        tensors_to_bytes)
 
 __all__ = ["InferenceEngine", "load_engine", "engine_from_bytes", "CROSSOVER_DENSITY",
-           "sparse_batches"]
+           "sparse_batches", "sparse_form"]
 
 FORMAT = "fastnn-engine"
 FORMAT_VERSION = "3"
@@ -388,25 +388,52 @@ def _estimate(density, table):
                for _, crossover in table)
 
 
+def sparse_form(W, layout="auto", chunk=sys.maxsize, density=None, block=0):
+    """The sparse form a float layer of weights `W` gets in an engine of `layout`.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_in, n_out)
+    layout : {"auto", "dense", "sparse", "block"}
+    chunk : int
+        The engine's rows per chunk (`chunk_rows`). A form chosen for every batch with
+        the default, no limit, is chosen for every batch at any chunk.
+    density : float, optional
+        The layer's density (of the nonzeros stored), else that of W.
+    block : int
+        The block width of a layer given block-sparse (0 for none), kept by "block".
+
+    Returns
+    -------
+    (block, (lo, hi), block_densities)
+        The block width of the sparse form (0 for CSR), the chunk sizes it runs for
+        ((1, 0) for none, hi ``sys.maxsize`` for no limit; dense runs the others) and
+        the block density of W for each width of `BLOCKS`.
+    """
+    densities = {b: block_density(W, b) for b in BLOCKS}
+    blocks = {b: (densities[b], BLOCK_CROSSOVER_DENSITY[b]) for b in BLOCKS}
+    if layout == "dense":
+        return 0, (1, 0), densities
+    if layout == "sparse":
+        return 0, (1, sys.maxsize), densities
+    if layout == "block":
+        return (block or min(BLOCKS, key=lambda b: _estimate(*blocks[b])),
+                (1, sys.maxsize), densities)
+    if density is None:
+        density = np.count_nonzero(W) / W.size if W.size else 1.0
+    forms = {0: (density, CROSSOVER_DENSITY), **blocks}
+    ranges = {f: sparse_batches(d, chunk, table) for f, (d, table) in forms.items()}
+    winners = [f for f in forms if ranges[f][0] <= ranges[f][1]]
+    block = min(winners, key=lambda f: _estimate(*forms[f])) if winners else 0
+    return block, ranges[block], densities
+
+
 def _choose_storage(layer, layout, chunk):
     """Set the layer's sparse form (CSR or a block width), the range of batch sizes it
     runs for and why, and keep only the forms it needs."""
     a = layer.arrays
     W = layer.dense_weights()
-    blocks = {b: (block_density(W, b), BLOCK_CROSSOVER_DENSITY[b]) for b in BLOCKS}
-    if layout == "dense":
-        block, (lo, hi) = 0, (1, 0)
-    elif layout == "sparse":
-        block, (lo, hi) = 0, (1, sys.maxsize)
-    elif layout == "block":
-        block = layer.block or min(BLOCKS, key=lambda b: _estimate(*blocks[b]))
-        lo, hi = 1, sys.maxsize
-    else:
-        forms = {0: (layer.density, CROSSOVER_DENSITY), **blocks}
-        ranges = {f: sparse_batches(d, chunk, table) for f, (d, table) in forms.items()}
-        winners = [f for f in forms if ranges[f][0] <= ranges[f][1]]
-        block = min(winners, key=lambda f: _estimate(*forms[f])) if winners else 0
-        lo, hi = ranges[block]
+    block, (lo, hi), densities = sparse_form(W, layout, chunk, layer.density, layer.block)
     layer.sparse_batches = lo, hi
     needs_sparse = lo <= hi
     needs_dense = not (lo == 1 and hi == sys.maxsize)
@@ -417,7 +444,7 @@ def _choose_storage(layer, layout, chunk):
         else:
             a["indptr"], a["indices"], a["data"] = csr_from_dense(W, dtype=dtype)
     layer.block = block if needs_sparse else 0
-    layer.block_density = {b: d for b, (d, _) in blocks.items()}
+    layer.block_density = densities
     if needs_dense and a.get("W") is None:
         a["W"] = W
     if not needs_sparse:

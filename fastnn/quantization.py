@@ -14,20 +14,22 @@
   float32. The last layer stays float32, for the reasons above: with it in bf16 a
   digits network lost 1 of 450 test samples, more than the 0.2 points allowed.
 
-A layer pruned in blocks stays float32, stored block-sparse, where its block density is
-at most the crossover of `FLOAT_BLOCK_CROSSOVER` for a block width: there the float32
-block kernel, which reads only the kept blocks, runs faster than the dense quantized one
-(and loses nothing). Only where the engine may choose blocks (layout "auto" or "block").
+A layer pruned in blocks stays float32 where the engine would store it float32 in blocks
+at every batch size (`fastnn.engine.sparse_form`, layout "auto" or "block") and its
+block density in those blocks is at most the crossover of `FLOAT_BLOCK_CROSSOVER` for
+their width: there the float32 block kernel, which reads only the kept blocks, runs
+faster than the dense quantized one (and loses nothing).
 
 Affine steps (BatchNormalization that could not be folded) stay float32. The engine's
 `layout()` says each layer's precision and why; `evaluate` compares the model and the
 engine on data.
 """
+import sys
+
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array
-from fastnn._kernels.blocksparse import BLOCKS, block_density
-from fastnn.engine import InferenceEngine
+from fastnn.engine import InferenceEngine, sparse_form
 
 __all__ = ["plan_precision", "evaluate", "NONNEGATIVE", "LAST_LAYER_ERROR_RATIO",
            "FLOAT_BLOCK_CROSSOVER"]
@@ -54,20 +56,19 @@ at 0.15, one row being the tightest) and 0.15-0.20 (1x16); over dense bf16 at 0.
 """
 
 
-def _float_blocks(spec, precision):
+def _float_blocks(spec, precision, layout):
     """Why `spec`'s layer stays float32 in blocks rather than dense `precision`, or None
-    when dense `precision` is estimated faster (or the layer has no W)."""
+    when dense `precision` is estimated faster, when the engine of `layout` would not
+    store the float layer in blocks at every batch size, or when the layer has no W."""
     W = spec.get("W")
     if W is None:
         return None
-    table = FLOAT_BLOCK_CROSSOVER[precision]
-    densities = {b: block_density(W, b) for b in BLOCKS}
-    fits = [b for b in BLOCKS if densities[b] <= table[b]]
-    if not fits:
+    b, batches, densities = sparse_form(np.asarray(W), layout)
+    limit = FLOAT_BLOCK_CROSSOVER[precision].get(b)
+    if not b or batches != (1, sys.maxsize) or densities[b] > limit:
         return None
-    b = min(fits, key=lambda b: densities[b] / table[b])
-    return (f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks, where float32 "
-            f"blocks run faster than dense {precision} (up to {table[b]})")
+    return (f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks (the engine's "
+            f"storage), where float32 blocks run faster than dense {precision} (up to {limit})")
 
 
 def _float_outputs(specs, X):
@@ -78,7 +79,7 @@ def _float_outputs(specs, X):
     return inputs
 
 
-def plan_precision(specs, precision, calibration=None, blocks=True):
+def plan_precision(specs, precision, calibration=None, layout="auto"):
     """Engine layer specs with each dense layer's precision, input scale and reason.
 
     Parameters
@@ -89,17 +90,16 @@ def plan_precision(specs, precision, calibration=None, blocks=True):
     calibration : ndarray of shape (n_samples, n_in), optional
         Representative inputs: int8 input scales become static and the last layer's
         precision is chosen from the error they show.
-    blocks : bool
-        Whether the engine may store layers block-sparse (its layout is "auto" or
-        "block"): then layers pruned in blocks stay float32 where `FLOAT_BLOCK_CROSSOVER`
-        says that is faster.
+    layout : {"auto", "dense", "sparse", "block"}
+        The engine's layout: where it stores a float layer in blocks at every batch size,
+        the layer stays float32 if `FLOAT_BLOCK_CROSSOVER` says that is faster.
     """
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be 'int8' or 'bf16', got {precision!r}")
     specs = [dict(spec) for spec in specs]
     dense = []
     for i, spec in enumerate(specs):
-        kept = _float_blocks(spec, precision) if blocks and spec["kind"] == "dense" else None
+        kept = _float_blocks(spec, precision, layout) if spec["kind"] == "dense" else None
         if kept:
             spec.update(precision="float", precision_reason=kept)
         elif spec["kind"] == "dense":

@@ -87,6 +87,44 @@ def test_block_pruned_layers_stay_float_in_blocks(digits, precision):
                      calibration=calibration).layout()[0]["precision"] == precision
 
 
+def _scattered_blocks(rng, n_in, n_out, block, keep):
+    """W with one nonzero in each kept 1x`block` block: element density keep / block."""
+    W = np.zeros((n_in, n_out), np.float32)
+    rows, cols = np.nonzero(rng.random((n_in, n_out // block)) < keep)
+    W[rows, cols * block + rng.integers(0, block, rows.size)] = 1.0
+    return W
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_a_layer_stays_float_only_where_the_engine_stores_it_in_blocks(precision):
+    rng = np.random.default_rng(3)
+    last = {"kind": "dense", "W": rng.standard_normal((128, 4)).astype(np.float32),
+            "b": np.zeros(4, np.float32), "activation": "linear"}
+    # element density 0.024, block density 0.097 in 1x4 and 0.19 in 1x8 blocks: the
+    # engine stores it as CSR, not blocks, so it is quantized
+    W = _scattered_blocks(rng, 256, 128, 8, 0.19)
+    specs = [{"kind": "dense", "W": W, "b": np.zeros(128, np.float32), "activation": "relu"},
+             last]
+    planned = quantization.plan_precision(specs, precision)
+    assert planned[0]["precision"] == precision
+    assert InferenceEngine(planned).layout()[0]["storage"] == f"dense {precision}"
+    # whatever is kept float is stored in the blocks the reason names, at every batch
+    for trial in range(16):
+        block = int(rng.choice([4, 8, 16]))
+        W = _scattered_blocks(rng, 256, 128, block, rng.uniform(0.02, 0.3))
+        if trial % 2:  # whole blocks, and a few elements scattered outside them
+            W = np.repeat(W.reshape(256, -1, block).max(axis=2), block, axis=1)
+            W[rng.random(W.shape) < 0.005] = 1.0
+        specs[0]["W"] = W
+        planned = quantization.plan_precision(specs, precision)
+        entry = InferenceEngine(planned).layout()[0]
+        if planned[0]["precision"] == "float":
+            assert entry["storage"] == "bsr"
+            assert f"in {entry['block']} blocks" in planned[0]["precision_reason"]
+        else:
+            assert entry["storage"] == f"dense {precision}"
+
+
 def test_last_layer_stays_float_when_int8_hurts():
     rng = np.random.default_rng(0)
     W1 = rng.standard_normal((6, 8))
