@@ -552,18 +552,14 @@ class InferenceEngine:
             NaN or infinity (the rule of `fastnn._kernels._checks.as_input`).
         out : ndarray of shape (batch, n_out) and the engine's dtype, optional
             C-contiguous, not overlapping X; receives the result (untouched when predict
-            raises: X is scanned for NaN and infinity before the run).
+            raises: with `out`, X is scanned for NaN and infinity before the run).
 
         Returns
         -------
         Y : ndarray of shape (batch, n_out), or `out`
         """
-        if out is not None and isinstance(X, np.ndarray) and np.may_share_memory(out, X):
-            raise ValueError("out must not share memory with X")
         n_threads = self._n_threads if self._n_threads is not None else get_num_threads()
-        # Without out, the plan scans X as it runs; with out, as_input scans it first, so
-        # that a NaN or an infinity leaves the caller's array as it was.
-        Y = self._plan.predict(X, None, n_threads) if out is None else None
+        Y = self._plan.predict(X, out, n_threads)
         if Y is None:
             X = as_input(X, self._dtype)
             if X.shape[1] != self.n_in:

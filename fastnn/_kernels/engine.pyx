@@ -387,6 +387,24 @@ cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     return True
 
 
+cdef _check_out(cnp.ndarray X, cnp.ndarray Y, Py_ssize_t n_in, int typenum):
+    """ValueError when the C-ordered `Y` overlaps `X`, or when X holds a NaN or an
+    infinity: checked before the run, so that `Y` is left as it was."""
+    cdef char* x = <char*>cnp.PyArray_DATA(X)
+    cdef char* y = <char*>cnp.PyArray_DATA(Y)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(X, 0) * n_in
+    cdef bint ok
+    if x < y + cnp.PyArray_NBYTES(Y) and y < x + cnp.PyArray_NBYTES(X):
+        raise ValueError("out must not share memory with X")
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            ok = all_finite(<const double*>x, n)
+        else:
+            ok = all_finite(<const float*>x, n)
+    if not ok:
+        raise ValueError("X contains NaN or infinite values")
+
+
 cdef class Plan:
     """The compiled network: layer descriptors, the arrays behind them and a scratch pool.
 
@@ -515,9 +533,9 @@ cdef class Plan:
         otherwise the caller converts it and calls again. A ready X with a NaN or an
         infinity raises ValueError (the rule of `fastnn._kernels._checks.as_input`).
         A given `out` must be a writeable C-ordered array of shape (batch, n_out) and
-        the plan's dtype; its contents are undefined after that ValueError (X is scanned
-        block by block as the blocks run, not in a pass of its own before), so
-        `fastnn.engine.InferenceEngine.predict` checks X first when given an `out`.
+        the plan's dtype, apart from X's memory; X is then scanned whole before the run,
+        so that a ValueError leaves `out` as it was (without `out`, the blocks scan their
+        rows as they run).
         """
         cdef cnp.ndarray x, y
         cdef cnp.npy_intp dims[2]
@@ -538,6 +556,7 @@ cdef class Plan:
               and cnp.PyArray_DIM(<cnp.ndarray>out, 0) == dims[0]
               and cnp.PyArray_DIM(<cnp.ndarray>out, 1) == dims[1]):
             y = <cnp.ndarray>out
+            _check_out(x, y, self.n_in, self.typenum)
         else:
             raise ValueError(f"out must be a writeable C-contiguous {self.dtype.name} array "
                              f"of shape {(dims[0], dims[1])}")
