@@ -204,6 +204,11 @@ class Dense(Layer):
             self._X, self._Z, self._Y = X, (Y if Z is None else Z), Y
         return Y
 
+    def inference_step(self):
+        """(kernel, bias, activation code, slope array): what `forward` runs at inference,
+        as `fastnn._kernels.dense.DenseChain` takes it; the layer's own arrays, not copies."""
+        return self.kernel, self.bias, self._act, self._alpha
+
     def forward_with_logits(self, X):
         """(act(Z), Z) for Z = X @ kernel + bias, at inference (a fused loss reads Z)."""
         Y = np.empty((X.shape[0], self.units), self.dtype)

@@ -11,6 +11,8 @@ import numpy as np
 from fastnn import callbacks as cb
 from fastnn import augment as augment_mod, labels, layers as layers_mod, losses, optimizers
 from fastnn._kernels._checks import as_input
+from fastnn._kernels._threads import get_num_threads
+from fastnn._kernels.dense import DenseChain
 from fastnn._table import format_table
 from fastnn._validation import check_int, check_real
 
@@ -50,6 +52,7 @@ class Sequential:
         self._classes = None
         #: how a CSV table becomes this model's input (see `fastnn.tables`), or None
         self.table = None
+        self._chain, self._chain_layers = None, []  # see _wire
         for layer in layers or []:
             self.add(layer)
         if input_dim is not None:
@@ -135,6 +138,12 @@ class Sequential:
         for layer in self.layers:
             if isinstance(layer, layers_mod.Dense):
                 layer.keep_preact = self._fused and layer is last
+        # Inference in one compiled call when every layer is a plain Dense layer. The
+        # chain reads the layers' arrays, as _params holds them: weights are written in
+        # place (set_weights, updates, pruning), never replaced.
+        self._chain_layers = list(self.layers)
+        self._chain = DenseChain([l.inference_step() for l in self.layers]) if (
+            self.built and all(type(l) is layers_mod.Dense for l in self.layers)) else None
 
     def compile(self, optimizer="adam", loss=None, metrics=None, clipnorm=None, clipvalue=None,
                 global_clipnorm=None):
@@ -478,7 +487,10 @@ class Sequential:
     def predict(self, X, batch_size=None):
         """Outputs for X of shape (n, input_dim), as an array of shape (n, output_dim)."""
         self.require_built("predict")
-        return self._predict(self.check_input(X, allow_empty=True), batch_size)
+        Y = self._chained(X) if batch_size is None else None  # X as given, when ready
+        if Y is None:
+            Y = self._predict(self.check_input(X, allow_empty=True), batch_size)
+        return Y
 
     def predict_classes(self, X, batch_size=None):
         """The label of each row of X: the class of the largest output, or for one sigmoid
@@ -489,11 +501,24 @@ class Sequential:
     def _predict(self, X, batch_size):
         """`predict` for X already checked."""
         if batch_size is None or batch_size >= X.shape[0]:
-            return np.ascontiguousarray(self._forward(X, training=False))
+            return self._infer(X)
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        return np.concatenate([self._forward(X[i:i + batch_size], training=False)
+        return np.concatenate([self._infer(X[i:i + batch_size])
                                for i in range(0, X.shape[0], batch_size)])
+
+    def _infer(self, X):
+        """The outputs for X already checked, in one call where the layers allow it."""
+        Y = self._chained(X)
+        return np.ascontiguousarray(self._forward(X, training=False)) if Y is None else Y
+
+    def _chained(self, X):
+        """The outputs for X in one compiled call (`fastnn._kernels.dense.DenseChain`), or
+        None unless every layer is a Dense layer and X is ready as it is: a C-ordered 2-D
+        finite array of the model's dtype and input width."""
+        if self._chain is None or self.layers != self._chain_layers:
+            return None
+        return self._chain.predict(X, get_num_threads())
 
     def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
         """The loss (with regularization penalties) and metrics on (X, y), as a dict."""

@@ -12,14 +12,19 @@ once into column panels (`pack_panels`, `packed_forward`; the kernel is in
 dense_packed.h) where the CPU has AVX-512F: bias and activation are applied to each
 block of rows while it is in cache, and the blocks are shared out among the threads
 as they come free, as the chunks of the BLAS products are.
+
+`DenseChain` runs a stack of dense layers (a `Sequential` of Dense layers at inference)
+in one call, layer after layer through `dense_forward_core`, on the layers' own arrays.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cimport numpy as cnp
 
+from fastnn._kernels._finite cimport all_finite
 from fastnn._kernels._parallel cimport (gemm_chunks, gemm_rows, gemm_stop, gemm_threads,
                                         threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
@@ -238,6 +243,135 @@ def forward_into(cnp.ndarray X, cnp.ndarray W, b, cnp.ndarray Y, Z, int act,
                                <double*>z, <double*>y, batch, n_in, n_out, act,
                                <const double*>a, n_threads)
     blas_serial_exit()
+
+
+cdef struct ChainLayer:
+    const void* W
+    const void* b
+    const void* alpha
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    int act
+
+
+cdef void _chain_run(const ChainLayer* layers, Py_ssize_t n_layers, const floating* X,
+                     floating* Y, floating* scratch, Py_ssize_t half, Py_ssize_t batch,
+                     int n_threads) noexcept nogil:
+    """Y := layer_k(... layer_1(X)), each layer `dense_forward_core`; the outputs between
+    layers alternate between the two halves of `scratch` (`half` elements apart)."""
+    cdef Py_ssize_t i, r, n_in, n_out
+    cdef const floating* src = X
+    cdef const floating* W
+    cdef const floating* b
+    cdef const floating* alpha
+    cdef floating* dst
+    for i in range(n_layers):
+        dst = Y if i == n_layers - 1 else scratch + (i % 2) * half
+        W, b = <const floating*>layers[i].W, <const floating*>layers[i].b
+        alpha, n_in, n_out = <const floating*>layers[i].alpha, layers[i].n_in, layers[i].n_out
+        if gemm_chunks(batch, batch * n_in * n_out) == 1:
+            # The one chunk of `dense_forward_core`, without its OpenMP region: a team of
+            # one still costs its setup, most of a layer's time at batch 1.
+            gemm_chunk(False, False, batch, n_out, n_in, src, n_in, W, n_out, dst, n_out, 0)
+            for r in range(batch):
+                bias_act_row(dst + r * n_out, b, <floating*>NULL, n_out, layers[i].act, alpha)
+        else:
+            dense_forward_core(src, W, b, <floating*>NULL, dst, batch, n_in, n_out,
+                               layers[i].act, alpha, n_threads)
+        src = dst
+
+
+cdef class DenseChain:
+    """Dense layers run one after another in one call: Y := f_k(... f_1(X)), f_i(X) :=
+    act_i(X @ W_i + b_i), each layer as `forward_into` runs it (the same results, bit for
+    bit), with no return to Python between layers.
+
+    Built from (W, b, act, alpha) per layer under the contract of `forward_into` (b and
+    alpha may be None), the widths chained; it reads those arrays themselves, never
+    copies, so writes into them are seen by the next call. It keeps no buffer between
+    calls, so several threads may run one chain at once.
+    """
+    cdef ChainLayer* layers
+    cdef Py_ssize_t n_layers, n_in, n_out, width
+    cdef int typenum
+    cdef tuple arrays  # keeps alive the arrays `layers` points into
+
+    def __cinit__(self, steps):
+        cdef Py_ssize_t i
+        cdef cnp.ndarray W
+        steps = tuple(tuple(step) for step in steps)
+        if not steps:
+            raise ValueError("a chain needs at least one layer")
+        self.layers = <ChainLayer*>malloc(len(steps) * sizeof(ChainLayer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.arrays = steps
+        self.n_layers = len(steps)
+        self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>steps[0][0])
+        self.width = 0
+        for i, (W, b, act, alpha) in enumerate(steps):
+            self.layers[i].W = _data(W)
+            self.layers[i].b = _data(b)
+            self.layers[i].alpha = _data(alpha)
+            self.layers[i].n_in = cnp.PyArray_DIM(W, 0)
+            self.layers[i].n_out = cnp.PyArray_DIM(W, 1)
+            self.layers[i].act = act
+            if i < self.n_layers - 1 and self.layers[i].n_out > self.width:
+                self.width = self.layers[i].n_out
+        self.n_in = self.layers[0].n_in
+        self.n_out = self.layers[self.n_layers - 1].n_out
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def predict(self, object X, int n_threads):
+        """The chain's output for X, or None when X is not ready to run: ready is a
+        C-ordered 2-D array of the weights' dtype and the first layer's width, with no NaN
+        and no infinity (the caller converts or rejects anything else)."""
+        cdef cnp.ndarray x, y
+        cdef cnp.npy_intp dims[2]
+        cdef Py_ssize_t batch, half
+        cdef void* xp
+        cdef void* scratch = NULL
+        cdef bint finite
+        if not (cnp.PyArray_Check(X) and cnp.PyArray_TYPE(<cnp.ndarray>X) == self.typenum
+                and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
+                and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
+            return None
+        x = <cnp.ndarray>X
+        batch = cnp.PyArray_DIM(x, 0)
+        xp = cnp.PyArray_DATA(x)
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                finite = all_finite(<const float*>xp, batch * self.n_in)
+            else:
+                finite = all_finite(<const double*>xp, batch * self.n_in)
+        if not finite:
+            return None
+        dims[0] = batch
+        dims[1] = self.n_out
+        y = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        if batch == 0:
+            return y
+        # Two halves for the outputs between layers, 64 bytes or a multiple apart.
+        half = (batch * self.width + 15) // 16 * 16
+        if self.n_layers > 1:
+            scratch = malloc(2 * half * cnp.PyArray_ITEMSIZE(y))
+            if scratch == NULL:
+                raise MemoryError()
+        blas_serial_enter()
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                _chain_run(self.layers, self.n_layers, <const float*>xp,
+                           <float*>cnp.PyArray_DATA(y), <float*>scratch, half, batch, n_threads)
+            else:
+                _chain_run(self.layers, self.n_layers, <const double*>xp,
+                           <double*>cnp.PyArray_DATA(y), <double*>scratch, half, batch,
+                           n_threads)
+        blas_serial_exit()
+        free(scratch)
+        return y
 
 
 cdef void dense_backward_core(const floating* dY, const floating* X, const floating* W,
