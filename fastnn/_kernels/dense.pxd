@@ -1,5 +1,7 @@
 from cython cimport floating
 
+cimport numpy as cnp
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
                const floating* B, int ldb, floating beta, floating* C, int ldc) noexcept nogil
 
@@ -18,3 +20,11 @@ cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n
 cdef void packed_forward(const float* X, const float* Wp, const float* b, float* Y,
                          Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
                          const float* alpha, int n_threads) noexcept nogil
+
+
+cdef inline bint rows_ready(object X, int typenum, Py_ssize_t width) noexcept:
+    """Whether X can run as it is: a C-ordered 2-D array of `typenum` with `width` columns."""
+    return (cnp.PyArray_Check(X) and cnp.PyArray_TYPE(<cnp.ndarray>X) == typenum
+            and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
+            and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == width)

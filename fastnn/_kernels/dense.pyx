@@ -334,10 +334,7 @@ cdef class DenseChain:
         cdef void* xp
         cdef void* scratch = NULL
         cdef bint finite
-        if not (cnp.PyArray_Check(X) and cnp.PyArray_TYPE(<cnp.ndarray>X) == self.typenum
-                and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
-                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
-                and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
+        if not rows_ready(X, self.typenum, self.n_in):
             return None
         x = <cnp.ndarray>X
         batch = cnp.PyArray_DIM(x, 0)

@@ -39,7 +39,7 @@ from fastnn._kernels.blocksparse cimport bsr_forward_rows
 from fastnn._kernels.activations cimport (act_forward_row, act_forward_rows, ACT_LINEAR, ACT_PRELU,
                                           ACT_LEAKY_RELU, ACT_SOFTMAX)
 from fastnn._kernels.dense cimport (bias_act_row, dense_forward_core, gemm, gemm_parallel,
-                                    packed_forward)
+                                    packed_forward, rows_ready)
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
 
@@ -539,10 +539,7 @@ cdef class Plan:
         """
         cdef cnp.ndarray x, y
         cdef cnp.npy_intp dims[2]
-        if not (cnp.PyArray_Check(X) and cnp.PyArray_TYPE(<cnp.ndarray>X) == self.typenum
-                and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
-                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
-                and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == self.n_in):
+        if not rows_ready(X, self.typenum, self.n_in):
             return None
         x = <cnp.ndarray>X
         dims[0] = cnp.PyArray_DIM(x, 0)
