@@ -280,7 +280,7 @@ def _runs_csr(layer, batch):
     """Whether a layer of `InferenceEngine.layout()` runs its CSR form for `batch` rows
     (one chunk)."""
     lo, hi = layer["csr_batches"] or (1, 0)
-    return lo <= batch and (hi is None or batch <= hi)
+    return lo <= batch and (hi is None or batch <= hi) or batch == 1 and layer["csr_one_row"]
 
 
 def auto_vs_dense(rounds=9, sparsities=(0.5, 0.7, 0.8, 0.85, 0.9, 0.95),

@@ -35,7 +35,8 @@ the lowest crossover measured over the shapes as the margin. The crossover is
 low for one row (GEMV streams the weights at memory speed), nil for 2 to 15 rows
 (the packed dense kernel is fast there, the CSR kernel for several rows is not), and
 low again for more rows. Where CSR wins at one row and at many, the engine takes the
-range of many rows (`sparse_batches`).
+range of many rows (`sparse_batches`) and runs CSR for a chunk of one row too
+(`InferenceEngine.layout`'s ``csr_one_row``).
 A layer keeps both forms only when the crossover splits the range of chunk sizes
 (1 to ``max_batch``); the choice is a function of the weights alone, so a loaded
 engine makes the same one. `InferenceEngine.layout` reports it with the density
@@ -225,6 +226,7 @@ class _Layer:
         self.n_out = n_z // pieces
         self.arrays = arrays          # W, indptr, indices, data, b, alpha, scale, shift
         self.sparse_batches = (1, 0)
+        self.sparse_one_row = False   # CSR also for one row, below sparse_batches
         self.block = 0                # block width of the sparse form; 0 for CSR
         self.storage_reason = ""
         self.nnz = None
@@ -239,6 +241,7 @@ class _Layer:
     def plan_spec(self):
         return dict(self.arrays, kind=KINDS[self.kind], act=CODES[self.act], pieces=self.pieces,
                     n_in=self.n_in, n_z=self.n_z, sparse_batches=self.sparse_batches,
+                    sparse_one_row=self.sparse_one_row,
                     block=self.block, quant=self.quant)
 
     def dense_weights(self):
@@ -436,6 +439,9 @@ def _choose_storage(layer, layout, chunk):
     block, (lo, hi), densities = sparse_form(W, layout, chunk, layer.density, layer.block)
     layer.sparse_batches = lo, hi
     needs_sparse = lo <= hi
+    # CSR's two ranges (see the module docstring): one row, below the range taken above.
+    layer.sparse_one_row = (needs_sparse and block == 0 and lo > 1 and layout == "auto"
+                            and layer.density <= CROSSOVER_DENSITY[0][1])
     needs_dense = not (lo == 1 and hi == sys.maxsize)
     dtype = a["alpha"].dtype
     if needs_sparse and (a.get("indptr") is None or block != layer.block):
@@ -583,8 +589,9 @@ class InferenceEngine:
             ``block`` ("1x8"... for block-sparse storage, else None), ``block_density``
             (of the blocks stored, else None), ``index_dtype``, ``csr_batches`` (the
             chunk sizes, in rows, that run on the sparse form: a (lo, hi) pair, hi None
-            for no limit; None when it never runs) and ``reason`` with the densities
-            and the crossover densities of the cost model.
+            for no limit; None when it never runs), ``csr_one_row`` (whether a chunk of
+            one row also runs on CSR, below that range) and ``reason`` with the
+            densities and the crossover densities of the cost model.
         """
         def crossovers(table):
             return ", ".join(f"{d:.2f} up to {b if b < sys.maxsize else 'any'} rows"
@@ -619,6 +626,7 @@ class InferenceEngine:
                 entry["index_dtype"] = index_dtype(layer.n_in).name if has_csr else None
                 entry["csr_batches"] = (lo, None if hi == sys.maxsize else hi) if lo <= hi \
                     else None
+                entry["csr_one_row"] = layer.sparse_one_row
                 blocks = ", ".join(f"1x{b} {d:.3f}" for b, d in layer.block_density.items())
                 if self._layout != "auto":
                     entry["reason"] = f"layout={self._layout!r} requested"

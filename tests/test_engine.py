@@ -523,3 +523,24 @@ def test_large_chunks_run_blockwise_past_a_layers_sparse_range():
     for n in (lo, hi, 200, 1000):
         X = rng.standard_normal((n, 40)).astype(np.float32)
         _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
+
+
+def test_one_row_runs_csr_below_the_range_of_many_rows():
+    # A layer sparse enough for CSR at one row and at many, not at a few: CSR for one
+    # row and for the range of many rows, dense between; a saved engine chooses alike.
+    rng = np.random.default_rng(12)
+    specs = [_dense(rng, 300, 64, 0.05, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
+    engine = InferenceEngine(specs)
+    first, last = engine.layout()
+    assert first["csr_one_row"] and first["csr_batches"][0] > 2
+    assert first["storage"] == "dense+csr"
+    assert not last["csr_one_row"] and last["csr_batches"] is None
+    assert not InferenceEngine(specs, layout="dense").layout()[0]["csr_one_row"]
+    assert not InferenceEngine(specs, layout="sparse").layout()[0]["csr_one_row"]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "e.fastnn")
+        engine.save(path)
+        assert load_engine(path).layout() == engine.layout()
+    for n in (1, 2, first["csr_batches"][0], 300):
+        X = rng.standard_normal((n, 300)).astype(np.float32)
+        _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])

@@ -92,6 +92,7 @@ cdef struct Layer:
     Py_ssize_t n_out
     Py_ssize_t sparse_min_batch  # the sparse form runs for chunks of sparse_min_batch to
     Py_ssize_t sparse_max_batch  # sparse_max_batch rows, the dense form for the others
+    bint sparse_one_row         # and for a chunk of one row (CSR), below that range
     void* W                     # (n_in, n_z) row-major, or NULL
     void* Wp                    # W as packed panels (float32, see dense.pack_panels), or NULL
     int block                   # 0: the sparse form is CSR of W.T; else W in blocks of
@@ -263,8 +264,9 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
     for l in range(n_layers):
         L = &layers[l]
         last = l == n_layers - 1
-        use_sparse = (L.kind == KIND_DENSE and not packed_only and L.sparse_min_batch <= nb
-                      and nb <= L.sparse_max_batch)
+        use_sparse = (L.kind == KIND_DENSE and not packed_only
+                      and (L.sparse_min_batch <= nb <= L.sparse_max_batch
+                           or (nb == 1 and L.sparse_one_row)))
         if nb > 1 and use_sparse and L.block == 0 and not t:
             dst = _other(bufs, cur)
             transpose(cur, width, dst, ld, nb, width, n_threads)
@@ -413,7 +415,8 @@ cdef class Plan:
     layers : list of dict
         Already validated: ``kind`` (a `KINDS` code), ``act`` (an activation code),
         ``pieces``, ``n_in``, ``n_z``, ``sparse_batches`` (the range of chunk sizes for
-        which the sparse form runs; (1, 0) for none), ``block`` (0 when the sparse form
+        which the sparse form runs; (1, 0) for none), ``sparse_one_row`` (optional: CSR
+        for a chunk of one row as well), ``block`` (0 when the sparse form
         is CSR of W.T, else its block width) and the C-contiguous arrays
         ``W``, ``indptr``, ``indices``, ``data``, ``b``, ``alpha``, ``scale``, ``shift``
         (None where absent), all of `dtype` but the index arrays; ``quant``, a
@@ -470,6 +473,7 @@ cdef class Plan:
             L.n_z = spec["n_z"]
             L.n_out = L.n_z // L.pieces
             L.sparse_min_batch, L.sparse_max_batch = spec["sparse_batches"]
+            L.sparse_one_row = spec.get("sparse_one_row", False)
             for name in ("W", "indptr", "indices", "data", "b", "alpha", "scale", "shift"):
                 a = spec.get(name)
                 if a is not None:
