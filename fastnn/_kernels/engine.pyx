@@ -323,19 +323,20 @@ cdef void _run_block(const Layer* layers, int n_layers, const floating* X, float
 
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
                       Py_ssize_t nb, floating* scratch, Py_ssize_t part,
-                      int n_threads) noexcept nogil:
+                      int n_threads, bint scan) noexcept nogil:
     """Y := network(X) for nb rows in blocks of BLOCK_ROWS, taken by n_threads threads as
-    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. False when X
-    holds a NaN or an infinity (then Y is partly written): each block scans its rows
-    just before it runs them, on the thread that runs them, while they come into cache."""
+    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. With `scan`,
+    False when X holds a NaN or an infinity (then Y is partly written): each block scans
+    its rows just before it runs them, on the thread that runs them, while they come
+    into cache."""
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t q, r0, rows
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
-    cdef char* bad = <char*>calloc(blocks, 1)  # one flag per block: no two threads share one
-    cdef bint ok = bad != NULL
-    if not ok:  # no memory for the flags: scan first
-        ok = all_finite(X, nb * n_in)
-        if not ok:
+    # one flag per block: no two threads share one
+    cdef char* bad = <char*>calloc(blocks, 1) if scan else NULL
+    cdef bint ok = True
+    if scan and bad == NULL:  # no memory for the flags: scan first
+        if not all_finite(X, nb * n_in):
             return False
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
                     use_threads_if=n_threads > 1):
@@ -357,9 +358,10 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
 cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
-               int q_threads) noexcept nogil:
-    """Y := network(X); False when X holds a NaN or an infinity (then Y is partly
-    written): chunks are scanned before they run, blocks as they run (`_run_blocks`)."""
+               int q_threads, bint scan) noexcept nogil:
+    """Y := network(X). With `scan`, False when X holds a NaN or an infinity (then Y is
+    partly written): chunks are scanned before they run, blocks as they run
+    (`_run_blocks`); without, X is known to be finite."""
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb, last
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
@@ -377,11 +379,11 @@ cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y
         last = batch - (batch - 1) // chunk * chunk
         c0 = batch if last >= blockwise_from and last >= BLOCKWISE_MIN_ROWS else batch - last
         if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part,
-                                      block_threads):
+                                      block_threads, scan):
             return False
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
-        if not all_finite(X + c0 * n_in, nb * n_in):
+        if scan and not all_finite(X + c0 * n_in, nb * n_in):
             return False
         _run_chunk(layers, n_layers, X + c0 * n_in, Y + c0 * n_out, nb, bufs,
                    <char*>(scratch + 3 * stride), n_threads, q_threads, False)
@@ -561,10 +563,10 @@ cdef class Plan:
         else:
             raise ValueError(f"out must be a writeable C-contiguous {self.dtype.name} array "
                              f"of shape {(dims[0], dims[1])}")
-        self._run(x, y, n_threads)
+        self._run(x, y, n_threads, out is None)  # _check_out scanned X already
         return y
 
-    cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads):
+    cdef _run(self, cnp.ndarray X, cnp.ndarray Y, int n_threads, bint scan):
         cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0)
         cdef object scratch = None
         cdef void* xp = cnp.PyArray_DATA(X)
@@ -586,11 +588,11 @@ cdef class Plan:
             if self.typenum == cnp.NPY_DOUBLE:
                 ok = _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
                           self.chunk, <double*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads)
+                          self.blockwise_from, n_threads, self.q_threads, scan)
             else:
                 ok = _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
                           self.chunk, <float*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads)
+                          self.blockwise_from, n_threads, self.q_threads, scan)
         blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
