@@ -119,3 +119,51 @@ def test_a_nan_or_infinity_in_any_block_or_chunk_raises(n_threads, batch):
         with pytest.raises(ValueError, match="NaN or infinite"):
             engine.predict(bad, out=np.empty((batch, 3), np.float32))
     np.testing.assert_array_equal(engine.predict(X), good)  # the scratch is still sound
+
+
+@pytest.mark.parametrize("first", ["dense", "affine"])
+def test_a_nan_in_any_block_raises_whatever_the_first_layer(first):
+    # A first dense layer finds a NaN or infinity of X from its sums; an affine one scans.
+    rng = np.random.default_rng(7)
+    specs = [_layer(rng, 30, 5, "softmax")]
+    if first == "affine":
+        specs.insert(0, {"kind": "affine", "scale": rng.uniform(0.5, 2, 30),
+                         "shift": rng.standard_normal(30), "activation": "linear"})
+    engine = InferenceEngine(specs, layout="dense", n_threads=2, max_batch=100)
+    X = rng.standard_normal((300, 30)).astype(np.float32)
+    for row in range(0, 300, 23):
+        for value in (np.nan, np.inf, -np.inf):
+            bad = X.copy()
+            bad[row, row % 30] = value
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                engine.predict(bad)
+
+
+@needs_packed
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_finite_rows_whose_sums_overflow_run_as_blas_runs_them(n_threads):
+    # The first layer's sums of the huge rows are infinite: the block is then scanned,
+    # X is found finite and the run goes on.
+    rng = np.random.default_rng(8)
+    specs = [_layer(rng, 40, 20, "linear")]
+    X = rng.standard_normal((400, 40)).astype(np.float32)
+    X[[5, 200, 399]] = 3e38
+    engine = InferenceEngine(specs, layout="dense", n_threads=n_threads, max_batch=200)
+    Y = engine.predict(X)
+    assert not np.isfinite(Y[[5, 200, 399]]).all(axis=1).any()  # each has an overflow
+    np.testing.assert_array_equal(np.isinf(Y), np.isinf(_blas_engine(specs).predict(X)))
+    keep = np.setdiff1d(np.arange(400), [5, 200, 399])
+    np.testing.assert_array_equal(Y[keep], engine.predict(X[keep]))
+
+
+@needs_packed
+@pytest.mark.parametrize("n_out", [1, 5, 8, 9, 16, 17, 40])
+def test_a_narrow_last_panel_matches_the_twin_in_every_column(n_out):
+    # Panels of at most 8 columns run in 8-float vectors, of at most 16 in 16-float ones.
+    rng = np.random.default_rng(n_out)
+    spec = _layer(rng, 37, n_out, "relu")
+    X = rng.standard_normal((61, 37)).astype(np.float32)
+    Y = InferenceEngine([spec], layout="dense").predict(X)
+    ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64), spec["b"],
+                               "relu")
+    np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

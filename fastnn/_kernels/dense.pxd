@@ -17,7 +17,7 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
 cdef void bias_act_row(floating* y, const floating* b, floating* z, Py_ssize_t n, int act,
                        const floating* alpha) noexcept nogil
 
-cdef void packed_forward(const float* X, const float* Wp, const float* b, float* Y,
+cdef bint packed_forward(const float* X, const float* Wp, const float* b, float* Y,
                          Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
                          const float* alpha, int n_threads) noexcept nogil
 

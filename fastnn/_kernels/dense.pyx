@@ -41,9 +41,9 @@ cnp.import_array()
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
     int fastnn_cpu_packed()
-    void fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
-                            const float* Wp, Py_ssize_t n, const float* b, int relu,
-                            float* Y, Py_ssize_t ldy)
+    int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                           const float* Wp, Py_ssize_t n, const float* b, int relu,
+                           float* Y, Py_ssize_t ldy)
 
 cdef enum:
     # Rows per block of a packed product: a thread takes one block at a time.
@@ -74,12 +74,15 @@ def pack_panels(W):
     return np.ascontiguousarray(padded.reshape(k, panels, FASTNN_PANEL).transpose(1, 0, 2))
 
 
-cdef void packed_forward(const float* X, const float* Wp, const float* b, float* Y,
+cdef bint packed_forward(const float* X, const float* Wp, const float* b, float* Y,
                          Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
                          const float* alpha, int n_threads) noexcept nogil:
-    """Y := act(X @ W + b) with W given as its panels (`pack_panels`); b may be NULL."""
+    """Y := act(X @ W + b) with W given as its panels (`pack_panels`); b may be NULL.
+    Returns False when a sum X @ W + b is NaN or infinite, always the case when X holds a
+    NaN or an infinity (see dense_packed.h): True proves X finite."""
     cdef Py_ssize_t blocks = (batch + PACKED_BLOCK_ROWS - 1) // PACKED_BLOCK_ROWS
     cdef Py_ssize_t q
+    cdef int bad = 0
     cdef int nt = threads_for(batch * n_in * n_out, n_threads)
     if nt > blocks:
         nt = <int>blocks
@@ -88,24 +91,27 @@ cdef void packed_forward(const float* X, const float* Wp, const float* b, float*
         # calls), and the engine calls this once per layer for every block of 24 rows
         # (100-256-128-5 at 12,500 rows on one thread: 7% of the time).
         for q in range(blocks):
-            _packed_block(X, Wp, b, Y, batch, n_in, n_out, act, alpha, q)
-        return
+            bad = bad | _packed_block(X, Wp, b, Y, batch, n_in, n_out, act, alpha, q)
+        return bad == 0
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=nt):
-        _packed_block(X, Wp, b, Y, batch, n_in, n_out, act, alpha, q)
+        bad += _packed_block(X, Wp, b, Y, batch, n_in, n_out, act, alpha, q)
+    return bad == 0
 
 
-cdef inline void _packed_block(const float* X, const float* Wp, const float* b, float* Y,
-                               Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
-                               const float* alpha, Py_ssize_t q) noexcept nogil:
-    """Block q (rows PACKED_BLOCK_ROWS q onwards) of `packed_forward`."""
+cdef inline int _packed_block(const float* X, const float* Wp, const float* b, float* Y,
+                              Py_ssize_t batch, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                              const float* alpha, Py_ssize_t q) noexcept nogil:
+    """Block q (rows PACKED_BLOCK_ROWS q onwards) of `packed_forward`; nonzero when a sum
+    is NaN or infinite."""
     cdef Py_ssize_t i
     cdef Py_ssize_t r0 = q * PACKED_BLOCK_ROWS
     cdef Py_ssize_t r1 = r0 + PACKED_BLOCK_ROWS if r0 + PACKED_BLOCK_ROWS < batch else batch
-    fastnn_packed_rows(X + r0 * n_in, n_in, r1 - r0, n_in, Wp, n_out, b, act == ACT_RELU,
-                       Y + r0 * n_out, n_out)
+    cdef int bad = fastnn_packed_rows(X + r0 * n_in, n_in, r1 - r0, n_in, Wp, n_out, b,
+                                      act == ACT_RELU, Y + r0 * n_out, n_out) != 0
     if act != ACT_RELU and act != ACT_LINEAR:  # not fused into the kernel
         for i in range(r0, r1):
             act_forward_row(act, Y + i * n_out, Y + i * n_out, n_out, alpha)
+    return bad
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,

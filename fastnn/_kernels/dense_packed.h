@@ -11,9 +11,16 @@
  * Every element of Y is the sum over k in order, whatever the tile, the block of rows
  * or the thread that computes it: results never depend on the thread count.
  *
- * The kernel is compiled for AVX-512F alone (a target attribute), whatever the build's
- * -march, and runs only where fastnn_cpu_packed() says the CPU has it; elsewhere the
- * engine calls BLAS.
+ * The kernel also says whether any sum X @ W + b (before the activation) is NaN or
+ * infinite. A NaN or an infinity in a row of X makes every sum of that row NaN or
+ * infinite (x * w is then NaN or infinite for every w, and a non-finite sum stays
+ * non-finite), so a kernel that saw only finite sums has proved its X finite, without a
+ * pass of its own over X; finite X whose sums overflow is flagged too, and a caller that
+ * needs to tell the two apart scans X then.
+ *
+ * The kernel is compiled for AVX-512F and FMA alone (a target attribute), whatever the
+ * build's -march, and runs only where fastnn_cpu_packed() says the CPU has them;
+ * elsewhere the engine calls BLAS.
  */
 #ifndef FASTNN_DENSE_PACKED_H
 #define FASTNN_DENSE_PACKED_H
@@ -26,34 +33,49 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define FASTNN_T512F __attribute__((target("avx512f")))
+#define FASTNN_T512F __attribute__((target("avx512f,fma")))
 
 static int fastnn_cpu_packed(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
-/* One tile: rows [0, mr) of X by one panel, of which the first nv (1 or 2) sixteen-column
- * halves hold columns of W; mr and nv are constants after inlining, so the sums stay in
- * registers. A last panel of at most 16 columns (nv = 1) skips its zero half: half the
- * multiply-adds (a 10-unit output layer, a 5-class one). */
-static inline __attribute__((always_inline)) FASTNN_T512F void
+/* One tile: rows [0, mr) of X by one panel, of which the first nv (0, 1 or 2) sixteen-
+ * column halves hold columns of W, nv = 0 for a panel of at most 8 columns; mr and nv are
+ * constants after inlining, so the sums stay in registers. A last panel of at most 16
+ * columns (nv = 1) skips its zero half, and one of at most 8 (nv = 0: a 5-class output
+ * layer) works in 8-float vectors, which cost half a 16-float multiply-add where the CPU
+ * runs a 16-float one as two halves (Zen 4). Returns nonzero when a sum of the tile (bias
+ * added) is NaN or infinite: the first 16 columns tell for the whole row. */
+static inline __attribute__((always_inline)) FASTNN_T512F int
 fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
                    const float* b, int relu, float* Y, ptrdiff_t ldy, const int mr,
                    const int nv, __mmask16 mask0, __mmask16 mask1) {
     __m512 c0[FASTNN_TILE_ROWS], c1[FASTNN_TILE_ROWS];
-    __m512 w0, w1 = _mm512_setzero_ps(), x, y0, y1, b0, b1;
+    __m256 h[FASTNN_TILE_ROWS];
+    __m512 w0 = _mm512_setzero_ps(), w1 = _mm512_setzero_ps(), x, y0, y1, b0, b1;
+    __m256 wh = _mm256_setzero_ps();
+    __mmask16 bad = 0;
     ptrdiff_t p;
     int r;
     for (r = 0; r < mr; r++) {
         c0[r] = _mm512_setzero_ps();
         c1[r] = _mm512_setzero_ps();
+        h[r] = _mm256_setzero_ps();
     }
     for (p = 0; p < k; p++) {
-        w0 = _mm512_loadu_ps(panel + p * FASTNN_PANEL);
-        if (nv == 2)
-            w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
+        if (nv == 0) {
+            wh = _mm256_loadu_ps(panel + p * FASTNN_PANEL);
+        } else {
+            w0 = _mm512_loadu_ps(panel + p * FASTNN_PANEL);
+            if (nv == 2)
+                w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
+        }
         for (r = 0; r < mr; r++) {
+            if (nv == 0) {
+                h[r] = _mm256_fmadd_ps(_mm256_set1_ps(X[r * ldx + p]), wh, h[r]);
+                continue;
+            }
             x = _mm512_set1_ps(X[r * ldx + p]);
             c0[r] = _mm512_fmadd_ps(x, w0, c0[r]);
             if (nv == 2)
@@ -63,7 +85,12 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
     b0 = b ? _mm512_maskz_loadu_ps(mask0, b) : _mm512_setzero_ps();
     b1 = b && nv == 2 ? _mm512_maskz_loadu_ps(mask1, b + 16) : _mm512_setzero_ps();
     for (r = 0; r < mr; r++) {
+        if (nv == 0)  /* the upper half is masked off below */
+            c0[r] = _mm512_castps256_ps512(h[r]);
         y0 = _mm512_add_ps(c0[r], b0);
+        /* y - y is 0 for a finite y, NaN otherwise */
+        bad |= _mm512_mask_cmp_ps_mask(mask0, _mm512_sub_ps(y0, y0), _mm512_setzero_ps(),
+                                       _CMP_NEQ_UQ);
         if (relu)
             y0 = _mm512_max_ps(y0, _mm512_setzero_ps());
         _mm512_mask_storeu_ps(Y + r * ldy, mask0, y0);
@@ -74,17 +101,18 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
             _mm512_mask_storeu_ps(Y + r * ldy + 16, mask1, y1);
         }
     }
+    return bad != 0;
 }
 
 #define FASTNN_TILE_CASE(N) \
     case N: \
         if (nv == 2) \
-            fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 2, mask0, mask1); \
-        else \
-            fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 1, mask0, mask1); \
-        break;
+            return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 2, mask0, mask1); \
+        if (nv == 1) \
+            return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 1, mask0, mask1); \
+        return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 0, mask0, mask1);
 
-static FASTNN_T512F void
+static FASTNN_T512F int
 fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
                         const float* b, int relu, float* Y, ptrdiff_t ldy, int mr, int nv,
                         __mmask16 mask0, __mmask16 mask1) {
@@ -92,17 +120,18 @@ fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float*
         FASTNN_TILE_CASE(1) FASTNN_TILE_CASE(2) FASTNN_TILE_CASE(3) FASTNN_TILE_CASE(4)
         FASTNN_TILE_CASE(5) FASTNN_TILE_CASE(6) FASTNN_TILE_CASE(7) FASTNN_TILE_CASE(8)
         FASTNN_TILE_CASE(9) FASTNN_TILE_CASE(10) FASTNN_TILE_CASE(11) FASTNN_TILE_CASE(12)
-        default: break;
+        default: return 0;
     }
 }
 
 /* Y[:m] := X[:m] @ W + b (ReLU when relu), X rows ldx apart, Y rows ldy apart; Wp holds
- * the panels of W (k x n), b may be NULL. */
-static FASTNN_T512F void
+ * the panels of W (k x n), b may be NULL. Returns nonzero when a sum X @ W + b is NaN or
+ * infinite (always when X holds a NaN or an infinity; see the top of this file). */
+static FASTNN_T512F int
 fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* Wp,
                    ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
     ptrdiff_t i, j, left;
-    int mr;
+    int mr, bad = 0;
     __mmask16 mask0, mask1;
     for (i = 0; i < m; i += FASTNN_TILE_ROWS) {
         mr = m - i < FASTNN_TILE_ROWS ? (int)(m - i) : FASTNN_TILE_ROWS;
@@ -111,22 +140,25 @@ fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, cons
             mask0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             mask1 = left >= 32 ? (__mmask16)0xFFFF
                     : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
-            fastnn_packed_tile_rows(X + i * ldx, ldx, k, Wp + (j / FASTNN_PANEL) * k * FASTNN_PANEL,
-                                    b ? b + j : NULL, relu, Y + i * ldy + j, ldy, mr,
-                                    left > 16 ? 2 : 1, mask0, mask1);
+            bad |= fastnn_packed_tile_rows(X + i * ldx, ldx, k,
+                                           Wp + (j / FASTNN_PANEL) * k * FASTNN_PANEL,
+                                           b ? b + j : NULL, relu, Y + i * ldy + j, ldy, mr,
+                                           left > 16 ? 2 : left > 8 ? 1 : 0, mask0, mask1);
         }
     }
+    return bad;
 }
 
 #else  /* no x86-64 AVX-512 path: the engine always calls BLAS */
 
 static int fastnn_cpu_packed(void) { return 0; }
 
-static void fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
-                               const float* Wp, ptrdiff_t n, const float* b, int relu,
-                               float* Y, ptrdiff_t ldy) {
+static int fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
+                              const float* Wp, ptrdiff_t n, const float* b, int relu,
+                              float* Y, ptrdiff_t ldy) {
     (void)X; (void)ldx; (void)m; (void)k; (void)Wp; (void)n; (void)b; (void)relu;
     (void)Y; (void)ldy;
+    return 0;
 }
 
 #endif

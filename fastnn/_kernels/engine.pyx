@@ -147,11 +147,13 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
             bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
 
 
-cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
+cdef bint _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_t nb, bint t,
                        Py_ssize_t ld, bint use_sparse, int act, int n_threads,
                        bint packed_only) noexcept nogil:
     """Z := act(X @ W + b) for one layer, in the layout of X (t: transposed, rows ld apart);
-    packed_only: on the packed weights whatever nb (a block, inside a parallel loop)."""
+    packed_only: on the packed weights whatever nb (a block, inside a parallel loop).
+    False when the packed kernel met a NaN or an infinity among the sums X @ W + b (as it
+    does whenever X holds one); the other kernels do not tell and return True."""
     cdef const floating* b = <const floating*>L.b
     cdef const floating* alpha = <const floating*>L.alpha
     if use_sparse and L.block:  # rows only (t is False)
@@ -178,8 +180,8 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
                           <const floating*>L.data, b, Z, ld, L.n_z, nb, act, alpha, n_threads)
     elif L.Wp != NULL and not t and (nb >= PACKED_MIN_ROWS or packed_only):
         if floating is float:
-            packed_forward(X, <const float*>L.Wp, b, Z, nb, L.n_in, L.n_z, act, alpha,
-                           n_threads)
+            return packed_forward(X, <const float*>L.Wp, b, Z, nb, L.n_in, L.n_z, act, alpha,
+                                  n_threads)
     elif nb == 1:
         gemm(False, False, 1, <int>L.n_z, <int>L.n_in, X, <int>L.n_in,
              <const floating*>L.W, <int>L.n_z, <floating>0, Z, <int>L.n_z)  # a GEMV
@@ -191,6 +193,7 @@ cdef void _dense_layer(const Layer* L, const floating* X, floating* Z, Py_ssize_
     else:
         dense_forward_core(X, <const floating*>L.W, b, <floating*>NULL, Z, nb, L.n_in, L.n_z,
                            act, alpha, n_threads)
+    return True
 
 
 cdef void _affine_layer(const Layer* L, const floating* X, floating* Y, Py_ssize_t nb, bint t,
@@ -244,17 +247,18 @@ cdef inline floating* _other(floating** bufs, const floating* cur) noexcept nogi
     return bufs[1] if cur == bufs[0] else bufs[0]
 
 
-cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
+cdef bint _run_chunk(const Layer* layers, int n_layers, const floating* X, floating* Y,
                      Py_ssize_t nb, floating** bufs, char* qscratch, int n_threads,
                      int q_threads, bint packed_only) noexcept nogil:
     """Y := network(X) for nb rows; bufs holds three scratch buffers of
     (nb + 16) * max_width elements (nb * max_width below 16 rows), qscratch the
     scratch of quantized layers for up to q_threads threads; packed_only for a block of
-    a blockwise chunk (see `_run_blocks`): dense layers on packed weights, no sparse form."""
+    a blockwise chunk (see `_run_blocks`): dense layers on packed weights, no sparse form.
+    False when the first layer's kernel met a non-finite sum (see `_dense_layer`)."""
     cdef const floating* cur = X
     cdef floating* dst
     cdef floating* z
-    cdef bint t = False, use_sparse, last
+    cdef bint t = False, use_sparse, last, first_finite = True
     cdef Py_ssize_t width = layers[0].n_in
     cdef int l, act
     cdef const Layer* L
@@ -287,7 +291,8 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
                                <const float*>L.alpha, z, L.n_z, qscratch,
                                n_threads if n_threads < q_threads else q_threads)
         elif L.kind == KIND_DENSE:
-            _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads, packed_only)
+            if not _dense_layer(L, cur, z, nb, t, ld, use_sparse, act, n_threads, packed_only):
+                first_finite = first_finite and l > 0
         else:
             _affine_layer(L, cur, z, nb, t, ld, act, n_threads)
         if L.pieces > 1:
@@ -308,17 +313,18 @@ cdef void _run_chunk(const Layer* layers, int n_layers, const floating* X, float
             transpose(cur, ld, Y, width, width, nb, n_threads)
         else:
             memcpy(Y, cur, nb * width * sizeof(floating))
+    return first_finite
 
 
-cdef void _run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
+cdef bint _run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
                      Py_ssize_t nb, floating* scratch, Py_ssize_t part) noexcept nogil:
     """One block of a blockwise chunk on the calling thread, in its own three buffers of
-    `part` elements."""
+    `part` elements; False when the first layer met a non-finite sum (`_run_chunk`)."""
     cdef floating* bufs[3]
     bufs[0] = scratch
     bufs[1] = scratch + part
     bufs[2] = scratch + 2 * part
-    _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
+    return _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
 
 
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
@@ -326,15 +332,18 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
                       int n_threads, bint scan) noexcept nogil:
     """Y := network(X) for nb rows in blocks of BLOCK_ROWS, taken by n_threads threads as
     they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. With `scan`,
-    False when X holds a NaN or an infinity (then Y is partly written): each block scans
-    its rows just before it runs them, on the thread that runs them, while they come
-    into cache."""
+    False when X holds a NaN or an infinity (then Y is partly written). A first dense
+    layer (on packed weights, as every dense layer of a blockwise plan) checks its block's
+    rows as it multiplies them: only a block whose sums came out NaN or infinite is
+    scanned, to tell a NaN or infinity of X from an overflow. Any other first layer: each
+    block scans its rows just before it runs them, on the thread that runs them."""
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t q, r0, rows
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
     # one flag per block: no two threads share one
     cdef char* bad = <char*>calloc(blocks, 1) if scan else NULL
     cdef bint ok = True
+    cdef bint first_checks = layers[0].kind == KIND_DENSE
     if scan and bad == NULL:  # no memory for the flags: scan first
         if not all_finite(X, nb * n_in):
             return False
@@ -342,11 +351,12 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
                     use_threads_if=n_threads > 1):
         r0 = q * BLOCK_ROWS
         rows = BLOCK_ROWS if r0 + BLOCK_ROWS <= nb else nb - r0
-        if bad != NULL and not all_finite(X + r0 * n_in, rows * n_in):
+        if bad != NULL and not first_checks and not all_finite(X + r0 * n_in, rows * n_in):
             bad[q] = 1
-        else:
-            _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
-                       scratch + omp_get_thread_num() * 3 * part, part)
+        elif (not _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
+                             scratch + omp_get_thread_num() * 3 * part, part)
+              and bad != NULL and not all_finite(X + r0 * n_in, rows * n_in)):
+            bad[q] = 1
     if bad != NULL:
         for q in range(blocks):
             if bad[q]:
