@@ -1,12 +1,14 @@
 """Block-sparse pruning: the 784-256-128-10 MLP (ReLU, softmax, float32) at 90% sparsity,
 pruned in 1x8 blocks or unstructured, deployed, against the same network dense.
 
-Each group is one batch size (1 and 256) with its contenders side by side, one kernel
+Each group is one batch size (1, 8 and 256) with its contenders side by side, one kernel
 thread and one BLAS thread: the block-pruned engines (automatic layout) with blocks ranked
-over all kernels (`prune_magnitude`'s default, the README's advice) and per layer, the
-former also with precision="int8" (layers whose blocks are sparse enough stay float32
-blocks, see `fastnn.quantization.FLOAT_BLOCK_CROSSOVER`), the unstructured-pruned engine
-forced to CSR, and the unpruned engine forced dense.
+over all kernels (`prune_magnitude`'s default, the README's advice) and per layer, both
+also with precision="int8" (`fastnn.quantization.plan_precision` runs each layer dense
+int8, float32 in blocks or int8 in blocks, whichever it estimates fastest), and the
+per-layer one in int8 with its blocks float32 instead of int8 (``_float_blocks``: the
+engine of before the int8 block kernel) and dense int8 (the unpruned network), the
+unstructured-pruned engine forced to CSR, and the unpruned engine forced dense.
 
     python -m pytest bench/bench_blocksparse.py --benchmark-only -q
     python bench/bench_blocksparse.py               interleaved rounds, median ratios
@@ -30,9 +32,10 @@ from fastnn.engine import InferenceEngine
 from bench_engine import _best_time, he_weights
 
 SPARSITY = 0.9
-BATCHES = (1, 256)
+BATCHES = (1, 8, 256)
 CONTENDERS = ("fastnn_block_1x8", "fastnn_block_1x8_layer", "fastnn_block_1x8_int8",
-              "csr_unstructured", "dense")
+              "fastnn_block_1x8_layer_int8", "block_1x8_layer_int8_float_blocks",
+              "dense_int8", "csr_unstructured", "dense")
 
 
 def network(seed=0):
@@ -51,11 +54,29 @@ def engines():
              "fastnn_block_1x8_layer": fn.deploy(per_layer, n_threads=1),
              "fastnn_block_1x8_int8": fn.deploy(block, precision="int8",
                                                 calibration=calibration, n_threads=1),
+             "fastnn_block_1x8_layer_int8": fn.deploy(per_layer, precision="int8",
+                                                      calibration=calibration, n_threads=1),
+             "block_1x8_layer_int8_float_blocks": _float_blocks(per_layer, calibration),
+             "dense_int8": fn.deploy(network(), precision="int8", calibration=calibration,
+                                     n_threads=1),
              "csr_unstructured": fn.deploy(unstructured, layout="sparse", n_threads=1),
              "dense": fn.deploy(network(), layout="dense", n_threads=1)}
     assert all(e["storage"] == "bsr" for e in built["fastnn_block_1x8_layer"].layout())
     assert built["fastnn_block_1x8"].layout()[0]["storage"] == "bsr"
+    assert [e["storage"] for e in built["fastnn_block_1x8_layer_int8"].layout()][:2] \
+        == ["bsr int8", "bsr int8"]
     return built
+
+
+def _float_blocks(model, calibration):
+    """The int8 engine of `model` with the layers it runs in int8 blocks in float32 blocks."""
+    from fastnn.deployment import engine_layers
+    from fastnn.quantization import plan_precision
+    specs = plan_precision(engine_layers(model), "int8", calibration)
+    for spec in specs:
+        if spec.pop("block", None):
+            spec.update(precision="float")
+    return InferenceEngine(specs, n_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +101,21 @@ def test_fastnn_block_1x8_layer(benchmark, contenders, batch):
 @pytest.mark.parametrize("batch", BATCHES)
 def test_fastnn_block_1x8_int8(benchmark, contenders, batch):
     _predict(benchmark, contenders, "fastnn_block_1x8_int8", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_fastnn_block_1x8_layer_int8(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "fastnn_block_1x8_layer_int8", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_block_1x8_layer_int8_float_blocks(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "block_1x8_layer_int8_float_blocks", batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_dense_int8(benchmark, contenders, batch):
+    _predict(benchmark, contenders, "dense_int8", batch)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
@@ -119,6 +155,10 @@ def interleaved(rounds=15):
                                                  for n, v in t.items())
                   + "; " + ", ".join(f"dense/{n} {np.median(t['dense'] / t[n]):.2f}x"
                                      for n in CONTENDERS[:-1])
+                  + "; int8 blocks against " + ", ".join(
+                      f"{n} {np.median(t[n] / t['fastnn_block_1x8_layer_int8']):.2f}x"
+                      for n in ("fastnn_block_1x8_layer", "block_1x8_layer_int8_float_blocks",
+                                "dense_int8"))
                   + f" (median of {rounds} per-round ratios)", flush=True)
 
 
@@ -190,8 +230,10 @@ def calibrate_quantized(precision, blocks=BLOCKS, shapes=((784, 256), (256, 128)
                         densities=(0.05, 0.1, 0.15, 0.2, 0.3), batches=(1, 8, 256)):
     """Print, per block width, shape and batch, the time of the float32 block-sparse form
     over that of dense `precision` ("int8" with a static input scale, or "bf16"), over
-    block densities, and the crossover (`fastnn.quantization.FLOAT_BLOCK_CROSSOVER`).
-    One thread, as `calibrate`."""
+    block densities, and the crossover (`fastnn.quantization.FLOAT_BLOCK_CROSSOVER`);
+    for int8 also the int8 block-sparse form over dense int8 (the crossover of
+    `fastnn.quantization.INT8_BLOCK_CROSSOVER`) and over float32 blocks. One thread, as
+    `calibrate`; the forms interleaved, best of three rounds each."""
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
     with threadpool_limits(1, user_api="blas"):
@@ -200,26 +242,38 @@ def calibrate_quantized(precision, blocks=BLOCKS, shapes=((784, 256), (256, 128)
                 W0 = he_weights(rng, (n_in, n_out))[0][0]
                 for batch in batches:
                     X = np.abs(rng.standard_normal((batch, n_in))).astype(np.float32)
-                    ratios = []
+                    ratios = {"float32 blocks/dense": [], "int8 blocks/dense": [],
+                              "int8 blocks/float32 blocks": []}
                     for density in densities:
                         keep = rng.random((n_in, -(-n_out // block))) < density
                         W = W0 * np.repeat(keep, block, axis=1)[:, :n_out]
-                        quant = InferenceEngine([{"kind": "dense", "W": W,
-                                                  "precision": precision,
-                                                  "x_scale": 4.0 / 255, "x_signed": False}],
-                                                n_threads=1)
-                        blocked = InferenceEngine([{"kind": "dense", "n_in": n_in,
-                                                    "n_out": n_out,
-                                                    "bsr": bsr_from_dense(W, block)}],
-                                                  layout="block", n_threads=1)
-                        ratios.append(min(_best_time(lambda: blocked.predict(X))
-                                          / _best_time(lambda: quant.predict(X))
-                                          for _ in range(3)))
-                    wins = [d for d, r in zip(densities, ratios) if r <= 1]
-                    print(f"1x{block:<2d} {n_in:5d}x{n_out:<5d} batch {batch:4d}  "
-                          f"block float32/dense {precision}: "
-                          + " ".join(f"{d:.2f}:{r:.2f}" for d, r in zip(densities, ratios))
-                          + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
+                        spec = {"kind": "dense", "W": W, "precision": precision,
+                                "x_scale": 4.0 / 255, "x_signed": False}
+                        forms = {"dense": InferenceEngine([spec], n_threads=1),
+                                 "float32 blocks": InferenceEngine(
+                                     [{"kind": "dense", "n_in": n_in, "n_out": n_out,
+                                       "bsr": bsr_from_dense(W, block)}],
+                                     layout="block", n_threads=1)}
+                        if precision == "int8":
+                            forms["int8 blocks"] = InferenceEngine([dict(spec, block=block)],
+                                                                   n_threads=1)
+                        best = {name: np.inf for name in forms}
+                        for _ in range(3):
+                            for name, engine in forms.items():
+                                best[name] = min(best[name],
+                                                 _best_time(lambda: engine.predict(X)))
+                        for key in ratios:
+                            a, b = key.split("/")
+                            if a in best:
+                                ratios[key].append(best[a] / best[b])
+                    for key, r in ratios.items():
+                        if not r:
+                            continue
+                        wins = [d for d, v in zip(densities, r) if v <= 1]
+                        print(f"1x{block:<2d} {n_in:5d}x{n_out:<5d} batch {batch:4d}  "
+                              f"{key.replace('dense', 'dense ' + precision)}: "
+                              + " ".join(f"{d:.2f}:{v:.2f}" for d, v in zip(densities, r))
+                              + f"  crossover ~{max(wins) if wins else 0:.2f}", flush=True)
 
 
 if __name__ == "__main__":

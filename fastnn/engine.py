@@ -16,6 +16,13 @@ A dense layer may give ``"csr": (indptr, indices, data)`` and ``"n_in"`` instead
 values)``, ``"n_in"`` and ``"n_out"`` (W's width): W in blocks of 4, 8 or 16
 consecutive outputs as made by `fastnn._kernels.blocksparse.bsr_from_dense`.
 
+A dense layer may also give ``"precision": "int8"`` or ``"bf16"`` (float32 engines; see
+`fastnn.quantization.plan_precision`): its W is quantized (or given quantized as ``"Wq"``
+with ``"w_scale"``, or ``"Wh"``), with ``"x_scale"`` and ``"x_signed"`` for int8 inputs
+and, for int8, ``"block"``: 4, 8 or 16 to run the product over the blocks of that many
+consecutive outputs of one input row that hold a nonzero (identical results, fewer
+bytes to read for a layer pruned in blocks), 0 or absent for the dense product.
+
 ``predict`` is a single call into compiled code that runs every layer without the
 GIL (see `fastnn._kernels.engine`).
 
@@ -273,7 +280,12 @@ def _quantized(spec, precision, W, shape):
         if Wq.dtype != wdtype or Wq.shape != shape:
             raise ValueError(f"{key} must be {np.dtype(wdtype)} of shape {shape}")
     if precision == "bf16":
+        if spec.get("block"):
+            raise ValueError("block is for int8 layers")
         return QuantDense("bf16", to_bf16(W) if W is not None else Wq)
+    block = spec.get("block") or 0
+    if not _is_int(block) or block not in (0,) + BLOCKS:
+        raise ValueError(f"block must be 0 or one of {BLOCKS}, got {block!r}")
     if W is not None:
         Wq, w_scale = quantize_weights(W)
     else:
@@ -283,7 +295,7 @@ def _quantized(spec, precision, W, shape):
         raise ValueError(f"x_signed must be true or false, got {x_signed!r}")
     if not isinstance(x_scale, (int, float, np.floating, np.integer)) or isinstance(x_scale, bool):
         raise ValueError(f"x_scale must be a number, got {x_scale!r}")
-    return QuantDense("int8", Wq, w_scale, float(x_scale), bool(x_signed))
+    return QuantDense("int8", Wq, w_scale, float(x_scale), bool(x_signed), int(block))
 
 
 def _dense_layer(spec, i, n_in, dtype):
@@ -604,7 +616,13 @@ class InferenceEngine:
                 entry["pieces"] = layer.pieces
             entry["precision"] = self._dtype.name if layer.quant is None else layer.precision
             entry["precision_reason"] = layer.precision_reason or f"{self._dtype.name} engine"
-            if layer.quant is not None:
+            if layer.quant is not None and layer.quant.block:
+                b = layer.quant.block
+                entry.update(storage=f"bsr {layer.precision}", density=layer.density,
+                             block=f"1x{b}", block_density=block_density(layer.quant.weights, b),
+                             index_dtype="int32", csr_batches=(1, None),
+                             reason=f"{layer.precision} weights are stored in 1x{b} blocks")
+            elif layer.quant is not None:
                 entry.update(storage=f"dense {layer.precision}", density=layer.density,
                              block=None, block_density=None, index_dtype=None, csr_batches=None,
                              reason=f"{layer.precision} weights are stored dense")
@@ -714,6 +732,8 @@ class InferenceEngine:
                     a = dict(a, **{names[0]: q.weights})
                     if layer.precision == "int8":
                         entry.update(x_scale=q.x_scale, x_signed=q.x_signed)
+                        if q.block:  # the int8 weights are stored whole, Wq
+                            entry.update(layout="bsr", block=q.block)
                         names += ("w_scale",)
                         a["w_scale"] = q.w_scale
                 elif layer.precision_reason:  # a float layer of a quantized engine
@@ -766,7 +786,8 @@ def _precision_reason(entry, where):
 
 def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shape, spec):
     """Fill `spec` with a quantized layer's weights and settings; the keys they add."""
-    if precision not in QUANT_WEIGHTS or storage != "dense":
+    if precision not in QUANT_WEIGHTS or storage not in (
+            ("dense", "bsr") if precision == "int8" else ("dense",)):
         _fail(f"{where}: unknown precision {precision!r} with layout {storage!r}")
     name, wdtype = QUANT_WEIGHTS[precision]
     spec.update(precision=precision, precision_reason=_precision_reason(entry, where))
@@ -785,7 +806,13 @@ def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shap
     if not isinstance(x_signed, bool):
         _fail(f"{where}: x_signed must be true or false")
     spec.update(x_scale=float(x_scale), x_signed=x_signed)
-    return {"precision", "precision_reason", "x_scale", "x_signed"}
+    keys = {"precision", "precision_reason", "x_scale", "x_signed"}
+    if storage == "bsr":  # Wq run in blocks
+        spec["block"] = _meta_int(entry, "block", min(BLOCKS), max(BLOCKS), where)
+        if spec["block"] not in BLOCKS:
+            _fail(f"{where}: block={spec['block']} is not one of {BLOCKS}")
+        keys.add("block")
+    return keys
 
 
 def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):

@@ -14,11 +14,16 @@
   float32. The last layer stays float32, for the reasons above: with it in bf16 a
   digits network lost 1 of 450 test samples, more than the 0.2 points allowed.
 
-A layer pruned in blocks stays float32 where the engine would store it float32 in blocks
-at every batch size (`fastnn.engine.sparse_form`, layout "auto" or "block") and its
-block density in those blocks is at most the crossover of `FLOAT_BLOCK_CROSSOVER` for
-their width: there the float32 block kernel, which reads only the kept blocks, runs
-faster than the dense quantized one (and loses nothing).
+A layer pruned in blocks runs where it is estimated fastest of three forms: dense in
+the precision asked for; float32 in blocks, where the engine would store it float32 in
+blocks at every batch size (`fastnn.engine.sparse_form`, layout "auto" or "block") and
+its block density in those blocks is at most the crossover of `FLOAT_BLOCK_CROSSOVER`
+for their width (the float32 block kernel reads only the kept blocks, and loses
+nothing); for int8, int8 in blocks (the same int8 results as dense int8, reading only
+the kept blocks), where a width's block density is at most its crossover in
+`INT8_BLOCK_CROSSOVER`. Each block form is estimated at ``density / crossover`` of the
+dense quantized time, as the engine's cost model does; layout "block" takes int8 blocks
+in the width the float engine would store, "dense" and "sparse" no int8 blocks.
 
 Affine steps (BatchNormalization that could not be folded) stay float32. The engine's
 `layout()` says each layer's precision and why; `evaluate` compares the model and the
@@ -32,7 +37,7 @@ from fastnn._kernels._checks import as_float_array
 from fastnn.engine import InferenceEngine, sparse_form
 
 __all__ = ["plan_precision", "evaluate", "NONNEGATIVE", "LAST_LAYER_ERROR_RATIO",
-           "FLOAT_BLOCK_CROSSOVER"]
+           "FLOAT_BLOCK_CROSSOVER", "INT8_BLOCK_CROSSOVER"]
 
 NONNEGATIVE = frozenset({"relu", "sigmoid", "softmax", "softplus", "binary_step",
                          "binary_step_ste"})
@@ -56,19 +61,52 @@ at 0.15, one row being the tightest) and 0.15-0.20 (1x16); over dense bf16 at 0.
 """
 
 
-def _float_blocks(spec, precision, layout):
-    """Why `spec`'s layer stays float32 in blocks rather than dense `precision`, or None
-    when dense `precision` is estimated faster, when the engine of `layout` would not
-    store the float layer in blocks at every batch size, or when the layer has no W."""
+INT8_BLOCK_CROSSOVER = {4: 0.0, 8: 0.15, 16: 0.25}
+"""Per block width, the block density up to which the int8 block-sparse product runs
+faster than the dense int8 one at every batch size (0: never).
+
+Measured with ``python bench/bench_blocksparse.py --calibrate-quantized int8`` on the
+development machine (AMD EPYC Zen 4, AVX512-VNNI, shared), one thread, layers 784x256
+and 256x128, batches 1, 8 and 256, int8 blocks over dense int8: 1x4 lost at every
+batch but one from density 0.05 (1.26-1.50 at 256 rows: gathering four inputs a block
+costs more than reading the blocks saves); 1x8 won up to 0.15 (0.61-0.97 there, the
+256x128 layer at 256 rows the tightest) and lost at 0.20 on 784x256 at 8 rows (1.08);
+1x16 won up to 0.30 (0.98 on 256x128 at 256 rows), hence 0.25. Against float32 blocks,
+int8 blocks at density 0.10 ran 0.84-0.85x at one row (1x8), 1.12x at 8 rows of the
+784x256 layer and 0.81-1.33x at 256 rows; 1x16 0.69-1.14x.
+"""
+
+
+def _blocks(spec, precision, layout):
+    """The fastest estimated block form of `spec`'s layer: ``(block, precision, reason)``
+    with precision "float" (float32 blocks) or "int8" (int8 blocks), or None when dense
+    `precision` is estimated faster, or the layer has no W."""
     W = spec.get("W")
     if W is None:
         return None
     b, batches, densities = sparse_form(np.asarray(W), layout)
+    forms = {}
     limit = FLOAT_BLOCK_CROSSOVER[precision].get(b)
-    if not b or batches != (1, sys.maxsize) or densities[b] > limit:
+    if b and batches == (1, sys.maxsize) and densities[b] <= limit:
+        forms[(b, "float")] = (densities[b] / limit if limit else 0.0, (
+            f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks (the engine's "
+            f"storage), where float32 blocks run faster than dense {precision} (up to {limit})"))
+    if precision == "int8" and layout in ("auto", "block"):
+        for w in ((b,) if layout == "block" else INT8_BLOCK_CROSSOVER):
+            limit = INT8_BLOCK_CROSSOVER[w]
+            if layout == "block" or densities[w] <= limit:
+                forms[(w, "int8")] = (densities[w] / limit if limit else 1.0, (
+                    f"int8 in 1x{w} blocks: block density {densities[w]:.3f}, where int8 "
+                    f"blocks run faster than dense int8 (up to {limit})"
+                    + ("" if layout == "auto" else f"; layout={layout!r} requested")))
+    if not forms:
         return None
-    return (f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks (the engine's "
-            f"storage), where float32 blocks run faster than dense {precision} (up to {limit})")
+    (w, form), (_, reason) = min(forms.items(), key=lambda item: item[1][0])
+    if len(forms) > 1:
+        reason += "; estimated faster than " + ", ".join(
+            f"{'float32' if f == 'float' else f} 1x{v} blocks" for v, f in forms
+            if (v, f) != (w, form))
+    return w, form, reason
 
 
 def _float_outputs(specs, X):
@@ -92,18 +130,22 @@ def plan_precision(specs, precision, calibration=None, layout="auto"):
         precision is chosen from the error they show.
     layout : {"auto", "dense", "sparse", "block"}
         The engine's layout: where it stores a float layer in blocks at every batch size,
-        the layer stays float32 if `FLOAT_BLOCK_CROSSOVER` says that is faster.
+        the layer stays float32 if `FLOAT_BLOCK_CROSSOVER` says that is faster; with
+        "auto" or "block" an int8 layer runs in int8 blocks (spec key ``block``) where
+        `INT8_BLOCK_CROSSOVER` says that is faster still.
     """
     if precision not in ("int8", "bf16"):
         raise ValueError(f"precision must be 'int8' or 'bf16', got {precision!r}")
     specs = [dict(spec) for spec in specs]
-    dense = []
+    dense, in_blocks = [], {}
     for i, spec in enumerate(specs):
-        kept = _float_blocks(spec, precision, layout) if spec["kind"] == "dense" else None
-        if kept:
-            spec.update(precision="float", precision_reason=kept)
+        form = _blocks(spec, precision, layout) if spec["kind"] == "dense" else None
+        if form and form[1] == "float":
+            spec.update(precision="float", precision_reason=form[2])
         elif spec["kind"] == "dense":
             dense.append(i)
+            if form:
+                in_blocks[i] = form
     last = max((i for i, spec in enumerate(specs) if spec["kind"] == "dense"), default=None)
     if precision == "bf16":
         for i in dense:
@@ -132,6 +174,9 @@ def plan_precision(specs, precision, calibration=None, layout="auto"):
             how = "input scale per row and call"
         spec.update(precision="int8", x_scale=x_scale, x_signed=signed,
                     precision_reason=f"int8 requested; {how}")
+        if i in in_blocks:
+            spec.update(block=in_blocks[i][0],
+                        precision_reason=f"{spec['precision_reason']}; {in_blocks[i][2]}")
     if dense and dense[-1] == last:
         _choose_last(specs, last, X)
     return specs
@@ -140,6 +185,7 @@ def plan_precision(specs, precision, calibration=None, layout="auto"):
 def _choose_last(specs, last, X):
     spec = specs[last]
     if X is None:
+        spec.pop("block", None)
         spec.update(precision="float", precision_reason="last layer kept float32: no "
                     "calibration data to measure its int8 error")
         return
@@ -151,6 +197,7 @@ def _choose_last(specs, last, X):
     err_int8 = float(np.abs(all_int8 - exact).max())
     err_float = float(np.abs(last_float - exact).max())
     if err_int8 > LAST_LAYER_ERROR_RATIO * err_float:
+        spec.pop("block", None)
         spec.update(precision="float", precision_reason=(
             f"last layer kept float32: int8 makes the largest calibration output error "
             f"{err_int8:.3g}, against {err_float:.3g} with this layer float"))

@@ -97,6 +97,76 @@ def _check_int8_forward(batch, n_in, n_out, signed, static, name, seed):
     np.testing.assert_allclose(Y, Y_ref, rtol=1e-6, atol=1e-6)
 
 
+def _block_pruned(rng, n_in, n_out, block, keep):
+    """int8 weights with about `keep` of their 1x`block` blocks nonzero, the extremes
+    (+-127) in some of them."""
+    Wq, _ = K.quantize_weights(_weights(rng, n_in, n_out))
+    mask = np.repeat(rng.random((n_in, -(-n_out // block))) < keep, block, axis=1)[:, :n_out]
+    Wq[0] = 127
+    Wq[-1] = -127
+    return np.where(mask, Wq, 0).astype(np.int8)
+
+
+@pytest.mark.parametrize("path", _int8_paths())
+@pytest.mark.parametrize("block", K.BLOCKS)
+@settings(max_examples=20, deadline=None)
+@given(batch=st.integers(1, 21), n_in=st.integers(1, 70), n_out=st.integers(1, 70),
+       keep=st.sampled_from([0.0, 0.1, 0.4, 1.0]), signed=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_int8_block_products_are_exact(path, block, batch, n_in, n_out, keep, signed, seed):
+    rng = np.random.default_rng(seed)
+    Wq = _block_pruned(rng, n_in, n_out, block, keep)
+    packed = K.pack_blocks(Wq, block)
+    twin = R.q8_blocks(Wq, block)
+    for got, want in zip(packed, twin):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    if signed:
+        Xq = rng.integers(-128, 128, (batch, n_in)).astype(np.int8)
+    else:
+        Xq = rng.integers(0, 256, (batch, n_in)).astype(np.uint8)
+    Xq[0] = -128 if signed else 255
+    ones = np.ones(n_out, np.float32)
+    with _paths(int8=path):
+        C = K.QuantDense("int8", Wq, ones, 0.0, signed, block=block).matmul(Xq)
+        dense = K.QuantDense("int8", Wq, ones, 0.0, signed).matmul(Xq)
+    np.testing.assert_array_equal(C, dense)
+    np.testing.assert_array_equal(C, R.q8_block_matmul(Xq, *twin, n_out))
+    np.testing.assert_array_equal(C, R.q8_matmul(Xq, Wq))
+
+
+@pytest.mark.parametrize("path", _int8_paths())
+@pytest.mark.parametrize("block", K.BLOCKS)
+@pytest.mark.parametrize("signed, static", [(False, True), (True, False), (True, True)])
+def test_int8_block_forward_is_dense_int8(path, block, signed, static):
+    rng = np.random.default_rng(block)
+    Wq = _block_pruned(rng, 203, 45, block, 0.12)
+    w_scale = rng.uniform(0.001, 0.01, 45).astype(np.float32)
+    b = rng.standard_normal(45).astype(np.float32)
+    X = rng.standard_normal((37, 203)).astype(np.float32)
+    if not signed:
+        X = np.abs(X)
+    x_scale = float(np.abs(X).max() / 127) if static else 0.0
+    with _paths(int8=path):
+        blocked = K.QuantDense("int8", Wq, w_scale, x_scale, signed, block=block)
+        dense = K.QuantDense("int8", Wq, w_scale, x_scale, signed)
+        assert blocked.block == block and dense.block == 0
+        for rows in (1, 2, 3, 5, 16, 37):
+            for threads in (1, 2):
+                Y = blocked.forward(X[:rows], b, "relu", n_threads=threads)
+                np.testing.assert_array_equal(Y, dense.forward(X[:rows], b, "relu"))
+        np.testing.assert_allclose(Y, R.q8_forward(X, Wq, w_scale, b, "relu", x_scale, signed),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_int8_blocks_of_an_empty_layer_give_the_bias():
+    layer = K.QuantDense("int8", np.zeros((9, 20), np.int8), np.ones(20, np.float32), 0.0,
+                         False, block=8)
+    assert layer.packed.size == 0
+    b = np.arange(20, dtype=np.float32)
+    np.testing.assert_array_equal(layer.forward(np.ones((3, 9), np.float32), b), np.tile(b, (3, 1)))
+
+
 @pytest.mark.parametrize("path", _bf16_paths())
 @settings(max_examples=25, deadline=None)
 @given(batch=st.integers(1, 40), n_in=st.integers(1, 70), n_out=st.integers(1, 90),
@@ -177,10 +247,13 @@ def test_portable_environment_switch(tmp_path):
     dict(weights=np.full((3, 2), -128, np.int8)),
     dict(w_scale=np.zeros(2, np.float32)),
     dict(x_scale=-1.0),
+    dict(block=5),
+    dict(precision="bf16", weights=np.ones((3, 2), np.uint16), block=8),
 ])
 def test_layer_validates(bad):
     args = dict(precision="int8", weights=np.ones((3, 2), np.int8),
-                w_scale=np.ones(2, np.float32), x_scale=0.0)
+                w_scale=np.ones(2, np.float32), x_scale=0.0, block=0)
     args.update(bad)
     with pytest.raises(ValueError):
-        K.QuantDense(args["precision"], args["weights"], args["w_scale"], args["x_scale"])
+        K.QuantDense(args["precision"], args["weights"], args["w_scale"], args["x_scale"],
+                     block=args["block"])

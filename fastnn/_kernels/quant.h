@@ -25,6 +25,16 @@
  *
  * X rows must hold nkb * 4 (int8) or nkb * 2 (bf16) readable elements; C rows
  * n_panels * 16 writable ones.
+ *
+ * Block-sparse int8 (`fastnn_q8_bsr`): W kept in blocks of B = 4, 8 or 16 consecutive
+ * output units of one input row (see fastnn/_kernels/blocksparse.pyx), block column by
+ * block column. The blocks of a column are taken four at a time ("quads", the last one
+ * padded with zero weights on its last input row): a quad's inputs idx[4 q .. 4 q + 3]
+ * and its weights, B x 4 bytes, output unit first and the quad's four inputs contiguous,
+ * as one step of the dense layout. Per quad and row, the four u8 inputs are gathered
+ * into one 32-bit word, broadcast, and one vpdpbusd on a B-lane vector adds the quad's
+ * 4 x B products into B int32 sums: the same products as the dense product, whose
+ * integer sums are the same in any order, so the results are identical.
  */
 #ifndef FASTNN_QUANT_H
 #define FASTNN_QUANT_H
@@ -153,6 +163,26 @@ static void fastnn_bf16_gemm_portable(const uint16_t *X, ptrdiff_t ldx, ptrdiff_
     }
 }
 
+/* C[:, c B : c B + B] := sum over the quads q of block column c of
+ *   X[:, idx[4 q + r]] * val[q, j, r]   (r < 4, j < B), for the n_cols block columns. */
+static void fastnn_q8_bsr_portable(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m,
+                                   const int64_t *qptr, const int32_t *idx, const int8_t *val,
+                                   ptrdiff_t n_cols, int block, int32_t *C, ptrdiff_t ldc) {
+    for (ptrdiff_t c = 0; c < n_cols; c++) {
+        for (ptrdiff_t i = 0; i < m; i++) {
+            int32_t acc[16] = {0};
+            const uint8_t *x = X + i * ldx;
+            for (int64_t q = qptr[c]; q < qptr[c + 1]; q++) {
+                const int8_t *w = val + q * block * 4;
+                for (int j = 0; j < block; j++)
+                    for (int r = 0; r < 4; r++)
+                        acc[j] += (int32_t)x[idx[q * 4 + r]] * (int32_t)w[j * 4 + r];
+            }
+            memcpy(C + i * ldc + c * block, acc, (size_t)block * sizeof(int32_t));
+        }
+    }
+}
+
 /* ------------------------------------------------------------- x86 fast paths */
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -271,6 +301,93 @@ FASTNN_TILE(fastnn_bf16_tile512, FASTNN_TBF16, __m512, __m512bh, _mm512_setzero_
                FASTNN_BF_BCAST, FASTNN_BF_LOAD, FASTNN_BF_STORE, float, uint16_t)
 FASTNN_GEMM(fastnn_bf16_gemm_avx512, fastnn_bf16_tile512, FASTNN_TBF16, float, uint16_t, 2)
 
+/* Block-sparse int8: MR rows (1 to 4) of one block column, one accumulator per row;
+ * one row alternates two accumulators so that two vpdpbusd chains are in flight. */
+static inline uint32_t fastnn_q8_gather4(const uint8_t *x, const int32_t *i) {
+    return (uint32_t)x[i[0]] | ((uint32_t)x[i[1]] << 8) | ((uint32_t)x[i[2]] << 16)
+           | ((uint32_t)x[i[3]] << 24);
+}
+
+#define FASTNN_Q8B_TILE(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)             \
+    TARGET FASTNN_INLINE void NAME(const uint8_t *X, ptrdiff_t ldx, int mr, int64_t q0,       \
+                                   int64_t q1, const int32_t *idx, const int8_t *val,         \
+                                   int32_t *C, ptrdiff_t ldc) {                                \
+        VEC acc[FASTNN_MR];                                                                    \
+        int64_t q = q0;                                                                        \
+        _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++) acc[i] = ZERO;             \
+        if (mr == 1) {                                                                         \
+            VEC a1 = ZERO;                                                                     \
+            for (; q + 2 <= q1; q += 2) {                                                      \
+                acc[0] = DOT(acc[0], BCAST((int)fastnn_q8_gather4(X, idx + 4 * q)),            \
+                             LOAD(val + q * (B * 4)));                                         \
+                a1 = DOT(a1, BCAST((int)fastnn_q8_gather4(X, idx + 4 * q + 4)),                \
+                         LOAD(val + (q + 1) * (B * 4)));                                       \
+            }                                                                                  \
+            if (q < q1)                                                                        \
+                acc[0] = DOT(acc[0], BCAST((int)fastnn_q8_gather4(X, idx + 4 * q)),            \
+                             LOAD(val + q * (B * 4)));                                         \
+            acc[0] = ADD(acc[0], a1); /* integer sums: the order does not change them */      \
+        } else {                                                                               \
+            for (; q < q1; q++) {                                                              \
+                VEC w = LOAD(val + q * (B * 4));                                               \
+                _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++)                    \
+                    if (i < mr) acc[i] = DOT(acc[i],                                           \
+                        BCAST((int)fastnn_q8_gather4(X + i * ldx, idx + 4 * q)), w);           \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++)                            \
+            if (i < mr) STORE(C + i * ldc, acc[i]);                                            \
+    }
+
+/* Every block column, rows in groups of up to MR (a column's quads stay in cache across
+ * the groups); each group size is an unrolled instance of the tile. */
+#define FASTNN_Q8B_COLS(NAME, TARGET, TILE, B)                                                 \
+    TARGET static void NAME(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m, const int64_t *qptr, \
+                            const int32_t *idx, const int8_t *val, ptrdiff_t n_cols,           \
+                            int32_t *C, ptrdiff_t ldc) {                                       \
+        for (ptrdiff_t c = 0; c < n_cols; c++) {                                               \
+            for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_MR) {                                  \
+                const uint8_t *Xi = X + i0 * ldx;                                              \
+                int32_t *Ci = C + i0 * ldc + c * B;                                            \
+                switch (m - i0 < FASTNN_MR ? (int)(m - i0) : FASTNN_MR) {                      \
+                case 1: TILE(Xi, ldx, 1, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
+                case 2: TILE(Xi, ldx, 2, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
+                case 3: TILE(Xi, ldx, 3, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
+                default: TILE(Xi, ldx, 4, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;     \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define FASTNN_Q8B(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)                   \
+    FASTNN_Q8B_TILE(NAME##_tile, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)           \
+    FASTNN_Q8B_COLS(NAME, TARGET, NAME##_tile, B)
+
+#define FASTNN_X_LOAD(p) _mm_loadu_si128((const __m128i *)(p))
+#define FASTNN_X_STORE(c, v) _mm_storeu_si128((__m128i *)(c), v)
+#define FASTNN_Y_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define FASTNN_Y_STORE(c, v) _mm256_storeu_si256((__m256i *)(c), v)
+#define FASTNN_Y2_ADD(a, b) ((fastnn_y2){_mm256_add_epi32((a).lo, (b).lo),                       \
+                                         _mm256_add_epi32((a).hi, (b).hi)})
+/* EVEX (AVX512-VNNI with VL): 1x4 in xmm, 1x8 in ymm, 1x16 in zmm or two ymm. */
+FASTNN_Q8B(fastnn_q8b4_evex, FASTNN_T512, __m128i, _mm_setzero_si128(), _mm_dpbusd_epi32,
+           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
+FASTNN_Q8B(fastnn_q8b8_evex, FASTNN_T512, __m256i, _mm256_setzero_si256(), _mm256_dpbusd_epi32,
+           _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LOAD, FASTNN_Y_STORE, 8)
+FASTNN_Q8B(fastnn_q8b16_avx512, FASTNN_T512, __m512i, _mm512_setzero_si512(),
+           _mm512_dpbusd_epi32, _mm512_add_epi32, _mm512_set1_epi32, FASTNN_Q8_LOAD512,
+           FASTNN_Q8_STORE512, 16)
+FASTNN_Q8B(fastnn_q8b16_evex, FASTNN_T512, fastnn_y2, FASTNN_Y2_ZERO, FASTNN_Y2_DOT_EVEX,
+           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
+/* VEX (AVX-VNNI): the same in 128 and 256 bits. */
+FASTNN_Q8B(fastnn_q8b4_vex, FASTNN_TAVXVNNI, __m128i, _mm_setzero_si128(), _mm_dpbusd_avx_epi32,
+           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
+FASTNN_Q8B(fastnn_q8b8_vex, FASTNN_TAVXVNNI, __m256i, _mm256_setzero_si256(),
+           _mm256_dpbusd_avx_epi32, _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LOAD,
+           FASTNN_Y_STORE, 8)
+FASTNN_Q8B(fastnn_q8b16_vex, FASTNN_TAVXVNNI, fastnn_y2, FASTNN_Y2_ZERO, FASTNN_Y2_DOT_VEX,
+           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
+
 /* What the running CPU and OS support (the compiler's runtime checks XCR0 too). */
 static int fastnn_cpu_q8_isa(void) {
     __builtin_cpu_init();
@@ -333,6 +450,34 @@ static inline void fastnn_bf16_gemm(int isa, const uint16_t *X, ptrdiff_t ldx, p
 #endif
     (void)isa;
     fastnn_bf16_gemm_portable(X, ldx, m, nkb, P, n_panels, C, ldc);
+}
+
+/* C[:, :n_cols * block] := X @ W for u8 X and W in int8 quads of blocks (see the top),
+ * on the path `isa`, as `fastnn_q8_gemm`. */
+static inline void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t *X, ptrdiff_t ldx,
+                                 ptrdiff_t m, const int64_t *qptr, const int32_t *idx,
+                                 const int8_t *val, ptrdiff_t n_cols, int block, int32_t *C,
+                                 ptrdiff_t ldc) {
+#if FASTNN_X86_DISPATCH
+#define FASTNN_Q8B_CALL(F) F(X, ldx, m, qptr, idx, val, n_cols, C, ldc)
+    if (isa == FASTNN_ISA_AVX512 || (isa == FASTNN_ISA_AVX256 && has_avx512)) {
+        if (block == 4) FASTNN_Q8B_CALL(fastnn_q8b4_evex);
+        else if (block == 8) FASTNN_Q8B_CALL(fastnn_q8b8_evex);
+        else if (isa == FASTNN_ISA_AVX512) FASTNN_Q8B_CALL(fastnn_q8b16_avx512);
+        else FASTNN_Q8B_CALL(fastnn_q8b16_evex);
+        return;
+    }
+    if (isa == FASTNN_ISA_AVX256) {
+        if (block == 4) FASTNN_Q8B_CALL(fastnn_q8b4_vex);
+        else if (block == 8) FASTNN_Q8B_CALL(fastnn_q8b8_vex);
+        else FASTNN_Q8B_CALL(fastnn_q8b16_vex);
+        return;
+    }
+#undef FASTNN_Q8B_CALL
+#endif
+    (void)isa;
+    (void)has_avx512;
+    fastnn_q8_bsr_portable(X, ldx, m, qptr, idx, val, n_cols, block, C, ldc);
 }
 
 #endif

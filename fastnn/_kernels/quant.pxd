@@ -1,4 +1,4 @@
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, int64_t
 
 cdef enum:
     PREC_INT8 = 1
@@ -17,6 +17,10 @@ cdef struct QWeights:
     float x_scale           # int8: static input scale, or 0 for one per row and call
     float x_inv             # 1 / x_scale
     bint x_signed           # int8: inputs quantized signed (else unsigned, non-negative)
+    int block               # int8: 0 for dense, else W in quads of 1 x block blocks and
+    Py_ssize_t n_cols       # n_cols block columns (see quant.h): `packed` holds the
+    const int64_t* qptr     # quads' weights, qptr (n_cols + 1) each column's quads and
+    const int32_t* qidx     # qidx (4 per quad) their input rows
 
 
 cdef Py_ssize_t qdense_scratch_bytes(const QWeights* q, int n_threads) noexcept nogil
@@ -28,6 +32,6 @@ cdef void qdense_forward(const QWeights* q, const float* X, Py_ssize_t ldx, Py_s
 
 cdef class QuantDense:
     cdef QWeights w
-    cdef readonly object precision, weights, w_scale, packed, corr
+    cdef readonly object precision, weights, w_scale, packed, corr, qptr, qidx
     cdef _bind(self)
     cdef const QWeights* weights_ptr(self)

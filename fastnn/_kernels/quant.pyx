@@ -8,6 +8,11 @@ call (``x_scale = 0``), unsigned 8-bit when they are non-negative, else signed i
 [-127, 127]; sums in int32; ``Y = float(acc) * (x_scale * w_scale) + b``.
 bf16: weights and inputs rounded to bfloat16 (nearest, ties to even), sums in float32.
 
+An int8 layer pruned in blocks may run block-sparse (``block`` 4, 8 or 16): only its
+blocks of `block` consecutive output units of one input row that hold a nonzero are
+kept, four at a time (`pack_blocks`, quant.h), and multiplied by the same quantized
+inputs; the int32 sums, and so the outputs, are identical to the dense product's.
+
 The products live in ``quant.h``: an AVX512-VNNI, AVX-VNNI or AVX512-BF16 path where
 the running CPU has it, chosen at import, and a portable path that gives the same
 results. `paths` says which are live; `use_paths` (or ``FASTNN_QUANT_PORTABLE=1`` in
@@ -17,7 +22,7 @@ thread count, so results never depend on it.
 import os
 
 from cython.parallel cimport prange
-from libc.stdint cimport int8_t, uint8_t, uint16_t, int32_t
+from libc.stdint cimport int8_t, uint8_t, uint16_t, int32_t, int64_t
 
 from fastnn._kernels._openmp cimport omp_get_thread_num
 from fastnn._kernels._parallel cimport threads_for
@@ -45,6 +50,9 @@ cdef extern from "quant.h" nogil:
     void fastnn_bf16_gemm(int isa, const uint16_t* X, Py_ssize_t ldx, Py_ssize_t m,
                           Py_ssize_t nkb, const uint16_t* P, Py_ssize_t n_panels, float* C,
                           Py_ssize_t ldc)
+    void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t* X, Py_ssize_t ldx, Py_ssize_t m,
+                       const int64_t* qptr, const int32_t* idx, const int8_t* val,
+                       Py_ssize_t n_cols, int block, int32_t* C, Py_ssize_t ldc)
 
 ROWS = 16
 """Rows per block of work (one thread's unit; fixed so results never depend on threads)."""
@@ -55,6 +63,8 @@ INT8_PATHS = {FASTNN_ISA_PORTABLE: "portable", FASTNN_ISA_AVX512: "avx512-vnni",
               FASTNN_ISA_AVX256: "avx-vnni"}
 BF16_PATHS = {FASTNN_ISA_PORTABLE: "portable", FASTNN_ISA_AVX512: "avx512-bf16"}
 PRECISIONS = {"int8": PREC_INT8, "bf16": PREC_BF16}
+BLOCKS = (4, 8, 16)
+"""Block widths of the block-sparse int8 product (as fastnn._kernels.blocksparse.BLOCKS)."""
 
 cdef int _cpu_q8 = fastnn_cpu_q8_isa()
 cdef int _cpu_bf16 = fastnn_cpu_bf16_isa()
@@ -145,6 +155,46 @@ def pack(precision, weights):
     return np.ascontiguousarray(np.concatenate(parts))
 
 
+def pack_blocks(Wq, block):
+    """(qptr, qidx, qval): int8 Wq (n_in, n_out) in quads of 1 x `block` blocks (quant.h).
+
+    The blocks of block column c (outputs c * block to c * block + block, the last one
+    padded with zeros) that hold a nonzero, input rows ascending, four to a quad; the
+    last quad of a column is completed with zero weights on that quad's first input row.
+
+    Returns
+    -------
+    qptr : int64 ndarray of shape (ceil(n_out / block) + 1,)
+        The quads of column c are ``qptr[c]`` to ``qptr[c + 1]``.
+    qidx : int32 ndarray of shape (4 * quads,)
+        The input row of each of a quad's four blocks.
+    qval : int8 ndarray of shape (quads, block, 4)
+        ``qval[q, j, r] = Wq[qidx[4 q + r], c * block + j]``.
+    """
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+    Wq = np.asarray(Wq, dtype=np.int8)
+    n_in, n_out = Wq.shape
+    n_cols = -(-n_out // block)
+    padded = np.zeros((n_in, n_cols * block), np.int8)
+    padded[:, :n_out] = Wq
+    blocks = padded.reshape(n_in, n_cols, block).transpose(1, 0, 2)  # (column, row, B)
+    keep = blocks.any(axis=2)
+    counts = keep.sum(axis=1)
+    qptr = np.zeros(n_cols + 1, np.int64)
+    np.cumsum(-(-counts // 4), out=qptr[1:])
+    cols, rows = np.nonzero(keep)  # column by column, rows ascending
+    first = np.cumsum(counts) - counts  # each column's first kept block
+    slot = 4 * qptr[cols] + np.arange(cols.size) - first[cols]
+    qidx = np.full(4 * qptr[n_cols], -1, np.int32)
+    qval = np.zeros((4 * qptr[n_cols], block), np.int8)
+    qidx[slot] = rows
+    qval[slot] = blocks[cols, rows]
+    quads = qidx.reshape(-1, 4)
+    np.copyto(quads, quads[:, :1], where=quads < 0)
+    return (qptr, qidx, np.ascontiguousarray(qval.reshape(-1, 4, block).transpose(0, 2, 1)))
+
+
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t to) noexcept nogil:
     return (n + to - 1) // to * to
 
@@ -153,6 +203,17 @@ cdef Py_ssize_t qdense_scratch_bytes(const QWeights* q, int n_threads) noexcept 
     """Scratch for `qdense_forward` with up to n_threads threads."""
     return n_threads * (_round_up(_ROWS * q.row_bytes, _ALIGN)
                         + _round_up(_ROWS * q.n_panels * FASTNN_PANEL * 4, _ALIGN)) + _ALIGN
+
+
+cdef inline void _q8_product(const QWeights* q, const uint8_t* xq, Py_ssize_t ldx,
+                             Py_ssize_t rows, int32_t* acc, Py_ssize_t ldc) noexcept nogil:
+    """acc := xq @ Wq (int32), dense or in blocks."""
+    if q.block:
+        fastnn_q8_bsr(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, xq, ldx, rows, q.qptr, q.qidx,
+                      <const int8_t*>q.packed, q.n_cols, q.block, acc, ldc)
+    else:
+        fastnn_q8_gemm(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, xq, ldx, rows, q.nkb,
+                       <const int8_t*>q.packed, q.n_panels, acc, ldc)
 
 
 cdef void _block(const QWeights* q, const float* X, Py_ssize_t ldx, Py_ssize_t r0,
@@ -170,8 +231,7 @@ cdef void _block(const QWeights* q, const float* X, Py_ssize_t ldx, Py_ssize_t r
             fastnn_q8_quantize_row(X + (r0 + i) * ldx, q.n_in, q.row_bytes,
                                    q.x_inv if q.x_scale != 0 else (<float>1) / scales[i],
                                    q.x_signed, <uint8_t*>xq + i * q.row_bytes)
-        fastnn_q8_gemm(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, <const uint8_t*>xq, q.row_bytes,
-                       rows, q.nkb, <const int8_t*>q.packed, q.n_panels, <int32_t*>acc, ldc)
+        _q8_product(q, <const uint8_t*>xq, q.row_bytes, rows, <int32_t*>acc, ldc)
         for i in range(rows):
             y = Y + (r0 + i) * ldy
             fastnn_q8_dequantize_row(<int32_t*>acc + i * ldc, q.corr if q.x_signed else NULL,
@@ -199,7 +259,9 @@ cdef void qdense_forward(const QWeights* q, const float* X, Py_ssize_t ldx, Py_s
     cdef Py_ssize_t per_thread = xq_bytes + _round_up(_ROWS * q.n_panels * FASTNN_PANEL * 4, _ALIGN)
     cdef char* base = <char*>_round_up(<Py_ssize_t>scratch, _ALIGN)
     cdef char* mine
-    cdef int nt = threads_for(m * q.n_in * q.n_out // 64, n_threads)
+    # work: the products of the weights kept (all, or the blocks' quads)
+    cdef Py_ssize_t kept = q.n_in * q.n_out if q.block == 0 else q.qptr[q.n_cols] * 4 * q.block
+    cdef int nt = threads_for(m * kept // 64, n_threads)
     if nt > n_blocks:
         nt = <int>n_blocks
     if nt == 1:
@@ -233,9 +295,13 @@ cdef class QuantDense:
     x_signed : bool
         int8 only: quantize inputs signed; else they must be non-negative (negative
         values become 0).
+    block : {0, 4, 8, 16}
+        int8 only: 0 for the dense product, else the block-sparse one over the blocks of
+        `block` consecutive output units that hold a nonzero (`pack_blocks`).
     """
 
-    def __init__(self, precision, weights, w_scale=None, float x_scale=0, bint x_signed=False):
+    def __init__(self, precision, weights, w_scale=None, float x_scale=0, bint x_signed=False,
+                 int block=0):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         want = np.int8 if precision == "int8" else np.uint16
@@ -243,9 +309,16 @@ cdef class QuantDense:
         if weights.dtype != want or weights.ndim != 2 or 0 in weights.shape:
             raise ValueError(f"{precision} weights must be a non-empty 2-D {np.dtype(want)} array")
         k, n = weights.shape
+        if block and (precision != "int8" or block not in BLOCKS):
+            raise ValueError(f"block must be 0, or one of {BLOCKS} for int8, got {block!r}")
         self.precision = precision
         self.weights = weights
-        self.packed = pack(precision, weights)
+        self.w.block = block
+        if block:
+            self.qptr, self.qidx, self.packed = pack_blocks(weights, block)
+            self.w.n_cols = self.qptr.shape[0] - 1
+        else:
+            self.packed = pack(precision, weights)
         self.w.precision = PRECISIONS[precision]
         self.w.n_in, self.w.n_out = k, n
         self.w.n_panels = -(-n // FASTNN_PANEL)
@@ -271,10 +344,17 @@ cdef class QuantDense:
         self._bind()
 
     cdef _bind(self):
-        cdef const char[::1] p = self.packed.view(np.int8)
+        cdef const char[::1] p = self.packed.reshape(-1).view(np.int8)
         cdef const int32_t[::1] c
         cdef const float[::1] s
-        self.w.packed = &p[0]
+        cdef const int64_t[::1] qp
+        cdef const int32_t[::1] qi
+        self.w.packed = &p[0] if p.shape[0] else NULL
+        if self.w.block:
+            qp = self.qptr
+            qi = self.qidx
+            self.w.qptr = &qp[0]
+            self.w.qidx = &qi[0] if qi.shape[0] else NULL
         if self.w.precision == PREC_INT8:
             c = self.corr
             s = self.w_scale
@@ -300,6 +380,11 @@ cdef class QuantDense:
     @property
     def x_signed(self):
         return bool(self.w.x_signed)
+
+    @property
+    def block(self):
+        """0 for the dense product, else the width of the blocks it keeps."""
+        return self.w.block
 
     def forward(self, X, b=None, activation="linear", alpha=None, n_threads=None):
         """act(dequant(quant(X) @ W) + b) for X (batch, n_in) float32; float32 result."""
@@ -349,6 +434,5 @@ cdef class QuantDense:
 
     def _matmul(self, const uint8_t[:, ::1] rows, int32_t[:, ::1] acc):
         with nogil:
-            fastnn_q8_gemm(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, &rows[0, 0], rows.shape[1],
-                           rows.shape[0], self.w.nkb, <const int8_t*>self.w.packed,
-                           self.w.n_panels, &acc[0, 0], acc.shape[1])
+            _q8_product(&self.w, &rows[0, 0], rows.shape[1], rows.shape[0], &acc[0, 0],
+                        acc.shape[1])

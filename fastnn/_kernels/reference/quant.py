@@ -72,3 +72,38 @@ def bf16_forward(X, Wh, b, activation, alpha=None):
     if b is not None:
         Z = Z + np.asarray(b, F32)
     return ref_act.forward(activation, Z, alpha)
+
+
+def q8_blocks(Wq, block):
+    """(qptr, qidx, qval): Wq in quads of four 1 x `block` blocks that hold a nonzero,
+    block column by block column, input rows ascending; a column's last quad completed
+    with zero weights on its first input row."""
+    Wq = np.asarray(Wq, np.int8)
+    n_in, n_out = Wq.shape
+    n_cols = -(-n_out // block)
+    qptr, qidx, qval = [0], [], []
+    for c in range(n_cols):
+        kept = [i for i in range(n_in) if np.any(Wq[i, c * block:(c + 1) * block])]
+        for s in range(0, len(kept), 4):
+            rows = kept[s:s + 4]
+            quad = np.zeros((block, 4), np.int8)
+            for r, i in enumerate(rows):
+                chunk = Wq[i, c * block:(c + 1) * block]
+                quad[:chunk.size, r] = chunk
+            qidx += rows + [rows[0]] * (4 - len(rows))
+            qval.append(quad)
+        qptr.append(len(qval))
+    return (np.array(qptr, np.int64), np.array(qidx, np.int32),
+            np.array(qval, np.int8).reshape(-1, block, 4))
+
+
+def q8_block_matmul(Xq, qptr, qidx, qval, n_out):
+    """Exact integer Xq @ W (int32) over the quads of `q8_blocks`, quad by quad."""
+    Xq = np.asarray(Xq, np.int64)
+    block = qval.shape[1]
+    acc = np.zeros((Xq.shape[0], (len(qptr) - 1) * block), np.int64)
+    for c in range(len(qptr) - 1):
+        for q in range(qptr[c], qptr[c + 1]):
+            acc[:, c * block:(c + 1) * block] += Xq[:, qidx[4 * q:4 * q + 4]] @ \
+                qval[q].astype(np.int64).T
+    return acc[:, :n_out].astype(np.int32)
