@@ -620,7 +620,7 @@ class InferenceEngine:
                 b = layer.quant.block
                 entry.update(storage=f"bsr {layer.precision}", density=layer.density,
                              block=f"1x{b}", block_density=block_density(layer.quant.weights, b),
-                             index_dtype="int32", csr_batches=(1, None),
+                             index_dtype="uint16", csr_batches=(1, None),
                              reason=f"{layer.precision} weights are stored in 1x{b} blocks")
             elif layer.quant is not None:
                 entry.update(storage=f"dense {layer.precision}", density=layer.density,

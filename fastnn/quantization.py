@@ -34,6 +34,7 @@ import sys
 import numpy as np
 
 from fastnn._kernels._checks import as_float_array
+from fastnn._kernels.quant import MAX_BLOCK_INPUTS
 from fastnn.engine import InferenceEngine, sparse_form
 
 __all__ = ["plan_precision", "evaluate", "NONNEGATIVE", "LAST_LAYER_ERROR_RATIO",
@@ -91,7 +92,7 @@ def _blocks(spec, precision, layout):
         forms[(b, "float")] = (densities[b] / limit if limit else 0.0, (
             f"kept float32: block density {densities[b]:.3f} in 1x{b} blocks (the engine's "
             f"storage), where float32 blocks run faster than dense {precision} (up to {limit})"))
-    if precision == "int8" and layout in ("auto", "block"):
+    if precision == "int8" and layout in ("auto", "block") and len(W) <= MAX_BLOCK_INPUTS:
         for w in ((b,) if layout == "block" else INT8_BLOCK_CROSSOVER):
             limit = INT8_BLOCK_CROSSOVER[w]
             if layout == "block" or densities[w] <= limit:

@@ -248,6 +248,7 @@ def test_portable_environment_switch(tmp_path):
     dict(w_scale=np.zeros(2, np.float32)),
     dict(x_scale=-1.0),
     dict(block=5),
+    dict(weights=np.ones((65537, 2), np.int8), block=8),  # more inputs than uint16 rows
     dict(precision="bf16", weights=np.ones((3, 2), np.uint16), block=8),
 ])
 def test_layer_validates(bad):

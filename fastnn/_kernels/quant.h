@@ -29,9 +29,10 @@
  * Block-sparse int8 (`fastnn_q8_bsr`): W kept in blocks of B = 4, 8 or 16 consecutive
  * output units of one input row (see fastnn/_kernels/blocksparse.pyx), block column by
  * block column. The blocks of a column are taken four at a time ("quads", the last one
- * padded with zero weights on its last input row): a quad's inputs idx[4 q .. 4 q + 3]
- * and its weights, B x 4 bytes, output unit first and the quad's four inputs contiguous,
- * as one step of the dense layout. Per quad and row, the four u8 inputs are gathered
+ * completed with zero weights on its first input row): a quad's inputs idx[4 q .. 4 q + 3]
+ * (uint16: at most 65536 inputs) and its weights, B x 4 bytes, output unit first and the
+ * quad's four inputs contiguous, as one step of the dense layout. Per quad and row, the
+ * four u8 inputs are gathered
  * into one 32-bit word, broadcast, and one vpdpbusd on a B-lane vector adds the quad's
  * 4 x B products into B int32 sums: the same products as the dense product, whose
  * integer sums are the same in any order, so the results are identical.
@@ -166,7 +167,7 @@ static void fastnn_bf16_gemm_portable(const uint16_t *X, ptrdiff_t ldx, ptrdiff_
 /* C[:, c B : c B + B] := sum over the quads q of block column c of
  *   X[:, idx[4 q + r]] * val[q, j, r]   (r < 4, j < B), for the n_cols block columns. */
 static void fastnn_q8_bsr_portable(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m,
-                                   const int64_t *qptr, const int32_t *idx, const int8_t *val,
+                                   const int64_t *qptr, const uint16_t *idx, const int8_t *val,
                                    ptrdiff_t n_cols, int block, int32_t *C, ptrdiff_t ldc) {
     for (ptrdiff_t c = 0; c < n_cols; c++) {
         for (ptrdiff_t i = 0; i < m; i++) {
@@ -303,14 +304,14 @@ FASTNN_GEMM(fastnn_bf16_gemm_avx512, fastnn_bf16_tile512, FASTNN_TBF16, float, u
 
 /* Block-sparse int8: MR rows (1 to 4) of one block column, one accumulator per row;
  * one row alternates two accumulators so that two vpdpbusd chains are in flight. */
-static inline uint32_t fastnn_q8_gather4(const uint8_t *x, const int32_t *i) {
+static inline uint32_t fastnn_q8_gather4(const uint8_t *x, const uint16_t *i) {
     return (uint32_t)x[i[0]] | ((uint32_t)x[i[1]] << 8) | ((uint32_t)x[i[2]] << 16)
            | ((uint32_t)x[i[3]] << 24);
 }
 
 #define FASTNN_Q8B_TILE(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)             \
     TARGET FASTNN_INLINE void NAME(const uint8_t *X, ptrdiff_t ldx, int mr, int64_t q0,       \
-                                   int64_t q1, const int32_t *idx, const int8_t *val,         \
+                                   int64_t q1, const uint16_t *idx, const int8_t *val,         \
                                    int32_t *C, ptrdiff_t ldc) {                                \
         VEC acc[FASTNN_MR];                                                                    \
         int64_t q = q0;                                                                        \
@@ -343,7 +344,7 @@ static inline uint32_t fastnn_q8_gather4(const uint8_t *x, const int32_t *i) {
  * the groups); each group size is an unrolled instance of the tile. */
 #define FASTNN_Q8B_COLS(NAME, TARGET, TILE, B)                                                 \
     TARGET static void NAME(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m, const int64_t *qptr, \
-                            const int32_t *idx, const int8_t *val, ptrdiff_t n_cols,           \
+                            const uint16_t *idx, const int8_t *val, ptrdiff_t n_cols,           \
                             int32_t *C, ptrdiff_t ldc) {                                       \
         for (ptrdiff_t c = 0; c < n_cols; c++) {                                               \
             for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_MR) {                                  \
@@ -455,7 +456,7 @@ static inline void fastnn_bf16_gemm(int isa, const uint16_t *X, ptrdiff_t ldx, p
 /* C[:, :n_cols * block] := X @ W for u8 X and W in int8 quads of blocks (see the top),
  * on the path `isa`, as `fastnn_q8_gemm`. */
 static inline void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t *X, ptrdiff_t ldx,
-                                 ptrdiff_t m, const int64_t *qptr, const int32_t *idx,
+                                 ptrdiff_t m, const int64_t *qptr, const uint16_t *idx,
                                  const int8_t *val, ptrdiff_t n_cols, int block, int32_t *C,
                                  ptrdiff_t ldc) {
 #if FASTNN_X86_DISPATCH

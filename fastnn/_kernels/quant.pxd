@@ -1,4 +1,4 @@
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport uint16_t, int32_t, int64_t
 
 cdef enum:
     PREC_INT8 = 1
@@ -20,7 +20,7 @@ cdef struct QWeights:
     int block               # int8: 0 for dense, else W in quads of 1 x block blocks and
     Py_ssize_t n_cols       # n_cols block columns (see quant.h): `packed` holds the
     const int64_t* qptr     # quads' weights, qptr (n_cols + 1) each column's quads and
-    const int32_t* qidx     # qidx (4 per quad) their input rows
+    const uint16_t* qidx    # qidx (4 per quad) their input rows
 
 
 cdef Py_ssize_t qdense_scratch_bytes(const QWeights* q, int n_threads) noexcept nogil

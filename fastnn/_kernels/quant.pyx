@@ -51,7 +51,7 @@ cdef extern from "quant.h" nogil:
                           Py_ssize_t nkb, const uint16_t* P, Py_ssize_t n_panels, float* C,
                           Py_ssize_t ldc)
     void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t* X, Py_ssize_t ldx, Py_ssize_t m,
-                       const int64_t* qptr, const int32_t* idx, const int8_t* val,
+                       const int64_t* qptr, const uint16_t* idx, const int8_t* val,
                        Py_ssize_t n_cols, int block, int32_t* C, Py_ssize_t ldc)
 
 ROWS = 16
@@ -65,6 +65,8 @@ BF16_PATHS = {FASTNN_ISA_PORTABLE: "portable", FASTNN_ISA_AVX512: "avx512-bf16"}
 PRECISIONS = {"int8": PREC_INT8, "bf16": PREC_BF16}
 BLOCKS = (4, 8, 16)
 """Block widths of the block-sparse int8 product (as fastnn._kernels.blocksparse.BLOCKS)."""
+MAX_BLOCK_INPUTS = 65536
+"""The most inputs of a layer in int8 blocks (uint16 input rows)."""
 
 cdef int _cpu_q8 = fastnn_cpu_q8_isa()
 cdef int _cpu_bf16 = fastnn_cpu_bf16_isa()
@@ -166,8 +168,8 @@ def pack_blocks(Wq, block):
     -------
     qptr : int64 ndarray of shape (ceil(n_out / block) + 1,)
         The quads of column c are ``qptr[c]`` to ``qptr[c + 1]``.
-    qidx : int32 ndarray of shape (4 * quads,)
-        The input row of each of a quad's four blocks.
+    qidx : uint16 ndarray of shape (4 * quads,)
+        The input row of each of a quad's four blocks (so n_in is at most `MAX_BLOCK_INPUTS`).
     qval : int8 ndarray of shape (quads, block, 4)
         ``qval[q, j, r] = Wq[qidx[4 q + r], c * block + j]``.
     """
@@ -175,6 +177,8 @@ def pack_blocks(Wq, block):
         raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
     Wq = np.asarray(Wq, dtype=np.int8)
     n_in, n_out = Wq.shape
+    if n_in > MAX_BLOCK_INPUTS:
+        raise ValueError(f"int8 blocks take at most {MAX_BLOCK_INPUTS} inputs, got {n_in}")
     n_cols = -(-n_out // block)
     padded = np.zeros((n_in, n_cols * block), np.int8)
     padded[:, :n_out] = Wq
@@ -186,13 +190,14 @@ def pack_blocks(Wq, block):
     cols, rows = np.nonzero(keep)  # column by column, rows ascending
     first = np.cumsum(counts) - counts  # each column's first kept block
     slot = 4 * qptr[cols] + np.arange(cols.size) - first[cols]
-    qidx = np.full(4 * qptr[n_cols], -1, np.int32)
+    qidx = np.zeros(4 * qptr[n_cols], np.int32)
     qval = np.zeros((4 * qptr[n_cols], block), np.int8)
-    qidx[slot] = rows
-    qval[slot] = blocks[cols, rows]
+    qidx[slot] = rows + 1
     quads = qidx.reshape(-1, 4)
-    np.copyto(quads, quads[:, :1], where=quads < 0)
-    return (qptr, qidx, np.ascontiguousarray(qval.reshape(-1, 4, block).transpose(0, 2, 1)))
+    np.copyto(quads, quads[:, :1], where=quads == 0)  # padding: the quad's first row
+    qval[slot] = blocks[cols, rows]
+    return (qptr, (qidx - 1).astype(np.uint16),
+            np.ascontiguousarray(qval.reshape(-1, 4, block).transpose(0, 2, 1)))
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t to) noexcept nogil:
@@ -348,7 +353,7 @@ cdef class QuantDense:
         cdef const int32_t[::1] c
         cdef const float[::1] s
         cdef const int64_t[::1] qp
-        cdef const int32_t[::1] qi
+        cdef const uint16_t[::1] qi
         self.w.packed = &p[0] if p.shape[0] else NULL
         if self.w.block:
             qp = self.qptr

@@ -93,7 +93,7 @@ def q8_blocks(Wq, block):
             qidx += rows + [rows[0]] * (4 - len(rows))
             qval.append(quad)
         qptr.append(len(qval))
-    return (np.array(qptr, np.int64), np.array(qidx, np.int32),
+    return (np.array(qptr, np.int64), np.array(qidx, np.uint16),
             np.array(qval, np.int8).reshape(-1, block, 4))
 
 
