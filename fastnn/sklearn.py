@@ -218,6 +218,13 @@ class _BaseMLP(BaseEstimator):
     def _validate_X(self, X, reset):
         # NaN and infinity are left to the engine, whose check raises as scikit-learn's
         # does: one pass over X, not two.
+        if (not reset and type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0
+                and X.shape[1] == getattr(self, "n_features_in_", -1)
+                and X.dtype == np.dtype(str(self.dtype)) and X.flags.c_contiguous
+                and not hasattr(self, "feature_names_in_")):
+            # What validate_data would return unchanged, without its checks (50 us, a
+            # hundredth of predict_proba on 12,500 rows of 100 features)
+            return X
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=reset,
                           dtype=np.dtype(str(self.dtype)), ensure_all_finite=False)
         return X.toarray() if hasattr(X, "toarray") else X
