@@ -7,12 +7,12 @@ a set, so many Python threads can run one plan at once, each on its own set.
 
 Large chunks of a float32 plan whose dense layers all run on packed weights (see
 `fastnn._kernels.dense.packed_forward`; no BLAS call, no quantized layer, no sparse
-form that runs for a chunk of that size) are shared out among the threads in blocks of BLOCK_ROWS rows, each block
-through every layer on one thread: one parallel region per batch instead of one per
-layer and chunk (blocks need no chunk-sized buffers), and a thread that falls behind
-(descheduled on a busy machine) delays only the blocks it has taken. One thread runs
-such chunks block by block too, so a block's activations stay in its cache. Every row's
-result is the same as in a whole-chunk run.
+form that runs for a chunk of that size) are shared out among the threads in blocks of
+up to BLOCK_ROWS rows, each block through every layer on one thread: one parallel region
+per batch instead of one per layer and chunk (blocks need no chunk-sized buffers), and a
+thread that falls behind (descheduled on a busy machine) delays only the blocks it has
+taken. One thread runs such chunks block by block too, so a block's activations stay in
+its cache. Every row's result is the same as in a whole-chunk run.
 
 Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
@@ -330,8 +330,12 @@ cdef bint _run_block(const Layer* layers, int n_layers, const floating* X, float
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
                       Py_ssize_t nb, floating* scratch, Py_ssize_t part,
                       int n_threads, bint scan) noexcept nogil:
-    """Y := network(X) for nb rows in blocks of BLOCK_ROWS, taken by n_threads threads as
-    they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. With `scan`,
+    """Y := network(X) for nb rows in blocks of at most BLOCK_ROWS, taken by n_threads
+    threads as they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. The
+    blocks are a multiple of n_threads in number and within a row of each other in size,
+    so that the threads run out of blocks together: 1024 rows on two threads run as 44
+    blocks of 23 or 24 rows, not as 42 of 24 and a tail of 16 that one thread runs while
+    the other waits. A row's result does not depend on its block. With `scan`,
     False when X holds a NaN or an infinity (then Y is partly written). A first dense
     layer (on packed weights, as every dense layer of a blockwise plan) checks its block's
     rows as it multiplies them: only a block whose sums came out NaN or infinite is
@@ -340,6 +344,7 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t q, r0, rows
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
+    blocks = min(nb, (blocks + n_threads - 1) // n_threads * n_threads)
     # one flag per block: no two threads share one
     cdef char* bad = <char*>calloc(blocks, 1) if scan else NULL
     cdef bint ok = True
@@ -349,8 +354,8 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
             return False
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
                     use_threads_if=n_threads > 1):
-        r0 = q * BLOCK_ROWS
-        rows = BLOCK_ROWS if r0 + BLOCK_ROWS <= nb else nb - r0
+        r0 = q * nb // blocks
+        rows = (q + 1) * nb // blocks - r0
         if bad != NULL and not first_checks and not all_finite(X + r0 * n_in, rows * n_in):
             bad[q] = 1
         elif (not _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
