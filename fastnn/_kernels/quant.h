@@ -32,10 +32,11 @@
  * completed with zero weights on its first input row): a quad's inputs idx[4 q .. 4 q + 3]
  * (uint16: at most 65536 inputs) and its weights, B x 4 bytes, output unit first and the
  * quad's four inputs contiguous, as one step of the dense layout. Per quad and row, the
- * four u8 inputs are gathered
- * into one 32-bit word, broadcast, and one vpdpbusd on a B-lane vector adds the quad's
- * 4 x B products into B int32 sums: the same products as the dense product, whose
- * integer sums are the same in any order, so the results are identical.
+ * quad's four u8 inputs make one 32-bit word (gathered byte by byte for one row; for
+ * groups of four rows, from the rows interleaved once per call, with one byte shuffle),
+ * broadcast, and one vpdpbusd on a B-lane vector adds the quad's 4 x B products into B
+ * int32 sums: the same products as the dense product, whose integer sums are the same in
+ * any order, so the results are identical.
  */
 #ifndef FASTNN_QUANT_H
 #define FASTNN_QUANT_H
@@ -161,6 +162,22 @@ static void fastnn_bf16_gemm_portable(const uint16_t *X, ptrdiff_t ldx, ptrdiff_
             }
             memcpy(C + i * ldc + q * FASTNN_PANEL, acc, sizeof acc);
         }
+    }
+}
+
+/* xt[g * n_in + k] := the bytes X[4 g + r, k] of rows 4 g to 4 g + 3 (byte r, rows past
+ * m repeat row 4 g), for the row groups of the block-sparse fast paths. */
+static inline void fastnn_q8_interleave(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m,
+                                        ptrdiff_t n_in, uint32_t *xt) {
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 4) {
+        const uint8_t *x0 = X + i0 * ldx;
+        const uint8_t *x1 = i0 + 1 < m ? x0 + ldx : x0;
+        const uint8_t *x2 = i0 + 2 < m ? x0 + 2 * ldx : x0;
+        const uint8_t *x3 = i0 + 3 < m ? x0 + 3 * ldx : x0;
+        uint32_t *t = xt + i0 / 4 * n_in;
+        for (ptrdiff_t k = 0; k < n_in; k++)
+            t[k] = (uint32_t)x0[k] | ((uint32_t)x1[k] << 8) | ((uint32_t)x2[k] << 16)
+                   | ((uint32_t)x3[k] << 24);
     }
 }
 
@@ -302,92 +319,111 @@ FASTNN_TILE(fastnn_bf16_tile512, FASTNN_TBF16, __m512, __m512bh, _mm512_setzero_
                FASTNN_BF_BCAST, FASTNN_BF_LOAD, FASTNN_BF_STORE, float, uint16_t)
 FASTNN_GEMM(fastnn_bf16_gemm_avx512, fastnn_bf16_tile512, FASTNN_TBF16, float, uint16_t, 2)
 
-/* Block-sparse int8: MR rows (1 to 4) of one block column, one accumulator per row;
- * one row alternates two accumulators so that two vpdpbusd chains are in flight. */
+/* Block-sparse int8, one row: per quad, its four u8 inputs gathered into one word and
+ * broadcast; two accumulators take alternate quads, so that two vpdpbusd chains are in
+ * flight. */
 static inline uint32_t fastnn_q8_gather4(const uint8_t *x, const uint16_t *i) {
     return (uint32_t)x[i[0]] | ((uint32_t)x[i[1]] << 8) | ((uint32_t)x[i[2]] << 16)
            | ((uint32_t)x[i[3]] << 24);
 }
 
-#define FASTNN_Q8B_TILE(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)             \
-    TARGET FASTNN_INLINE void NAME(const uint8_t *X, ptrdiff_t ldx, int mr, int64_t q0,       \
-                                   int64_t q1, const uint16_t *idx, const int8_t *val,         \
-                                   int32_t *C, ptrdiff_t ldc) {                                \
-        VEC acc[FASTNN_MR];                                                                    \
+#define FASTNN_Q8B_ONE(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)              \
+    TARGET FASTNN_INLINE void NAME(const uint8_t *x, int64_t q0, int64_t q1,                 \
+                                   const uint16_t *idx, const int8_t *val, int32_t *c) {      \
+        VEC a0 = ZERO, a1 = ZERO;                                                              \
         int64_t q = q0;                                                                        \
-        _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++) acc[i] = ZERO;             \
-        if (mr == 1) {                                                                         \
-            VEC a1 = ZERO;                                                                     \
-            for (; q + 2 <= q1; q += 2) {                                                      \
-                acc[0] = DOT(acc[0], BCAST((int)fastnn_q8_gather4(X, idx + 4 * q)),            \
-                             LOAD(val + q * (B * 4)));                                         \
-                a1 = DOT(a1, BCAST((int)fastnn_q8_gather4(X, idx + 4 * q + 4)),                \
-                         LOAD(val + (q + 1) * (B * 4)));                                       \
-            }                                                                                  \
-            if (q < q1)                                                                        \
-                acc[0] = DOT(acc[0], BCAST((int)fastnn_q8_gather4(X, idx + 4 * q)),            \
-                             LOAD(val + q * (B * 4)));                                         \
-            acc[0] = ADD(acc[0], a1); /* integer sums: the order does not change them */      \
-        } else {                                                                               \
-            for (; q < q1; q++) {                                                              \
-                VEC w = LOAD(val + q * (B * 4));                                               \
-                _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++)                    \
-                    if (i < mr) acc[i] = DOT(acc[i],                                           \
-                        BCAST((int)fastnn_q8_gather4(X + i * ldx, idx + 4 * q)), w);           \
-            }                                                                                  \
+        for (; q + 2 <= q1; q += 2) {                                                          \
+            a0 = DOT(a0, BCAST((int)fastnn_q8_gather4(x, idx + 4 * q)), LOAD(val + q * (B * 4))); \
+            a1 = DOT(a1, BCAST((int)fastnn_q8_gather4(x, idx + 4 * q + 4)),                    \
+                     LOAD(val + (q + 1) * (B * 4)));                                           \
         }                                                                                      \
-        _Pragma("GCC unroll 4") for (int i = 0; i < FASTNN_MR; i++)                            \
-            if (i < mr) STORE(C + i * ldc, acc[i]);                                            \
+        if (q < q1)                                                                            \
+            a0 = DOT(a0, BCAST((int)fastnn_q8_gather4(x, idx + 4 * q)), LOAD(val + q * (B * 4))); \
+        STORE(c, ADD(a0, a1)); /* integer sums: the order does not change them */             \
     }
 
-/* Every block column, rows in groups of up to MR (a column's quads stay in cache across
- * the groups); each group size is an unrolled instance of the tile. */
-#define FASTNN_Q8B_COLS(NAME, TARGET, TILE, B)                                                 \
-    TARGET static void NAME(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m, const int64_t *qptr, \
-                            const uint16_t *idx, const int8_t *val, ptrdiff_t n_cols,           \
-                            int32_t *C, ptrdiff_t ldc) {                                       \
+/* Groups of up to four rows, from their inputs interleaved (`fastnn_q8_interleave`): per
+ * quad, four 32-bit loads give its four inputs' bytes of the four rows, a byte shuffle
+ * turns them into one word per row, and LANE broadcasts row r's word. */
+#define FASTNN_Q8B_GROUP(NAME, TARGET, VEC, ZERO, DOT, LANE, LOAD, STORE, B)                  \
+    TARGET FASTNN_INLINE void NAME(const uint32_t *xt, int mr, int64_t q0, int64_t q1,        \
+                                   const uint16_t *idx, const int8_t *val, int32_t *C,        \
+                                   ptrdiff_t ldc) {                                            \
+        const __m128i rows = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); \
+        VEC acc[FASTNN_MR];                                                                    \
+        _Pragma("GCC unroll 4") for (int r = 0; r < FASTNN_MR; r++) acc[r] = ZERO;             \
+        for (int64_t q = q0; q < q1; q++) {                                                    \
+            const uint16_t *i = idx + 4 * q;                                                   \
+            __m128i t = _mm_shuffle_epi8(_mm_setr_epi32((int)xt[i[0]], (int)xt[i[1]],          \
+                                                        (int)xt[i[2]], (int)xt[i[3]]), rows);  \
+            VEC w = LOAD(val + q * (B * 4));                                                   \
+            _Pragma("GCC unroll 4") for (int r = 0; r < FASTNN_MR; r++)                        \
+                if (r < mr) acc[r] = DOT(acc[r], LANE(t, r), w);                               \
+        }                                                                                      \
+        _Pragma("GCC unroll 4") for (int r = 0; r < FASTNN_MR; r++)                            \
+            if (r < mr) STORE(C + r * ldc, acc[r]);                                            \
+    }
+
+/* Every block column: one row alone, or groups of rows (a column's quads stay in cache
+ * across the groups), each group size an unrolled instance. */
+#define FASTNN_Q8B(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LANE, LOAD, STORE, B)             \
+    FASTNN_Q8B_ONE(NAME##_one, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)             \
+    FASTNN_Q8B_GROUP(NAME##_group, TARGET, VEC, ZERO, DOT, LANE, LOAD, STORE, B)               \
+    TARGET static void NAME(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t n_in,      \
+                            const int64_t *qptr, const uint16_t *idx, const int8_t *val,       \
+                            ptrdiff_t n_cols, int32_t *C, ptrdiff_t ldc, uint32_t *xt) {       \
+        if (m == 1) {                                                                          \
+            for (ptrdiff_t c = 0; c < n_cols; c++)                                             \
+                NAME##_one(X, qptr[c], qptr[c + 1], idx, val, C + c * B);                      \
+            return;                                                                            \
+        }                                                                                      \
+        fastnn_q8_interleave(X, ldx, m, n_in, xt);                                             \
         for (ptrdiff_t c = 0; c < n_cols; c++) {                                               \
             for (ptrdiff_t i0 = 0; i0 < m; i0 += FASTNN_MR) {                                  \
-                const uint8_t *Xi = X + i0 * ldx;                                              \
+                const uint32_t *t = xt + i0 / FASTNN_MR * n_in;                                \
                 int32_t *Ci = C + i0 * ldc + c * B;                                            \
                 switch (m - i0 < FASTNN_MR ? (int)(m - i0) : FASTNN_MR) {                      \
-                case 1: TILE(Xi, ldx, 1, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
-                case 2: TILE(Xi, ldx, 2, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
-                case 3: TILE(Xi, ldx, 3, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;      \
-                default: TILE(Xi, ldx, 4, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;     \
+                case 1: NAME##_group(t, 1, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;    \
+                case 2: NAME##_group(t, 2, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;    \
+                case 3: NAME##_group(t, 3, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;    \
+                default: NAME##_group(t, 4, qptr[c], qptr[c + 1], idx, val, Ci, ldc); break;   \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
     }
 
-#define FASTNN_Q8B(NAME, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)                   \
-    FASTNN_Q8B_TILE(NAME##_tile, TARGET, VEC, ZERO, DOT, ADD, BCAST, LOAD, STORE, B)           \
-    FASTNN_Q8B_COLS(NAME, TARGET, NAME##_tile, B)
-
 #define FASTNN_X_LOAD(p) _mm_loadu_si128((const __m128i *)(p))
 #define FASTNN_X_STORE(c, v) _mm_storeu_si128((__m128i *)(c), v)
+#define FASTNN_X_LANE(t, r) _mm_castps_si128(_mm_permutevar_ps(_mm_castsi128_ps(t), _mm_set1_epi32(r)))
 #define FASTNN_Y_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
 #define FASTNN_Y_STORE(c, v) _mm256_storeu_si256((__m256i *)(c), v)
+#define FASTNN_Y_LANE(t, r) _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(t), _mm256_set1_epi32(r))
+#define FASTNN_Z_LANE(t, r) _mm512_permutexvar_epi32(_mm512_set1_epi32(r), _mm512_castsi128_si512(t))
+#define FASTNN_Y2_LANE(t, r) fastnn_y2_dup(FASTNN_Y_LANE(t, r))
 #define FASTNN_Y2_ADD(a, b) ((fastnn_y2){_mm256_add_epi32((a).lo, (b).lo),                       \
                                          _mm256_add_epi32((a).hi, (b).hi)})
+static inline __attribute__((always_inline)) fastnn_y2 fastnn_y2_dup(__m256i v) {
+    fastnn_y2 y = {v, v};
+    return y;
+}
 /* EVEX (AVX512-VNNI with VL): 1x4 in xmm, 1x8 in ymm, 1x16 in zmm or two ymm. */
 FASTNN_Q8B(fastnn_q8b4_evex, FASTNN_T512, __m128i, _mm_setzero_si128(), _mm_dpbusd_epi32,
-           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
+           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LANE, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
 FASTNN_Q8B(fastnn_q8b8_evex, FASTNN_T512, __m256i, _mm256_setzero_si256(), _mm256_dpbusd_epi32,
-           _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LOAD, FASTNN_Y_STORE, 8)
+           _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LANE, FASTNN_Y_LOAD, FASTNN_Y_STORE, 8)
 FASTNN_Q8B(fastnn_q8b16_avx512, FASTNN_T512, __m512i, _mm512_setzero_si512(),
-           _mm512_dpbusd_epi32, _mm512_add_epi32, _mm512_set1_epi32, FASTNN_Q8_LOAD512,
-           FASTNN_Q8_STORE512, 16)
+           _mm512_dpbusd_epi32, _mm512_add_epi32, _mm512_set1_epi32, FASTNN_Z_LANE,
+           FASTNN_Q8_LOAD512, FASTNN_Q8_STORE512, 16)
 FASTNN_Q8B(fastnn_q8b16_evex, FASTNN_T512, fastnn_y2, FASTNN_Y2_ZERO, FASTNN_Y2_DOT_EVEX,
-           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
+           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LANE, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
 /* VEX (AVX-VNNI): the same in 128 and 256 bits. */
 FASTNN_Q8B(fastnn_q8b4_vex, FASTNN_TAVXVNNI, __m128i, _mm_setzero_si128(), _mm_dpbusd_avx_epi32,
-           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
+           _mm_add_epi32, _mm_set1_epi32, FASTNN_X_LANE, FASTNN_X_LOAD, FASTNN_X_STORE, 4)
 FASTNN_Q8B(fastnn_q8b8_vex, FASTNN_TAVXVNNI, __m256i, _mm256_setzero_si256(),
-           _mm256_dpbusd_avx_epi32, _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LOAD,
-           FASTNN_Y_STORE, 8)
+           _mm256_dpbusd_avx_epi32, _mm256_add_epi32, _mm256_set1_epi32, FASTNN_Y_LANE,
+           FASTNN_Y_LOAD, FASTNN_Y_STORE, 8)
 FASTNN_Q8B(fastnn_q8b16_vex, FASTNN_TAVXVNNI, fastnn_y2, FASTNN_Y2_ZERO, FASTNN_Y2_DOT_VEX,
-           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
+           FASTNN_Y2_ADD, FASTNN_Y2_BCAST, FASTNN_Y2_LANE, FASTNN_Y2_LOAD, FASTNN_Y2_STORE, 16)
 
 /* What the running CPU and OS support (the compiler's runtime checks XCR0 too). */
 static int fastnn_cpu_q8_isa(void) {
@@ -453,14 +489,15 @@ static inline void fastnn_bf16_gemm(int isa, const uint16_t *X, ptrdiff_t ldx, p
     fastnn_bf16_gemm_portable(X, ldx, m, nkb, P, n_panels, C, ldc);
 }
 
-/* C[:, :n_cols * block] := X @ W for u8 X and W in int8 quads of blocks (see the top),
- * on the path `isa`, as `fastnn_q8_gemm`. */
+/* C[:, :n_cols * block] := X @ W for u8 X (m, n_in) and W in int8 quads of blocks (see
+ * the top), on the path `isa`, as `fastnn_q8_gemm`; xt is scratch of ceil(m / 4) * n_in
+ * words. */
 static inline void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t *X, ptrdiff_t ldx,
-                                 ptrdiff_t m, const int64_t *qptr, const uint16_t *idx,
-                                 const int8_t *val, ptrdiff_t n_cols, int block, int32_t *C,
-                                 ptrdiff_t ldc) {
+                                 ptrdiff_t m, ptrdiff_t n_in, const int64_t *qptr,
+                                 const uint16_t *idx, const int8_t *val, ptrdiff_t n_cols,
+                                 int block, int32_t *C, ptrdiff_t ldc, uint32_t *xt) {
 #if FASTNN_X86_DISPATCH
-#define FASTNN_Q8B_CALL(F) F(X, ldx, m, qptr, idx, val, n_cols, C, ldc)
+#define FASTNN_Q8B_CALL(F) F(X, ldx, m, n_in, qptr, idx, val, n_cols, C, ldc, xt)
     if (isa == FASTNN_ISA_AVX512 || (isa == FASTNN_ISA_AVX256 && has_avx512)) {
         if (block == 4) FASTNN_Q8B_CALL(fastnn_q8b4_evex);
         else if (block == 8) FASTNN_Q8B_CALL(fastnn_q8b8_evex);
@@ -478,6 +515,8 @@ static inline void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t *X, ptrd
 #endif
     (void)isa;
     (void)has_avx512;
+    (void)n_in;
+    (void)xt;
     fastnn_q8_bsr_portable(X, ldx, m, qptr, idx, val, n_cols, block, C, ldc);
 }
 

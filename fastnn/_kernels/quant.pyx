@@ -22,7 +22,7 @@ thread count, so results never depend on it.
 import os
 
 from cython.parallel cimport prange
-from libc.stdint cimport int8_t, uint8_t, uint16_t, int32_t, int64_t
+from libc.stdint cimport int8_t, uint8_t, uint16_t, int32_t, uint32_t, int64_t
 
 from fastnn._kernels._openmp cimport omp_get_thread_num
 from fastnn._kernels._parallel cimport threads_for
@@ -51,8 +51,9 @@ cdef extern from "quant.h" nogil:
                           Py_ssize_t nkb, const uint16_t* P, Py_ssize_t n_panels, float* C,
                           Py_ssize_t ldc)
     void fastnn_q8_bsr(int isa, int has_avx512, const uint8_t* X, Py_ssize_t ldx, Py_ssize_t m,
-                       const int64_t* qptr, const uint16_t* idx, const int8_t* val,
-                       Py_ssize_t n_cols, int block, int32_t* C, Py_ssize_t ldc)
+                       Py_ssize_t n_in, const int64_t* qptr, const uint16_t* idx,
+                       const int8_t* val, Py_ssize_t n_cols, int block, int32_t* C,
+                       Py_ssize_t ldc, uint32_t* xt)
 
 ROWS = 16
 """Rows per block of work (one thread's unit; fixed so results never depend on threads)."""
@@ -204,18 +205,25 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t to) noexcept nogil:
     return (n + to - 1) // to * to
 
 
+cdef inline Py_ssize_t _acc_bytes(const QWeights* q) noexcept nogil:
+    """Bytes of a block of rows' sums, then of their inputs interleaved for int8 blocks
+    (`fastnn_q8_bsr`'s xt: ROWS / 4 groups of n_in words)."""
+    return (_round_up(_ROWS * q.n_panels * FASTNN_PANEL * 4, _ALIGN)
+            + (_round_up(_ROWS * q.n_in, _ALIGN) if q.block else 0))
+
+
 cdef Py_ssize_t qdense_scratch_bytes(const QWeights* q, int n_threads) noexcept nogil:
     """Scratch for `qdense_forward` with up to n_threads threads."""
-    return n_threads * (_round_up(_ROWS * q.row_bytes, _ALIGN)
-                        + _round_up(_ROWS * q.n_panels * FASTNN_PANEL * 4, _ALIGN)) + _ALIGN
+    return n_threads * (_round_up(_ROWS * q.row_bytes, _ALIGN) + _acc_bytes(q)) + _ALIGN
 
 
 cdef inline void _q8_product(const QWeights* q, const uint8_t* xq, Py_ssize_t ldx,
-                             Py_ssize_t rows, int32_t* acc, Py_ssize_t ldc) noexcept nogil:
-    """acc := xq @ Wq (int32), dense or in blocks."""
+                             Py_ssize_t rows, int32_t* acc, Py_ssize_t ldc,
+                             uint32_t* xt) noexcept nogil:
+    """acc := xq @ Wq (int32), dense or in blocks (xt: scratch for blocks)."""
     if q.block:
-        fastnn_q8_bsr(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, xq, ldx, rows, q.qptr, q.qidx,
-                      <const int8_t*>q.packed, q.n_cols, q.block, acc, ldc)
+        fastnn_q8_bsr(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, xq, ldx, rows, q.n_in, q.qptr,
+                      q.qidx, <const int8_t*>q.packed, q.n_cols, q.block, acc, ldc, xt)
     else:
         fastnn_q8_gemm(_q8_isa, _cpu_q8 == FASTNN_ISA_AVX512, xq, ldx, rows, q.nkb,
                        <const int8_t*>q.packed, q.n_panels, acc, ldc)
@@ -236,7 +244,8 @@ cdef void _block(const QWeights* q, const float* X, Py_ssize_t ldx, Py_ssize_t r
             fastnn_q8_quantize_row(X + (r0 + i) * ldx, q.n_in, q.row_bytes,
                                    q.x_inv if q.x_scale != 0 else (<float>1) / scales[i],
                                    q.x_signed, <uint8_t*>xq + i * q.row_bytes)
-        _q8_product(q, <const uint8_t*>xq, q.row_bytes, rows, <int32_t*>acc, ldc)
+        _q8_product(q, <const uint8_t*>xq, q.row_bytes, rows, <int32_t*>acc, ldc,
+                    <uint32_t*>(acc + _round_up(_ROWS * ldc * 4, _ALIGN)))
         for i in range(rows):
             y = Y + (r0 + i) * ldy
             fastnn_q8_dequantize_row(<int32_t*>acc + i * ldc, q.corr if q.x_signed else NULL,
@@ -261,7 +270,7 @@ cdef void qdense_forward(const QWeights* q, const float* X, Py_ssize_t ldx, Py_s
     """Y := act(dequant(quant(X) @ W) + b) for m rows; scratch of `qdense_scratch_bytes`."""
     cdef Py_ssize_t blk, r0, rows, n_blocks = (m + _ROWS - 1) // _ROWS
     cdef Py_ssize_t xq_bytes = _round_up(_ROWS * q.row_bytes, _ALIGN)
-    cdef Py_ssize_t per_thread = xq_bytes + _round_up(_ROWS * q.n_panels * FASTNN_PANEL * 4, _ALIGN)
+    cdef Py_ssize_t per_thread = xq_bytes + _acc_bytes(q)
     cdef char* base = <char*>_round_up(<Py_ssize_t>scratch, _ALIGN)
     cdef char* mine
     # work: the products of the weights kept (all, or the blocks' quads)
@@ -432,12 +441,12 @@ cdef class QuantDense:
         rows[:, :self.w.n_in] = Xq.view(np.uint8) ^ (0x80 if self.w.x_signed else 0)
         acc = np.empty((m, self.w.n_panels * FASTNN_PANEL), np.int32)
         if m:
-            self._matmul(rows, acc)
+            self._matmul(rows, acc, np.empty(-(-m // 4) * self.w.n_in, np.uint32))
         if self.w.x_signed:
             acc -= self.corr
         return np.ascontiguousarray(acc[:, :self.w.n_out])
 
-    def _matmul(self, const uint8_t[:, ::1] rows, int32_t[:, ::1] acc):
+    def _matmul(self, const uint8_t[:, ::1] rows, int32_t[:, ::1] acc, uint32_t[::1] xt):
         with nogil:
             _q8_product(&self.w, &rows[0, 0], rows.shape[1], rows.shape[0], &acc[0, 0],
-                        acc.shape[1])
+                        acc.shape[1], &xt[0])
