@@ -10,9 +10,11 @@ import numpy as np
 
 from fastnn import callbacks as cb
 from fastnn import augment as augment_mod, labels, layers as layers_mod, losses, optimizers
+from fastnn import regularizers
 from fastnn._kernels._checks import as_input
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.dense import DenseChain
+from fastnn._kernels.train import DenseTrainer
 from fastnn._table import format_table
 from fastnn._validation import check_int, check_real
 
@@ -142,8 +144,11 @@ class Sequential:
         # chain reads the layers' arrays, as _params holds them: weights are written in
         # place (set_weights, updates, pruning), never replaced.
         self._chain_layers = list(self.layers)
-        self._chain = DenseChain([l.inference_step() for l in self.layers]) if (
-            self.built and all(type(l) is layers_mod.Dense for l in self.layers)) else None
+        plain = self.built and all(type(l) is layers_mod.Dense for l in self.layers)
+        self._chain = DenseChain([l.inference_step() for l in self.layers]) if plain else None
+        # Training steps in two compiled calls on the same arrays (`_compiled_l2` says
+        # when a step may take them).
+        self._trainer = DenseTrainer(self._trainer_layers()) if plain else None
 
     def compile(self, optimizer="adam", loss=None, metrics=None, clipnorm=None, clipvalue=None,
                 global_clipnorm=None):
@@ -241,9 +246,12 @@ class Sequential:
             X = layer.forward(X, training=training)
         return X
 
-    def _loss_and_grad(self, yb, out, wb):
+    def _loss_and_grad(self, yb, out, wb, logits=None):
+        """(loss, its gradient): of the last layer's pre-activation (`logits`, by default
+        the last layer's own) when the loss is fused with its activation, else of `out`."""
         if self._fused:
-            return self.loss.from_logits(yb, self.layers[-1]._Z, out, wb)
+            return self.loss.from_logits(
+                yb, self.layers[-1]._Z if logits is None else logits, out, wb)
         return self.loss(yb, out, wb)
 
     def _backward(self, dY):
@@ -260,6 +268,39 @@ class Sequential:
     def _penalty(self):
         return sum(layer.penalty() for layer in self.layers)
 
+    def _trainer_layers(self):
+        """What `DenseTrainer` takes of each (plain Dense) layer, with the places of its
+        parameters in `_params`."""
+        steps, at = [], 0
+        for layer in self.layers:
+            bias = layer.bias if layer.use_bias else None
+            steps.append((layer.kernel, bias, layer.grads[0],
+                          layer.grads[1] if layer.use_bias else None, layer._act,
+                          layer._alpha, layer._needs_preact or layer.keep_preact, at,
+                          at + 1 if layer.use_bias else -1))
+            at += len(layer.params)
+        return steps
+
+    def _compiled_l2(self):
+        """Per layer the L2 coefficient of its kernel when a training step can run as
+        `DenseTrainer` calls: plain Dense layers without masks, constraints or penalties
+        other than L2 on the kernels, and an optimizer of fastnn's own step without
+        gradient clipping (which needs every gradient before any update). Else None."""
+        opt = self.optimizer
+        if self._trainer is None or opt.clipping is not None \
+                or type(opt).step is not optimizers.Optimizer.step:
+            return None
+        l2 = []
+        for layer in self.layers:
+            reg = layer.kernel_regularizer
+            if layer.kernel_mask is not None or layer.kernel_constraint is not None \
+                    or layer.bias_regularizer is not None or (reg is not None and (
+                        type(reg).add_gradient is not regularizers.L1L2.add_gradient
+                        or reg.l1)):
+                return None
+            l2.append(0.0 if reg is None else reg.l2)
+        return l2
+
     def _train_step(self, Xb, yb, wb):
         """One update; returns the batch loss and output.
 
@@ -268,20 +309,32 @@ class Sequential:
         weight non-finite is undone by the optimizer and raises
         `fastnn.callbacks.NonFiniteLossError`.
         """
-        out = self._forward(Xb, training=True)
+        l2 = self._compiled_l2()
+        if l2 is not None:
+            out, logits = self._trainer.forward(Xb, get_num_threads())
+        else:
+            out, logits = self._forward(Xb, training=True), None
         with np.errstate(over="ignore", invalid="ignore"):
-            value, grad = self._loss_and_grad(yb, out, wb)
+            value, grad = self._loss_and_grad(yb, out, wb, logits)
             value += self._penalty()
         if not math.isfinite(value):
             self.optimizer.undo()
             return value, out
-        self._backward(grad)
-        if not self.optimizer.step(self._params, self._grads):
+        if l2 is not None:
+            plan, hyper, fresh_from = self.optimizer.begin_step(self._params, self._grads)
+            finite = self.optimizer.end_step(self._trainer.backward_step(
+                np.ascontiguousarray(grad, dtype=self.dtype), self._fused, plan, hyper,
+                fresh_from, l2, get_num_threads()))
+        else:
+            self._backward(grad)
+            finite = self.optimizer.step(self._params, self._grads)
+        if not finite:
             raise cb.NonFiniteLossError("an update made the weights non-finite (the learning "
                                         "rate is likely too large); training stopped, the "
                                         "update was undone and the optimizer state with it")
-        for layer in self.layers:
-            layer.apply_constraints()
+        if l2 is None:
+            for layer in self.layers:
+                layer.apply_constraints()
         return value, out
 
     def _sample_weights(self, y, n, sample_weight, class_weight):

@@ -131,6 +131,14 @@ class Optimizer:
         that updates the same arrays every step (as `Sequential.fit` does) pays for the
         checks once.
         """
+        plan, hyper, fresh_from = self.begin_step(params, grads)
+        return self.end_step(plan.run(hyper, fresh_from, get_num_threads()))
+
+    def begin_step(self, params, grads):
+        """Everything of `step` before the update itself: checks, clipping, the kernel's
+        plan and the undo record. Returns ``(plan, hyper, fresh_from)`` for
+        ``plan.run(hyper, fresh_from, n_threads)`` (or a caller that runs the plan's
+        updates itself, as `fastnn._kernels.train` does); `end_step` must follow."""
         key = tuple(map(id, params)) + tuple(map(id, grads))
         if key != self._checked:
             self._check(params, grads)
@@ -138,17 +146,26 @@ class Optimizer:
             self._plan = None
         if self._clip is not None:
             _clip(grads, *self._clip)
-        t = self.iterations + 1
-        hyper = _kernels.Hyper(_kernels.RULES[self._rule], **self._scalars(self.learning_rate, t))
+        hyper = _kernels.Hyper(_kernels.RULES[self._rule],
+                               **self._scalars(self.learning_rate, self.iterations + 1))
         n_slots = len(self._slots)
         if self._plan is None or n_slots < len(params):
             self._plan = self._make_plan(params, grads)
         self._undo = (params, self.iterations, n_slots)
-        finite = self._plan.run(hyper, n_slots, get_num_threads())
-        self.iterations = t
+        return self._plan, hyper, n_slots
+
+    def end_step(self, finite):
+        """Count the step `begin_step` began; undo it when the update was not `finite`.
+        Returns `finite`."""
+        self.iterations += 1
         if not finite:
             self.undo()
         return finite
+
+    @property
+    def clipping(self):
+        """``(name, limit)`` of the gradient clipping set, or None."""
+        return self._clip
 
     def _make_plan(self, params, grads):
         """The kernel's plan for these arrays, after making the state buffers and undo

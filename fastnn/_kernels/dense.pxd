@@ -28,3 +28,6 @@ cdef inline bint rows_ready(object X, int typenum, Py_ssize_t width) noexcept:
             and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>X)
             and cnp.PyArray_DIM(<cnp.ndarray>X, 1) == width)
+
+cdef void column_sums(const floating* A, floating* out, Py_ssize_t rows,
+                      Py_ssize_t cols) noexcept nogil

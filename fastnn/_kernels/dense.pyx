@@ -205,8 +205,8 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
                          alpha)
 
 
-cdef void _column_sums(const floating* A, floating* out, Py_ssize_t rows,
-                       Py_ssize_t cols) noexcept nogil:
+cdef void column_sums(const floating* A, floating* out, Py_ssize_t rows,
+                      Py_ssize_t cols) noexcept nogil:
     """out := A.sum(0), rows added in order so the result never depends on threads."""
     cdef Py_ssize_t i, j
     memset(out, 0, cols * sizeof(floating))
@@ -404,7 +404,7 @@ cdef void dense_backward_core(const floating* dY, const floating* X, const float
         elif c < nw + nx:
             gemm_chunk(False, True, batch, n_in, n_out, dZ, n_out, W, n_out, dX, n_in, c - nw)
         else:
-            _column_sums(dZ, db, batch, n_out)
+            column_sums(dZ, db, batch, n_out)
 
 
 def backward_into(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray W, cnp.ndarray Z, cnp.ndarray Y,

@@ -30,6 +30,26 @@
 #define FASTNN_PANEL 32
 #define FASTNN_TILE_ROWS 12
 
+/* Panels p0 to p1 - 1 of W (k x n, C order) into Wp, as fastnn_packed_rows reads them
+ * (the layout of dense.pack_panels): panel p holds columns 32 p to 32 p + 31 as k rows of
+ * 32 floats, zero padded. Training packs its weights with it before each forward pass. */
+static void fastnn_pack_panels(const float* W, ptrdiff_t k, ptrdiff_t n, float* Wp,
+                               ptrdiff_t p0, ptrdiff_t p1) {
+    ptrdiff_t p, r, j, j0, w;
+    float* dst;
+    for (p = p0; p < p1; p++) {
+        j0 = p * FASTNN_PANEL;
+        w = n - j0 < FASTNN_PANEL ? n - j0 : FASTNN_PANEL;
+        dst = Wp + p * k * FASTNN_PANEL;
+        for (r = 0; r < k; r++) {
+            for (j = 0; j < w; j++)
+                dst[r * FASTNN_PANEL + j] = W[r * n + j0 + j];
+            for (; j < FASTNN_PANEL; j++)
+                dst[r * FASTNN_PANEL + j] = 0.0f;
+        }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 

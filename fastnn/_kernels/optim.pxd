@@ -29,3 +29,27 @@ cdef struct OptimHyper:
 cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
                            floating* s1, floating* s2, floating* prev, Py_ssize_t n,
                            int n_threads) noexcept nogil
+
+cdef struct Span:
+    # One parameter of a `Plan`: data pointers of the parameter, its gradient, its state
+    # buffers (NULL where unused) and its undo record, all of n elements of one dtype.
+    char* p
+    char* g
+    char* s0
+    char* s1
+    char* s2
+    char* prev
+    Py_ssize_t n
+    bint is_double
+
+cdef Py_ssize_t span_step(const OptimHyper* h, const Span* sp, Py_ssize_t start,
+                          Py_ssize_t stop) noexcept nogil
+
+cdef class Hyper:
+    cdef OptimHyper h
+
+cdef class Plan:
+    cdef Span* spans
+    cdef Py_ssize_t n_spans, n_blocks, total
+    cdef Py_ssize_t[::1] blocks
+    cdef object arrays

@@ -225,17 +225,15 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
     return bad
 
 
-cdef struct Span:
-    # One parameter of a `Plan`: data pointers of the parameter, its gradient, its state
-    # buffers (NULL where unused) and its undo record, all of n elements of one dtype.
-    char* p
-    char* g
-    char* s0
-    char* s1
-    char* s2
-    char* prev
-    Py_ssize_t n
-    bint is_double
+cdef Py_ssize_t span_step(const OptimHyper* h, const Span* sp, Py_ssize_t start,
+                          Py_ssize_t stop) noexcept nogil:
+    """Elements [start, stop) of one parameter of a plan, as `optim_step` updates them
+    (undo record included); 1 when the parameter became NaN or infinite there, else 0."""
+    if sp.is_double:
+        return _step_block(h, <double*>sp.p, <const double*>sp.g, <double*>sp.s0,
+                           <double*>sp.s1, <double*>sp.s2, <double*>sp.prev, sp.n, start, stop)
+    return _step_block(h, <float*>sp.p, <const float*>sp.g, <float*>sp.s0, <float*>sp.s1,
+                       <float*>sp.s2, <float*>sp.prev, sp.n, start, stop)
 
 
 cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const Span* spans,
@@ -254,14 +252,7 @@ cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const
         sp = spans + k
         hh = h_fresh if k >= fresh_from else h
         stop = start + BLOCK if start + BLOCK < sp.n else sp.n
-        if sp.is_double:
-            bad += _step_block(hh, <double*>sp.p, <const double*>sp.g, <double*>sp.s0,
-                               <double*>sp.s1, <double*>sp.s2, <double*>sp.prev, sp.n, start,
-                               stop)
-        else:
-            bad += _step_block(hh, <float*>sp.p, <const float*>sp.g, <float*>sp.s0,
-                               <float*>sp.s1, <float*>sp.s2, <float*>sp.prev, sp.n, start,
-                               stop)
+        bad += span_step(hh, sp, start, stop)
     return bad
 
 
@@ -270,7 +261,6 @@ cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const
 
 cdef class Hyper:
     """The scalars of one update (see `OptimHyper`), made once per step for all parameters."""
-    cdef OptimHyper h
 
     def __init__(self, int rule, *, double lr=0.0, double momentum=0.0, double dampening=0.0,
                  double alpha=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
@@ -340,11 +330,6 @@ cdef class Plan:
     dtype with room for (1 + its states) times its size, which receives the values before
     each update, as `step_into` writes them). The plan holds references to the arrays.
     """
-    cdef Span* spans
-    cdef Py_ssize_t n_spans, n_blocks, total
-    cdef Py_ssize_t[::1] blocks
-    cdef object arrays
-
     def __cinit__(self, params, grads, states, prevs):
         cdef Py_ssize_t k, start, n, b = 0
         self.n_spans = len(params)

@@ -1,0 +1,406 @@
+"""The training step of a model of Dense layers in two parallel regions.
+
+A step of `Sequential.fit` layer by layer opens a parallel region per product (and one
+for the update), and every region wakes the sleeping OpenMP threads (50-100 us each on
+a 2-core virtual machine, see `_parallel.MIN_WORK_PER_THREAD`). `DenseTrainer` runs the
+same step in two regions, the loss computed in Python between them:
+
+1. `forward`: the batch in chunks of rows, each chunk through every layer (product, bias,
+   activation), a thread per chunk: rows do not depend on each other.
+2. `backward_step`: first, chunk by chunk, the gradient of every layer's pre-activation
+   (dZ) from the loss's gradient down to the first layer (dX of a layer is dZ @ W.T, then
+   the activation's derivative); then, after the threads meet, the weight gradients in
+   chunks of rows of each kernel (X.T @ dZ, plus the L2 term), each chunk updated by the
+   optimizer right after its gradient, while it is in cache, and the bias gradients
+   (column sums of dZ) with their updates.
+
+Chunks depend on the shapes alone, never on the thread count, so neither do the results.
+The products are those of `dense.gemm` (one BLAS call per chunk, the BLAS on one thread)
+and the updates those of the optimizer's plan (`optim.span_step`), undo record included.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memset
+
+cimport numpy as cnp
+
+from fastnn._kernels._parallel cimport (MACS_PER_WORK, gemm_chunks, gemm_rows, gemm_stop,
+                                        threads_for)
+from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
+from fastnn._kernels.activations cimport ACT_RELU, act_backward_row
+from fastnn._kernels.dense cimport bias_act_row, column_sums, gemm
+from fastnn._kernels.optim cimport Hyper, OptimHyper, Plan, Span, span_step
+
+import numpy as np
+
+from fastnn._kernels.dense import packed_path
+
+cnp.import_array()
+
+cdef extern from "dense_packed.h" nogil:
+    int FASTNN_PANEL
+    void fastnn_pack_panels(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
+                            Py_ssize_t p0, Py_ssize_t p1)
+    void fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                            const float* Wp, Py_ssize_t n, const float* b, int relu,
+                            float* Y, Py_ssize_t ldy)
+
+cdef enum:
+    # Rows of a chunk of the batch: about TRAIN_CHUNKS chunks of at least
+    # TRAIN_MIN_ROWS rows (batch 128: 4 chunks of 32; 200: 4 of 50).
+    TRAIN_CHUNKS = 4
+    TRAIN_MIN_ROWS = 32
+    # Panels of 32 columns of a kernel packed as one piece of work.
+    PANELS_PER_PACK = 2
+
+
+cdef struct TLayer:
+    Py_ssize_t n_in, n_out
+    int act
+    char* W
+    char* b        # NULL: no bias
+    char* dW
+    char* db
+    char* alpha
+    char* X        # the layer's input rows: the batch, or the previous layer's Y
+    char* Z        # pre-activation rows, or NULL when the activation's derivative reads Y
+    char* Y
+    char* dZ       # gradient of the pre-activation rows
+    float* panels  # float32 on AVX-512F: the kernel packed for `fastnn_packed_rows`, else NULL
+    Py_ssize_t span_w, span_b  # the kernel's and the bias's place in the optimizer's plan
+    double l2      # the gradient gets 2 l2 W added
+
+
+cdef struct Item:
+    # One piece of the update: rows [r0, r1) of layer l's kernel, or its bias (r0 < 0).
+    Py_ssize_t l, r0, r1
+
+
+cdef inline Py_ssize_t chunk_rows(Py_ssize_t batch) noexcept nogil:
+    cdef Py_ssize_t rows = (batch + TRAIN_CHUNKS - 1) // TRAIN_CHUNKS
+    return rows if rows > TRAIN_MIN_ROWS else TRAIN_MIN_ROWS
+
+
+cdef void _forward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize_t r1,
+                         floating dummy) noexcept nogil:
+    """Rows [r0, r1) of the batch through every layer."""
+    cdef Py_ssize_t l, i, n_in, n_out
+    cdef floating* Y
+    cdef floating* Z
+    cdef bint relu
+    for l in range(nl):
+        n_in = L[l].n_in
+        n_out = L[l].n_out
+        Y = <floating*>L[l].Y
+        Z = <floating*>L[l].Z
+        if floating is float and L[l].panels != NULL:
+            relu = L[l].act == ACT_RELU and Z == NULL
+            fastnn_packed_rows(<const float*>L[l].X + r0 * n_in, n_in, r1 - r0, n_in,
+                               L[l].panels, n_out, <const float*>L[l].b, relu,
+                               Y + r0 * n_out, n_out)
+            if not relu:
+                for i in range(r0, r1):
+                    bias_act_row(Y + i * n_out, <const floating*>NULL,
+                                 NULL if Z == NULL else Z + i * n_out, n_out, L[l].act,
+                                 <const floating*>L[l].alpha)
+            continue
+        gemm(False, False, <int>(r1 - r0), <int>n_out, <int>n_in,
+             <const floating*>L[l].X + r0 * n_in, <int>n_in, <const floating*>L[l].W,
+             <int>n_out, <floating>0, Y + r0 * n_out, <int>n_out)
+        for i in range(r0, r1):
+            bias_act_row(Y + i * n_out, <const floating*>L[l].b,
+                         NULL if Z == NULL else Z + i * n_out, n_out, L[l].act,
+                         <const floating*>L[l].alpha)
+
+
+cdef inline void _pack(const TLayer* L, const Item* it) noexcept nogil:
+    """Panels [r0, r1) of layer l's kernel (an `Item` of the packing)."""
+    fastnn_pack_panels(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out, L[it.l].panels,
+                       it.r0, it.r1)
+
+
+cdef void _backward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize_t r1,
+                          const floating* dY, bint linear) noexcept nogil:
+    """dZ of rows [r0, r1) of every layer, from dY, the loss's gradient of the last
+    layer's output (of its pre-activation when `linear`)."""
+    cdef Py_ssize_t l, i, n
+    cdef const floating* z
+    cdef floating* dz
+    l = nl - 1
+    n = L[l].n_out
+    dz = <floating*>L[l].dZ
+    for i in range(r0, r1):
+        _act_backward(&L[l], dY + i * n, dz + i * n, i, linear)
+    for l in range(nl - 1, 0, -1):
+        # dZ of layer l - 1 := (dZ_l @ W_l.T) * act'
+        n = L[l - 1].n_out
+        dz = <floating*>L[l - 1].dZ
+        gemm(False, True, <int>(r1 - r0), <int>n, <int>L[l].n_out,
+             <const floating*>L[l].dZ + r0 * L[l].n_out, <int>L[l].n_out,
+             <const floating*>L[l].W, <int>L[l].n_out, <floating>0, dz + r0 * n, <int>n)
+        for i in range(r0, r1):
+            _act_backward(&L[l - 1], dz + i * n, dz + i * n, i, False)
+
+
+cdef inline void _act_backward(const TLayer* t, const floating* dy, floating* dz, Py_ssize_t i,
+                               bint linear) noexcept nogil:
+    """dz := dy * act'(row i of the layer), in place when dz is dy."""
+    cdef Py_ssize_t j, n = t.n_out
+    cdef const floating* z = <const floating*>(t.Y if t.Z == NULL else t.Z) + i * n
+    if linear:
+        if dz != dy:
+            for j in range(n):
+                dz[j] = dy[j]
+        return
+    act_backward_row(t.act, z, <const floating*>t.Y + i * n, dy, dz, n,
+                     <const floating*>t.alpha)
+
+
+cdef Py_ssize_t _update_item(const TLayer* L, const Item* it, Py_ssize_t batch,
+                             const Span* spans, const OptimHyper* h,
+                             const OptimHyper* h_fresh, Py_ssize_t fresh_from,
+                             floating dummy) noexcept nogil:
+    """The gradient of one piece of the parameters and its update; 1 when the update made
+    a parameter NaN or infinite, else 0."""
+    cdef const TLayer* t = &L[it.l]
+    cdef Py_ssize_t n = t.n_out, j, k
+    cdef floating c
+    cdef floating* dW
+    cdef const floating* W
+    if it.r0 < 0:
+        k = t.span_b
+        column_sums(<const floating*>t.dZ, <floating*>t.db, batch, n)
+        return span_step(h_fresh if k >= fresh_from else h, spans + k, 0, n)
+    # dW[r0:r1] := X[:, r0:r1].T @ dZ (+ 2 l2 W[r0:r1])
+    dW = <floating*>t.dW + it.r0 * n
+    gemm(True, False, <int>(it.r1 - it.r0), <int>n, <int>batch,
+         <const floating*>t.X + it.r0, <int>t.n_in, <const floating*>t.dZ, <int>n,
+         <floating>0, dW, <int>n)
+    if t.l2 != 0:
+        c = <floating>(2.0 * t.l2)
+        W = <const floating*>t.W + it.r0 * n
+        for j in range((it.r1 - it.r0) * n):
+            dW[j] = dW[j] + c * W[j]
+    k = t.span_w
+    return span_step(h_fresh if k >= fresh_from else h, spans + k, it.r0 * n, it.r1 * n)
+
+
+cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item* packs,
+                   Py_ssize_t n_packs, int nt, floating dummy) noexcept nogil:
+    """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
+    cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
+    if nt == 1:
+        for q in range(n_packs):
+            _pack(L, packs + q)
+        for c in range(nc):
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dummy)
+        return
+    with parallel(num_threads=nt):
+        for q in prange(n_packs, schedule="dynamic"):
+            _pack(L, packs + q)
+        for c in prange(nc, schedule="dynamic"):
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dummy)
+
+
+cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* dY,
+                    bint linear, const Item* items, Py_ssize_t n_items, const Span* spans,
+                    const OptimHyper* h, const OptimHyper* h_fresh, Py_ssize_t fresh_from,
+                    Py_ssize_t* bad, int nt) noexcept nogil:
+    cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
+    cdef floating dummy = 0
+    if nt == 1:
+        for c in range(nc):
+            _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
+        for q in range(n_items):
+            bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
+        return
+    with parallel(num_threads=nt):
+        for c in prange(nc, schedule="dynamic"):
+            _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
+        for q in prange(n_items, schedule="dynamic"):
+            bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
+
+
+cdef inline void* _data(object a) noexcept:
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef class DenseTrainer:
+    """Training steps of a stack of Dense layers on the layers' own arrays.
+
+    `layers`: per layer ``(kernel, bias or None, kernel gradient, bias gradient or None,
+    activation code, alpha array, keep_z, span_w, span_b)``: arrays of one dtype
+    (float32 or float64), C-contiguous, as `Dense` builds them; `keep_z` when the
+    pre-activation must be kept (the activation's derivative or the loss reads it);
+    span_w and span_b the places of the kernel and bias in the optimizer's parameter
+    list (-1: none). The trainer holds references to the arrays, which are updated in
+    place, never replaced.
+    """
+    cdef TLayer* layers
+    cdef Item* items
+    cdef Item* packs
+    cdef Py_ssize_t n_layers, n_items, n_packs, capacity, items_batch
+    cdef bint is_double
+    cdef int typenum
+    cdef object arrays, buffers, bad, keep, _x, panels
+
+    def __cinit__(self, layers):
+        cdef Py_ssize_t l, q
+        self.n_layers = len(layers)
+        self.layers = <TLayer*>PyMem_Malloc(max(self.n_layers, 1) * sizeof(TLayer))
+        self.items = NULL
+        self.packs = NULL
+        if self.layers == NULL:
+            raise MemoryError()
+        memset(self.layers, 0, max(self.n_layers, 1) * sizeof(TLayer))
+        self.arrays = tuple(tuple(layer) for layer in layers)
+        self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>layers[0][0])
+        self.is_double = self.typenum == cnp.NPY_DOUBLE
+        for l, (W, b, dW, db, act, alpha, keep_z, span_w, span_b) in enumerate(layers):
+            self.layers[l].n_in = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
+            self.layers[l].n_out = cnp.PyArray_DIM(<cnp.ndarray>W, 1)
+            self.layers[l].act = act
+            self.layers[l].W = <char*>_data(W)
+            self.layers[l].b = <char*>_data(b)
+            self.layers[l].dW = <char*>_data(dW)
+            self.layers[l].db = <char*>_data(db)
+            self.layers[l].alpha = <char*>_data(alpha)
+            self.layers[l].span_w = span_w
+            self.layers[l].span_b = span_b if b is not None else -1
+        self.keep = [bool(layer[6]) for layer in layers]
+        # Packed kernels for the float32 forward pass, a pack item per PANELS_PER_PACK panels.
+        self.panels = []
+        packs = []
+        if self.typenum == cnp.NPY_FLOAT and packed_path():
+            for l, layer in enumerate(layers):
+                n_in, n_out = layer[0].shape
+                n_panels = -(-n_out // FASTNN_PANEL)
+                panels = np.empty(n_panels * n_in * FASTNN_PANEL, np.float32)
+                self.panels.append(panels)
+                self.layers[l].panels = <float*>cnp.PyArray_DATA(panels)
+                packs += [(l, p, min(p + PANELS_PER_PACK, n_panels))
+                          for p in range(0, n_panels, PANELS_PER_PACK)]
+        self.packs = <Item*>PyMem_Malloc(max(len(packs), 1) * sizeof(Item))
+        if self.packs == NULL:
+            raise MemoryError()
+        for q, (l, r0, r1) in enumerate(packs):
+            self.packs[q].l = l
+            self.packs[q].r0 = r0
+            self.packs[q].r1 = r1
+        self.n_packs = len(packs)
+        self.capacity = 0
+        self.items_batch = -1
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
+        PyMem_Free(self.items)
+        PyMem_Free(self.packs)
+
+    cdef _ensure(self, Py_ssize_t batch):
+        """Buffers for `batch` rows (kept, and grown when a batch is larger) and the
+        update's pieces for this batch size."""
+        cdef Py_ssize_t l, n, q, c, macs, r0, r1
+        cdef TLayer* t
+        if batch > self.capacity:
+            dtype = np.float64 if self.is_double else np.float32
+            self.buffers = []
+            for l in range(self.n_layers):
+                n = self.layers[l].n_out
+                Y = np.empty((batch, n), dtype)
+                dZ = np.empty((batch, n), dtype)
+                Z = np.empty((batch, n), dtype) if self.keep[l] else None
+                self.buffers.append((Y, Z, dZ))
+                self.layers[l].Y = <char*>_data(Y)
+                self.layers[l].Z = <char*>_data(Z)
+                self.layers[l].dZ = <char*>_data(dZ)
+                if l + 1 < self.n_layers:
+                    self.layers[l + 1].X = <char*>_data(Y)
+            self.capacity = batch
+        if batch != self.items_batch:
+            pieces = []  # (cost, layer, r0, r1)
+            for l in range(self.n_layers - 1, -1, -1):
+                t = &self.layers[l]
+                if t.span_b >= 0:
+                    pieces.append((batch * t.n_out // 16, l, -1, -1))
+                macs = batch * t.n_in * t.n_out
+                for c in range(gemm_chunks(t.n_in, macs)):
+                    r0 = c * gemm_rows(t.n_in, macs)
+                    r1 = gemm_stop(t.n_in, macs, c)
+                    pieces.append((batch * (r1 - r0) * t.n_out, l, r0, r1))
+            # Largest first: the threads share out the small ones at the end.
+            pieces.sort(key=lambda p: -p[0])
+            PyMem_Free(self.items)
+            self.items = <Item*>PyMem_Malloc(max(len(pieces), 1) * sizeof(Item))
+            if self.items == NULL:
+                raise MemoryError()
+            for q, (_, l, r0, r1) in enumerate(pieces):
+                self.items[q].l = l
+                self.items[q].r0 = r0
+                self.items[q].r1 = r1
+            self.n_items = len(pieces)
+            self.bad = np.zeros(max(self.n_items, 1), dtype=np.intp)
+            self.items_batch = batch
+
+    cdef Py_ssize_t _macs(self, Py_ssize_t batch):
+        cdef Py_ssize_t l, total = 0
+        for l in range(self.n_layers):
+            total += batch * self.layers[l].n_in * self.layers[l].n_out
+        return total
+
+    def forward(self, cnp.ndarray X, int n_threads):
+        """The outputs of the batch X (C-contiguous, of the layers' dtype and width):
+        ``(Y, Z)``, the last layer's output and pre-activation (Z is Y when not kept).
+        The arrays are the trainer's buffers, valid until the next call."""
+        cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0), nc
+        cdef int nt
+        self._ensure(batch)
+        self.layers[0].X = <char*>cnp.PyArray_DATA(X)
+        nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
+        nt = threads_for(self._macs(batch) // MACS_PER_WORK, n_threads)
+        nt = <int>nc if nt > nc else nt
+        self._x = X  # kept for the weight gradients of backward_step
+        blas_serial_enter()
+        with nogil:
+            if self.is_double:
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
+                         <double>0)
+            else:
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
+                         <float>0)
+        blas_serial_exit()
+        Y, Z, _ = self.buffers[self.n_layers - 1]
+        return Y[:batch], (Y if Z is None else Z)[:batch]
+
+    def backward_step(self, cnp.ndarray dY, bint linear, Plan plan, Hyper hyper,
+                      Py_ssize_t fresh_from, l2, int n_threads):
+        """Gradients of the batch of the last `forward` from dY (the loss's gradient of the
+        last layer's output, or of its pre-activation when `linear`; C-contiguous, of the
+        layers' dtype), and the optimizer's update of every parameter through `plan`
+        (`Optimizer.begin_step`). `l2`: per layer, the coefficient of an L2 penalty on the
+        kernel (0: none). Returns True when every updated parameter is finite."""
+        cdef Py_ssize_t batch = cnp.PyArray_DIM(dY, 0), l, nc
+        cdef OptimHyper h = hyper.h, h_fresh = hyper.h
+        cdef Py_ssize_t[::1] bad = self.bad
+        cdef int nt
+        h.first = False
+        h_fresh.first = True
+        for l in range(self.n_layers):
+            self.layers[l].l2 = l2[l]
+        self.layers[0].X = <char*>cnp.PyArray_DATA(<cnp.ndarray>self._x)
+        nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
+        nt = threads_for(2 * self._macs(batch) // MACS_PER_WORK, n_threads)
+        nt = <int>max(nc, self.n_items) if nt > max(nc, self.n_items) else nt
+        blas_serial_enter()
+        with nogil:
+            if self.is_double:
+                _backward(self.layers, self.n_layers, batch, <const double*>cnp.PyArray_DATA(dY),
+                          linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
+                          fresh_from, &bad[0], nt)
+            else:
+                _backward(self.layers, self.n_layers, batch, <const float*>cnp.PyArray_DATA(dY),
+                          linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
+                          fresh_from, &bad[0], nt)
+        blas_serial_exit()
+        self._x = None
+        return not np.any(self.bad[:self.n_items])
