@@ -1,0 +1,158 @@
+"""The compiled training step (fastnn._kernels.train.DenseTrainer) against the layer-by-layer
+step it replaces, finite differences, thread counts and the rollback of a bad update."""
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn import callbacks as cb
+from fastnn import layers as L
+from fastnn._kernels import dense as K
+
+from conftest import numeric_gradient
+
+
+def _model(dtype, acts=("relu", "tanh"), out="softmax", loss="sparse_categorical_crossentropy",
+           optimizer=None, use_bias=True, reg=None, n_in=24, n_out=5, seed=0):
+    layers = [L.Dense(16 + 8 * i, activation=a, use_bias=use_bias, kernel_regularizer=reg)
+              for i, a in enumerate(acts)]
+    model = fn.Sequential(layers + [L.Dense(n_out, activation=out, use_bias=use_bias)],
+                          input_dim=n_in, dtype=dtype, seed=seed)
+    model.compile(optimizer or fn.optimizers.Adam(lr=1e-2), loss)
+    return model
+
+
+def _layer_by_layer(model):
+    """The model's steps without the trainer: the path every other model takes."""
+    model._compiled_l2 = lambda: None
+    return model
+
+
+def _data(n=203, n_in=24, n_out=5, seed=1, regression=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in))
+    y = rng.standard_normal((n, n_out)) if regression else rng.integers(0, n_out, n)
+    return X, y
+
+
+CASES = [
+    dict(),
+    dict(acts=("leaky_relu", "sigmoid"), reg=fn.regularizers.L2(1e-3)),
+    dict(acts=("selu", "gelu"), use_bias=False),
+    dict(acts=("relu",), out="linear", loss="mse", regression=True),
+    dict(acts=("elu", "relu"), out="sigmoid", loss="binary_crossentropy", binary=True),
+    dict(optimizer="sgd_momentum"),
+]
+
+
+def _case(case, dtype):
+    case = dict(case)
+    regression = case.pop("regression", False)
+    binary = case.pop("binary", False)
+    if case.get("optimizer") == "sgd_momentum":
+        case["optimizer"] = fn.optimizers.SGD(lr=0.05, momentum=0.9, nesterov=True)
+    X, y = _data(regression=regression or binary)
+    if binary:
+        y = (y > 0).astype(float)
+    return case, X, y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k", range(len(CASES)))
+def test_the_compiled_step_trains_as_the_layer_by_layer_step(dtype, k):
+    case, X, y = _case(CASES[k], dtype)
+    fresh = lambda: _model(dtype, **{**case, "optimizer": _case(CASES[k], dtype)[0].get(
+        "optimizer")})
+    a, b = fresh(), _layer_by_layer(fresh())
+    assert a._compiled_l2() is not None
+    ha = a.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    hb = b.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    tol = 2e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=tol)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+    for p, q in zip(a.optimizer.get_state(), b.optimizer.get_state()):
+        np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_the_compiled_step_gives_the_gradients_of_finite_differences(packed):
+    """float64 (BLAS) and float32 (packed kernels where the CPU has them): an SGD step of
+    learning rate 0 leaves the weights and leaves each layer's gradient of the batch."""
+    K.use_packed(packed)
+    try:
+        for dtype, tol in (("float64", 1e-6), ("float32", 2e-2)):
+            model = _model(dtype, acts=("tanh", "sigmoid"), reg=fn.regularizers.L2(0.01),
+                           optimizer=fn.optimizers.SGD(lr=0.0), n_in=6, n_out=3)
+            X, y = _data(n=37, n_in=6, n_out=3)
+            model.fit(X, y, epochs=1, batch_size=37, shuffle=False, verbose=0)
+            Xc = np.ascontiguousarray(X, dtype=dtype)
+
+            def loss():
+                out = model.predict(Xc)
+                value, _ = model.loss(model._check_y(y, 37), out)
+                return value + model._penalty()
+
+            for layer in model.layers:
+                for param, grad in zip(layer.params, layer.grads):
+                    np.testing.assert_allclose(grad, numeric_gradient(loss, param, 1e-6 if
+                                               dtype == "float64" else 1e-3),
+                                               rtol=tol, atol=tol * 1e-2)
+    finally:
+        K.use_packed(None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_step_is_bitwise_identical_for_any_thread_count(dtype):
+    X, y = _data(n=517, n_in=300)
+
+    def train(threads):
+        fn.set_num_threads(threads)
+        try:
+            model = _model(dtype, acts=("relu", "relu"), n_in=300, reg=fn.regularizers.L2(1e-4))
+            model.fit(X, y, epochs=2, batch_size=256, verbose=0)
+            return model.get_weights() + model.optimizer.get_state()
+        finally:
+            fn.set_num_threads(None)
+
+    runs = [train(n) for n in (1, 2, 3)]
+    for run in runs[1:]:
+        for a, c in zip(run, runs[0]):
+            np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_an_update_that_overflows_is_undone_with_the_optimizer_state(optimizer):
+    """The forward pass and the loss are finite; the update is not: parameters, optimizer
+    state and step count are as before the step."""
+    opt = fn.optimizers.SGD(lr=1e-3, momentum=0.9) if optimizer == "sgd" else \
+        fn.optimizers.Adam(lr=1e-3)
+    model = _model("float32", out="linear", loss="mse", optimizer=opt)
+    X, y = _data(regression=True)
+    model.fit(X[:64], y[:64], epochs=1, batch_size=64, verbose=0)  # a finite step
+    model.optimizer.learning_rate = 1e35 if optimizer == "sgd" else 1e39
+    before = model.get_weights() + [s.copy() for s in model.optimizer.get_state()]
+    assert model._compiled_l2() is not None
+    with pytest.raises(cb.NonFiniteLossError, match="non-finite"):
+        model.fit(X[64:128], y[64:128] * 1e8, epochs=1, batch_size=64, verbose=0)
+    after = model.get_weights() + model.optimizer.get_state()
+    assert len(after) == len(before)
+    for a, c in zip(before, after):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_what_the_trainer_cannot_fuse_takes_the_layer_by_layer_step():
+    model = _model("float32")
+    assert model._compiled_l2() == [0.0, 0.0, 0.0]
+    model.layers[0].kernel_regularizer = fn.regularizers.L1(0.01)
+    assert model._compiled_l2() is None
+    model.layers[0].kernel_regularizer = fn.regularizers.L2(0.5)
+    assert model._compiled_l2() == [0.5, 0.0, 0.0]
+    model.layers[1].kernel_constraint = fn.constraints.get("max_norm")
+    assert model._compiled_l2() is None
+    model.layers[1].kernel_constraint = None
+    model.compile(fn.optimizers.Adam(), "sparse_categorical_crossentropy", clipnorm=1.0)
+    assert model._compiled_l2() is None
+    with_dropout = fn.Sequential([L.Dense(8, activation="relu"), L.Dropout(0.5), L.Dense(3)],
+                                 input_dim=4)
+    with_dropout.compile("adam", "mse")
+    assert with_dropout._compiled_l2() is None
