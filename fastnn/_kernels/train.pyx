@@ -25,11 +25,12 @@ from libc.string cimport memset
 
 cimport numpy as cnp
 
+from fastnn._kernels._openmp cimport fastnn_barrier
 from fastnn._kernels._parallel cimport (MACS_PER_WORK, gemm_chunks, gemm_rows, gemm_stop,
                                         threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport ACT_RELU, act_backward_row
-from fastnn._kernels.dense cimport bias_act_row, column_sums, gemm
+from fastnn._kernels.dense cimport bias_act_row, column_sums, gemm, rows_ready
 from fastnn._kernels.optim cimport Hyper, OptimHyper, Plan, Span, span_step
 
 import numpy as np
@@ -199,6 +200,7 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
             _pack(L, packs + q)
+        fastnn_barrier()
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dummy)
 
@@ -218,8 +220,15 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
+        fastnn_barrier()
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
+
+
+cdef inline bint _updates(Plan plan, Py_ssize_t k, char* p, char* g, Py_ssize_t n) noexcept:
+    """Whether span k of the plan is the parameter p with gradient g, of n elements."""
+    return 0 <= k < plan.n_spans and plan.spans[k].p == p and plan.spans[k].g == g \
+        and plan.spans[k].n == n
 
 
 cdef inline void* _data(object a) noexcept:
@@ -240,7 +249,7 @@ cdef class DenseTrainer:
     cdef TLayer* layers
     cdef Item* items
     cdef Item* packs
-    cdef Py_ssize_t n_layers, n_items, n_packs, capacity, items_batch
+    cdef Py_ssize_t n_layers, n_items, n_packs, capacity, items_batch, batch
     cdef bint is_double
     cdef int typenum
     cdef object arrays, buffers, bad, keep, _x, panels
@@ -352,14 +361,19 @@ cdef class DenseTrainer:
         """The outputs of the batch X (C-contiguous, of the layers' dtype and width):
         ``(Y, Z)``, the last layer's output and pre-activation (Z is Y when not kept).
         The arrays are the trainer's buffers, valid until the next call."""
-        cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0), nc
+        cdef Py_ssize_t batch, nc
         cdef int nt
+        if not rows_ready(X, self.typenum, self.layers[0].n_in):
+            raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
+                             f"columns of the layers' dtype")
+        batch = cnp.PyArray_DIM(X, 0)
         self._ensure(batch)
         self.layers[0].X = <char*>cnp.PyArray_DATA(X)
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
         nt = threads_for(self._macs(batch) // MACS_PER_WORK, n_threads)
         nt = <int>nc if nt > nc else nt
         self._x = X  # kept for the weight gradients of backward_step
+        self.batch = batch
         blas_serial_enter()
         with nogil:
             if self.is_double:
@@ -379,10 +393,24 @@ cdef class DenseTrainer:
         layers' dtype), and the optimizer's update of every parameter through `plan`
         (`Optimizer.begin_step`). `l2`: per layer, the coefficient of an L2 penalty on the
         kernel (0: none). Returns True when every updated parameter is finite."""
-        cdef Py_ssize_t batch = cnp.PyArray_DIM(dY, 0), l, nc
+        cdef Py_ssize_t batch = self.batch, l, nc
         cdef OptimHyper h = hyper.h, h_fresh = hyper.h
-        cdef Py_ssize_t[::1] bad = self.bad
+        cdef Py_ssize_t[::1] bad
         cdef int nt
+        cdef TLayer* t
+        if self._x is None:
+            raise RuntimeError("backward_step needs a forward pass first")
+        if not rows_ready(dY, self.typenum, self.layers[self.n_layers - 1].n_out) \
+                or cnp.PyArray_DIM(dY, 0) != batch:
+            raise ValueError(f"dY must be a C-ordered array of the last forward pass's shape "
+                             f"({batch}, {self.layers[self.n_layers - 1].n_out}) and the "
+                             f"layers' dtype")
+        for l in range(self.n_layers):  # the plan must update these very arrays
+            t = &self.layers[l]
+            if not (_updates(plan, t.span_w, t.W, t.dW, t.n_in * t.n_out)
+                    and (t.b == NULL or _updates(plan, t.span_b, t.b, t.db, t.n_out))):
+                raise ValueError(f"the optimizer's plan does not update layer {l}'s arrays")
+        bad = self.bad
         h.first = False
         h_fresh.first = True
         for l in range(self.n_layers):
@@ -402,5 +430,4 @@ cdef class DenseTrainer:
                           linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
                           fresh_from, &bad[0], nt)
         blas_serial_exit()
-        self._x = None
         return not np.any(self.bad[:self.n_items])
