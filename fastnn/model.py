@@ -301,6 +301,18 @@ class Sequential:
             l2.append(0.0 if reg is None else reg.l2)
         return l2
 
+    def _compiled_loss(self):
+        """How `DenseTrainer.forward_loss` takes the targets ("labels" or "targets") when
+        the loss is softmax cross-entropy fused with the last layer, else None."""
+        if not self._fused:
+            return None
+        from_logits = type(self.loss).from_logits
+        if from_logits is losses.SparseCategoricalCrossentropy.from_logits:
+            return "labels"
+        if from_logits is losses.CategoricalCrossentropy.from_logits:
+            return "targets"
+        return None
+
     def _train_step(self, Xb, yb, wb):
         """One update; returns the batch loss and output.
 
@@ -310,21 +322,29 @@ class Sequential:
         `fastnn.callbacks.NonFiniteLossError`.
         """
         l2 = self._compiled_l2()
-        if l2 is not None:
-            out, logits = self._trainer.forward(Xb, get_num_threads())
+        n_threads = get_num_threads()
+        form = None if l2 is None else self._compiled_loss()
+        if form is not None:  # the loss and its gradients in the same compiled pass
+            value, out = self._trainer.forward_loss(
+                Xb, yb if form == "labels" else None, yb if form == "targets" else None, wb,
+                n_threads)
+            grad = None
         else:
-            out, logits = self._forward(Xb, training=True), None
-        with np.errstate(over="ignore", invalid="ignore"):
-            value, grad = self._loss_and_grad(yb, out, wb, logits)
-            value += self._penalty()
+            if l2 is not None:
+                out, logits = self._trainer.forward(Xb, n_threads)
+            else:
+                out, logits = self._forward(Xb, training=True), None
+            with np.errstate(over="ignore", invalid="ignore"):
+                value, grad = self._loss_and_grad(yb, out, wb, logits)
+        value += self._penalty()
         if not math.isfinite(value):
             self.optimizer.undo()
             return value, out
         if l2 is not None:
             plan, hyper, fresh_from = self.optimizer.begin_step(self._params, self._grads)
             finite = self.optimizer.end_step(self._trainer.backward_step(
-                np.ascontiguousarray(grad, dtype=self.dtype), self._fused, plan, hyper,
-                fresh_from, l2, get_num_threads()))
+                None if grad is None else np.ascontiguousarray(grad, dtype=self.dtype),
+                self._fused, plan, hyper, fresh_from, l2, n_threads))
         else:
             self._backward(grad)
             finite = self.optimizer.step(self._params, self._grads)
@@ -500,7 +520,7 @@ class Sequential:
             for b in range(n_batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 Xb = Xb_full[:len(idx)]
-                np.take(X, idx, axis=0, out=Xb)
+                np.take(X, idx, axis=0, out=Xb, mode="clip")  # idx is valid: no buffer
                 if augment is not None:
                     Xb = np.ascontiguousarray(augment(Xb, self._rng), dtype=self.dtype)
                 yb = y[idx]

@@ -41,6 +41,8 @@ CASES = [
     dict(acts=("relu",), out="linear", loss="mse", regression=True),
     dict(acts=("elu", "relu"), out="sigmoid", loss="binary_crossentropy", binary=True),
     dict(optimizer="sgd_momentum"),
+    dict(loss="categorical_crossentropy", onehot=True, weighted=True),
+    dict(acts=("relu",), weighted=True, reg=fn.regularizers.L2(1e-2)),
 ]
 
 
@@ -48,24 +50,29 @@ def _case(case, dtype):
     case = dict(case)
     regression = case.pop("regression", False)
     binary = case.pop("binary", False)
+    onehot = case.pop("onehot", False)
+    weighted = case.pop("weighted", False)
     if case.get("optimizer") == "sgd_momentum":
         case["optimizer"] = fn.optimizers.SGD(lr=0.05, momentum=0.9, nesterov=True)
     X, y = _data(regression=regression or binary)
     if binary:
         y = (y > 0).astype(float)
-    return case, X, y
+    if onehot:
+        y = np.eye(5)[y]
+    w = np.random.default_rng(3).uniform(0, 2, len(X)) if weighted else None
+    return case, X, y, w
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("k", range(len(CASES)))
 def test_the_compiled_step_trains_as_the_layer_by_layer_step(dtype, k):
-    case, X, y = _case(CASES[k], dtype)
+    case, X, y, w = _case(CASES[k], dtype)
     fresh = lambda: _model(dtype, **{**case, "optimizer": _case(CASES[k], dtype)[0].get(
         "optimizer")})
     a, b = fresh(), _layer_by_layer(fresh())
     assert a._compiled_l2() is not None
-    ha = a.fit(X, y, epochs=3, batch_size=64, verbose=0)
-    hb = b.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    ha = a.fit(X, y, epochs=3, batch_size=64, verbose=0, sample_weight=w)
+    hb = b.fit(X, y, epochs=3, batch_size=64, verbose=0, sample_weight=w)
     tol = 2e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=tol)
     for p, q in zip(a.get_weights(), b.get_weights()):

@@ -26,6 +26,7 @@
 #define FASTNN_DENSE_PACKED_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define FASTNN_PANEL 32
 #define FASTNN_TILE_ROWS 12
@@ -35,18 +36,16 @@
  * 32 floats, zero padded. Training packs its weights with it before each forward pass. */
 static void fastnn_pack_panels(const float* W, ptrdiff_t k, ptrdiff_t n, float* Wp,
                                ptrdiff_t p0, ptrdiff_t p1) {
-    ptrdiff_t p, r, j, j0, w;
+    ptrdiff_t p, r, j0, w;
     float* dst;
     for (p = p0; p < p1; p++) {
         j0 = p * FASTNN_PANEL;
         w = n - j0 < FASTNN_PANEL ? n - j0 : FASTNN_PANEL;
         dst = Wp + p * k * FASTNN_PANEL;
-        for (r = 0; r < k; r++) {
-            for (j = 0; j < w; j++)
-                dst[r * FASTNN_PANEL + j] = W[r * n + j0 + j];
-            for (; j < FASTNN_PANEL; j++)
-                dst[r * FASTNN_PANEL + j] = 0.0f;
-        }
+        if (w < FASTNN_PANEL)
+            memset(dst, 0, (size_t)k * FASTNN_PANEL * sizeof(float));
+        for (r = 0; r < k; r++)
+            memcpy(dst + r * FASTNN_PANEL, W + r * n + j0, (size_t)w * sizeof(float));
     }
 }
 

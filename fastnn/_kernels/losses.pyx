@@ -24,14 +24,15 @@ cdef inline double _log(double x) noexcept nogil:
     return log(x)
 
 
-cdef Py_ssize_t softmax_xent_core(const floating* Z, const floating* P,
+cdef Py_ssize_t softmax_xent_rows(const floating* Z, const floating* P,
                                   const cnp.int64_t* labels, const floating* T, const double* w,
-                                  floating* G, Py_ssize_t n, Py_ssize_t k,
+                                  floating* G, Py_ssize_t n, Py_ssize_t k, Py_ssize_t n_mean,
                                   double* value) noexcept nogil:
-    """G := (P * sum(t) - t) * w / n row by row, with t the one-hot row of `labels` (when
-    not NULL) or the row of T; value := sum_i w_i (-sum_j t_ij log_softmax(Z)_ij) / n.
-    w NULL: weights of 1. Returns -1, or the first row whose label is outside [0, k)
-    (G and value are then not all written).
+    """G := (P * sum(t) - t) * w / n_mean row by row over n rows, with t the one-hot row of
+    `labels` (when not NULL) or the row of T; value := sum_i w_i (-sum_j t_ij
+    log_softmax(Z)_ij), the sum over these rows (the loss of a batch of n_mean rows is the
+    sum over all its rows divided by n_mean). w NULL: weights of 1. Returns -1, or the
+    first row whose label is outside [0, k) (G and value are then not all written).
 
     log_softmax(z)_j = z_j - logsumexp(z), and logsumexp(z) = z_a - log(p_a) for a
     largest logit z_a, whose probability p_a is at least 1 / k: one log per row instead
@@ -53,7 +54,7 @@ cdef Py_ssize_t softmax_xent_core(const floating* Z, const floating* P,
             if z[j] > z[a]:
                 a = j
         lse = <double>z[a] - _log(<double>p[a])
-        s = <floating>((1.0 if w == NULL else w[i]) / n)
+        s = <floating>((1.0 if w == NULL else w[i]) / n_mean)
         if labels != NULL:
             if labels[i] < 0 or labels[i] >= k:
                 return i
@@ -71,7 +72,7 @@ cdef Py_ssize_t softmax_xent_core(const floating* Z, const floating* P,
             for j in range(k):
                 g[j] = (p[j] * tsum - t[j]) * s
         total += per if w == NULL else per * w[i]
-    value[0] = total / n
+    value[0] = total
     return -1
 
 
@@ -93,17 +94,17 @@ def softmax_xent_into(cnp.ndarray Z, cnp.ndarray P, labels, T, weights, cnp.ndar
         return 0.0
     if cnp.PyArray_TYPE(Z) == cnp.NPY_FLOAT:
         with nogil:
-            bad = softmax_xent_core(<const float*>p[0], <const float*>p[1],
+            bad = softmax_xent_rows(<const float*>p[0], <const float*>p[1],
                                     <const cnp.int64_t*>p[2], <const float*>p[3],
-                                    <const double*>p[4], <float*>p[5], n, k, &value)
+                                    <const double*>p[4], <float*>p[5], n, k, n, &value)
     else:
         with nogil:
-            bad = softmax_xent_core(<const double*>p[0], <const double*>p[1],
+            bad = softmax_xent_rows(<const double*>p[0], <const double*>p[1],
                                     <const cnp.int64_t*>p[2], <const double*>p[3],
-                                    <const double*>p[4], <double*>p[5], n, k, &value)
+                                    <const double*>p[4], <double*>p[5], n, k, n, &value)
     if bad >= 0:
         raise IndexError(f"label {labels[bad]} of row {bad} is outside [0, {k - 1}]")
-    return value
+    return value / n
 
 
 def softmax_cross_entropy(logits, probs, labels=None, targets=None, weights=None, *, out=None):

@@ -31,6 +31,7 @@ from fastnn._kernels._parallel cimport (MACS_PER_WORK, gemm_chunks, gemm_rows, g
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport ACT_RELU, act_backward_row
 from fastnn._kernels.dense cimport bias_act_row, column_sums, gemm, rows_ready
+from fastnn._kernels.losses cimport softmax_xent_rows
 from fastnn._kernels.optim cimport Hyper, OptimHyper, Plan, Span, span_step
 
 import numpy as np
@@ -73,6 +74,17 @@ cdef struct TLayer:
     double l2      # the gradient gets 2 l2 W added
 
 
+cdef struct XentLoss:
+    # Softmax cross-entropy of the last layer, computed chunk by chunk in the forward pass
+    # (`DenseTrainer.forward_loss`): targets as labels or as rows, optional weights; per
+    # chunk the loss summed over its rows and the first row of a label out of range.
+    const cnp.int64_t* labels
+    const char* T
+    const double* w
+    double* totals
+    Py_ssize_t* bad
+
+
 cdef struct Item:
     # One piece of the update: rows [r0, r1) of layer l's kernel, or its bias (r0 < 0).
     Py_ssize_t l, r0, r1
@@ -84,9 +96,11 @@ cdef inline Py_ssize_t chunk_rows(Py_ssize_t batch) noexcept nogil:
 
 
 cdef void _forward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize_t r1,
+                         Py_ssize_t batch, const XentLoss* loss, Py_ssize_t c,
                          floating dummy) noexcept nogil:
-    """Rows [r0, r1) of the batch through every layer."""
-    cdef Py_ssize_t l, i, n_in, n_out
+    """Rows [r0, r1) (chunk c) of the batch through every layer; with `loss`, then their
+    loss and every layer's dZ."""
+    cdef Py_ssize_t l, i, n_in, n_out, k, bad
     cdef floating* Y
     cdef floating* Z
     cdef bint relu
@@ -113,6 +127,19 @@ cdef void _forward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize
             bias_act_row(Y + i * n_out, <const floating*>L[l].b,
                          NULL if Z == NULL else Z + i * n_out, n_out, L[l].act,
                          <const floating*>L[l].alpha)
+    if loss == NULL:
+        return
+    k = L[nl - 1].n_out
+    bad = softmax_xent_rows(<const floating*>L[nl - 1].Z + r0 * k,
+                            <const floating*>L[nl - 1].Y + r0 * k,
+                            NULL if loss.labels == NULL else loss.labels + r0,
+                            NULL if loss.T == NULL else <const floating*>loss.T + r0 * k,
+                            NULL if loss.w == NULL else loss.w + r0,
+                            <floating*>L[nl - 1].dZ + r0 * k, r1 - r0, k, batch,
+                            loss.totals + c)
+    loss.bad[c] = -1 if bad < 0 else r0 + bad
+    if bad < 0:
+        _backward_chunk(L, nl, r0, r1, <const floating*>L[nl - 1].dZ, True)
 
 
 cdef inline void _pack(const TLayer* L, const Item* it) noexcept nogil:
@@ -188,29 +215,34 @@ cdef Py_ssize_t _update_item(const TLayer* L, const Item* it, Py_ssize_t batch,
 
 
 cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item* packs,
-                   Py_ssize_t n_packs, int nt, floating dummy) noexcept nogil:
+                   Py_ssize_t n_packs, const XentLoss* loss, int nt,
+                   floating dummy) noexcept nogil:
     """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     if nt == 1:
         for q in range(n_packs):
             _pack(L, packs + q)
         for c in range(nc):
-            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dummy)
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, loss, c, dummy)
         return
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
             _pack(L, packs + q)
         fastnn_barrier()
         for c in prange(nc, schedule="dynamic"):
-            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dummy)
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, loss, c, dummy)
 
 
 cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* dY,
                     bint linear, const Item* items, Py_ssize_t n_items, const Span* spans,
                     const OptimHyper* h, const OptimHyper* h_fresh, Py_ssize_t fresh_from,
                     Py_ssize_t* bad, int nt) noexcept nogil:
+    """Every layer's dZ from dY chunk by chunk (none when dY is NULL: `forward_loss` made
+    them), then the updates."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef floating dummy = 0
+    if dY == NULL:
+        nc = 0
     if nt == 1:
         for c in range(nc):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
@@ -220,7 +252,8 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
-        fastnn_barrier()
+        if nc > 0:
+            fastnn_barrier()
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
 
@@ -250,7 +283,7 @@ cdef class DenseTrainer:
     cdef Item* items
     cdef Item* packs
     cdef Py_ssize_t n_layers, n_items, n_packs, capacity, items_batch, batch
-    cdef bint is_double
+    cdef bint is_double, has_dz
     cdef int typenum
     cdef object arrays, buffers, bad, keep, _x, panels
 
@@ -361,6 +394,57 @@ cdef class DenseTrainer:
         """The outputs of the batch X (C-contiguous, of the layers' dtype and width):
         ``(Y, Z)``, the last layer's output and pre-activation (Z is Y when not kept).
         The arrays are the trainer's buffers, valid until the next call."""
+        self._run_forward(X, NULL, n_threads)
+        Y, Z, _ = self.buffers[self.n_layers - 1]
+        return Y[:self.batch], (Y if Z is None else Z)[:self.batch]
+
+    def forward_loss(self, cnp.ndarray X, labels, targets, weights, int n_threads):
+        """`forward`, then, in the same pass, the softmax cross-entropy of the last layer's
+        pre-activation (its activation must be softmax) and every layer's dZ, for
+        ``backward_step(None, ...)``. Targets are `labels` (int64, one per row) or
+        `targets` (rows of the layers' dtype), C-contiguous; `weights` float64 per row
+        or None. Returns ``(loss, Y)``: the weighted mean over the batch and the last
+        layer's output (the trainer's buffer, valid until the next call)."""
+        cdef XentLoss loss
+        cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0) if cnp.PyArray_NDIM(X) == 2 else -1
+        cdef Py_ssize_t k = self.layers[self.n_layers - 1].n_out, c, nc
+        if (labels is None) == (targets is None):
+            raise ValueError("give exactly one of labels and targets")
+        if labels is not None and not (cnp.PyArray_Check(labels)
+                                       and cnp.PyArray_TYPE(labels) == cnp.NPY_INT64
+                                       and cnp.PyArray_NDIM(labels) == 1
+                                       and cnp.PyArray_IS_C_CONTIGUOUS(labels)
+                                       and cnp.PyArray_DIM(labels, 0) == batch):
+            raise ValueError(f"labels must be a C-ordered int64 array of shape ({batch},)")
+        if targets is not None and not (rows_ready(targets, self.typenum, k)
+                                        and cnp.PyArray_DIM(targets, 0) == batch):
+            raise ValueError(f"targets must be a C-ordered array of shape ({batch}, {k}) of "
+                             f"the layers' dtype")
+        if weights is not None and not (cnp.PyArray_Check(weights)
+                                        and cnp.PyArray_TYPE(weights) == cnp.NPY_DOUBLE
+                                        and cnp.PyArray_NDIM(weights) == 1
+                                        and cnp.PyArray_IS_C_CONTIGUOUS(weights)
+                                        and cnp.PyArray_DIM(weights, 0) == batch):
+            raise ValueError(f"weights must be a C-ordered float64 array of shape ({batch},)")
+        nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch) if batch > 0 else 0
+        totals = np.zeros(max(nc, 1))
+        bad = np.full(max(nc, 1), -1, dtype=np.intp)
+        loss.labels = <const cnp.int64_t*>_data(labels)
+        loss.T = <const char*>_data(targets)
+        loss.w = <const double*>_data(weights)
+        loss.totals = <double*>cnp.PyArray_DATA(totals)
+        loss.bad = <Py_ssize_t*>cnp.PyArray_DATA(bad)
+        self._run_forward(X, &loss, n_threads)
+        self.has_dz = True
+        for c in range(nc):
+            if bad[c] >= 0:
+                self.has_dz = False
+                raise IndexError(f"label {labels[bad[c]]} of row {bad[c]} is outside "
+                                 f"[0, {k - 1}]")
+        Y = self.buffers[self.n_layers - 1][0]
+        return (float(np.sum(totals)) / batch if batch > 0 else 0.0), Y[:batch]
+
+    cdef _run_forward(self, cnp.ndarray X, const XentLoss* loss, int n_threads):
         cdef Py_ssize_t batch, nc
         cdef int nt
         if not rows_ready(X, self.typenum, self.layers[0].n_in):
@@ -370,38 +454,43 @@ cdef class DenseTrainer:
         self._ensure(batch)
         self.layers[0].X = <char*>cnp.PyArray_DATA(X)
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
-        nt = threads_for(self._macs(batch) // MACS_PER_WORK, n_threads)
+        nt = threads_for(self._macs(batch) * (1 if loss == NULL else 2) // MACS_PER_WORK,
+                         n_threads)
         nt = <int>nc if nt > nc else nt
         self._x = X  # kept for the weight gradients of backward_step
         self.batch = batch
+        self.has_dz = False
         blas_serial_enter()
         with nogil:
             if self.is_double:
-                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
-                         <double>0)
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, loss,
+                         nt, <double>0)
             else:
-                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
-                         <float>0)
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, loss,
+                         nt, <float>0)
         blas_serial_exit()
-        Y, Z, _ = self.buffers[self.n_layers - 1]
-        return Y[:batch], (Y if Z is None else Z)[:batch]
 
-    def backward_step(self, cnp.ndarray dY, bint linear, Plan plan, Hyper hyper,
+    def backward_step(self, dY, bint linear, Plan plan, Hyper hyper,
                       Py_ssize_t fresh_from, l2, int n_threads):
         """Gradients of the batch of the last `forward` from dY (the loss's gradient of the
         last layer's output, or of its pre-activation when `linear`; C-contiguous, of the
-        layers' dtype), and the optimizer's update of every parameter through `plan`
-        (`Optimizer.begin_step`). `l2`: per layer, the coefficient of an L2 penalty on the
-        kernel (0: none). Returns True when every updated parameter is finite."""
+        layers' dtype; None after `forward_loss`, which made them), and the optimizer's
+        update of every parameter through `plan` (`Optimizer.begin_step`). `l2`: per
+        layer, the coefficient of an L2 penalty on the kernel (0: none). Returns True when
+        every updated parameter is finite."""
         cdef Py_ssize_t batch = self.batch, l, nc
         cdef OptimHyper h = hyper.h, h_fresh = hyper.h
         cdef Py_ssize_t[::1] bad
         cdef int nt
         cdef TLayer* t
+        cdef void* dy = _data(dY)
         if self._x is None:
             raise RuntimeError("backward_step needs a forward pass first")
-        if not rows_ready(dY, self.typenum, self.layers[self.n_layers - 1].n_out) \
-                or cnp.PyArray_DIM(dY, 0) != batch:
+        if dY is None and not self.has_dz:
+            raise RuntimeError("backward_step(None, ...) needs forward_loss first")
+        if dY is not None and (not rows_ready(dY, self.typenum,
+                                              self.layers[self.n_layers - 1].n_out)
+                               or cnp.PyArray_DIM(dY, 0) != batch):
             raise ValueError(f"dY must be a C-ordered array of the last forward pass's shape "
                              f"({batch}, {self.layers[self.n_layers - 1].n_out}) and the "
                              f"layers' dtype")
@@ -422,12 +511,13 @@ cdef class DenseTrainer:
         blas_serial_enter()
         with nogil:
             if self.is_double:
-                _backward(self.layers, self.n_layers, batch, <const double*>cnp.PyArray_DATA(dY),
+                _backward(self.layers, self.n_layers, batch, <const double*>dy,
                           linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
                           fresh_from, &bad[0], nt)
             else:
-                _backward(self.layers, self.n_layers, batch, <const float*>cnp.PyArray_DATA(dY),
+                _backward(self.layers, self.n_layers, batch, <const float*>dy,
                           linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
                           fresh_from, &bad[0], nt)
         blas_serial_exit()
+        self.has_dz = False
         return not np.any(self.bad[:self.n_items])
