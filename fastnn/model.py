@@ -313,8 +313,9 @@ class Sequential:
             return "targets"
         return None
 
-    def _train_step(self, Xb, yb, wb):
-        """One update; returns the batch loss and output.
+    def _train_step(self, X, yb, wb, rows=None, buffer=None):
+        """One update on the batch X, or with `rows` on the rows `rows` of X (gathered into
+        `buffer` where the step needs them as an array); returns the batch loss and output.
 
         A non-finite loss takes back the previous update (the optimizer's `undo`), so the
         model keeps the last weights whose loss was finite; an update that would make a
@@ -324,30 +325,42 @@ class Sequential:
         l2 = self._compiled_l2()
         n_threads = get_num_threads()
         form = None if l2 is None else self._compiled_loss()
-        if form is not None:  # the loss and its gradients in the same compiled pass
-            value, out = self._trainer.forward_loss(
-                Xb, yb if form == "labels" else None, yb if form == "targets" else None, wb,
-                n_threads)
-            grad = None
+        if form is not None:  # the whole step in one compiled call
+            plan, hyper, fresh_from = self.optimizer.begin_step(self._params, self._grads)
+            try:
+                value, updated, out = self._trainer.train_step(
+                    X, rows, yb if form == "labels" else None,
+                    yb if form == "targets" else None, wb, self._penalty(), plan, hyper,
+                    fresh_from, l2, n_threads)
+            except BaseException:
+                self.optimizer.cancel_step()
+                raise
+            if updated is None:  # the loss is not finite: nothing was updated
+                self.optimizer.cancel_step()
+                self.optimizer.undo()
+                return value, out
+            finite = self.optimizer.end_step(updated)
         else:
+            if rows is not None:
+                X = np.take(X, rows, axis=0, out=buffer[:len(rows)], mode="clip")
             if l2 is not None:
-                out, logits = self._trainer.forward(Xb, n_threads)
+                out, logits = self._trainer.forward(X, n_threads)
             else:
-                out, logits = self._forward(Xb, training=True), None
+                out, logits = self._forward(X, training=True), None
             with np.errstate(over="ignore", invalid="ignore"):
                 value, grad = self._loss_and_grad(yb, out, wb, logits)
-        value += self._penalty()
-        if not math.isfinite(value):
-            self.optimizer.undo()
-            return value, out
-        if l2 is not None:
-            plan, hyper, fresh_from = self.optimizer.begin_step(self._params, self._grads)
-            finite = self.optimizer.end_step(self._trainer.backward_step(
-                None if grad is None else np.ascontiguousarray(grad, dtype=self.dtype),
-                self._fused, plan, hyper, fresh_from, l2, n_threads))
-        else:
-            self._backward(grad)
-            finite = self.optimizer.step(self._params, self._grads)
+                value += self._penalty()
+            if not math.isfinite(value):
+                self.optimizer.undo()
+                return value, out
+            if l2 is not None:
+                plan, hyper, fresh_from = self.optimizer.begin_step(self._params, self._grads)
+                finite = self.optimizer.end_step(self._trainer.backward_step(
+                    np.ascontiguousarray(grad, dtype=self.dtype), self._fused, plan, hyper,
+                    fresh_from, l2, n_threads))
+            else:
+                self._backward(grad)
+                finite = self.optimizer.step(self._params, self._grads)
         if not finite:
             raise cb.NonFiniteLossError("an update made the weights non-finite (the learning "
                                         "rate is likely too large); training stopped, the "
@@ -519,13 +532,14 @@ class Sequential:
         try:
             for b in range(n_batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                Xb = Xb_full[:len(idx)]
-                np.take(X, idx, axis=0, out=Xb, mode="clip")  # idx is valid: no buffer
-                if augment is not None:
-                    Xb = np.ascontiguousarray(augment(Xb, self._rng), dtype=self.dtype)
                 yb = y[idx]
                 wb = None if w is None else w[idx]
-                value, out = self._train_step(Xb, yb, wb)
+                if augment is None:  # the step gathers the rows itself
+                    value, out = self._train_step(X, yb, wb, rows=idx, buffer=Xb_full)
+                else:
+                    Xb = np.take(X, idx, axis=0, out=Xb_full[:len(idx)], mode="clip")
+                    Xb = np.ascontiguousarray(augment(Xb, self._rng), dtype=self.dtype)
+                    value, out = self._train_step(Xb, yb, wb)
                 for c in batch_cbs:
                     c.on_batch_end(b, {"loss": value})
                 total_loss += value * len(idx)

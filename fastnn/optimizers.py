@@ -65,6 +65,7 @@ class Optimizer:
         self._slots = []
         self._prev = []  # per parameter: its values and state before the last step
         self._undo = None  # (params, iterations, slot count) to take the last step back
+        self._undo_before = None  # the record `begin_step` replaced, for `cancel_step`
         self._checked = None  # ids of the parameter and gradient arrays last checked
         self._plan = None  # the kernel's plan for those arrays (`fastnn._kernels.optim.Plan`)
         self.set_clipping(**clip)
@@ -151,8 +152,18 @@ class Optimizer:
         n_slots = len(self._slots)
         if self._plan is None or n_slots < len(params):
             self._plan = self._make_plan(params, grads)
-        self._undo = (params, self.iterations, n_slots)
+        self._undo_before, self._undo = self._undo, (params, self.iterations, n_slots)
         return self._plan, hyper, n_slots
+
+    def cancel_step(self):
+        """Forget the step `begin_step` began when it was not run (nothing was updated):
+        the state it made for new parameters goes, and `undo` takes back the step before
+        it again."""
+        params, iterations, n_slots = self._undo
+        if len(self._slots) > n_slots:
+            del self._slots[n_slots:]
+            self._plan = None
+        self._undo = self._undo_before
 
     def end_step(self, finite):
         """Count the step `begin_step` began; undo it when the update was not `finite`.

@@ -29,6 +29,9 @@ EXPECTED_FAILED_CHECKS = {
         "a repeated row changes the minibatch size, hence the per-batch L2 scale and rounding",
     "check_sample_weight_equivalence_on_sparse_data":
         "the same check on sparse input (densified), failing for the same reason",
+    "check_methods_subset_invariance":
+        "one row runs a GEMV, five rows and more the packed kernel: float32 sums may differ "
+        "in the last bit, and the check allows 1e-7",
 }
 
 

@@ -21,7 +21,8 @@ and the updates those of the optimizer's plan (`optim.span_step`), undo record i
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.string cimport memset
+from libc.math cimport isfinite
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
@@ -76,7 +77,7 @@ cdef struct TLayer:
 
 cdef struct XentLoss:
     # Softmax cross-entropy of the last layer, computed chunk by chunk in the forward pass
-    # (`DenseTrainer.forward_loss`): targets as labels or as rows, optional weights; per
+    # (`DenseTrainer.train_step`): targets as labels or as rows, optional weights; per
     # chunk the loss summed over its rows and the first row of a label out of range.
     const cnp.int64_t* labels
     const char* T
@@ -215,34 +216,30 @@ cdef Py_ssize_t _update_item(const TLayer* L, const Item* it, Py_ssize_t batch,
 
 
 cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item* packs,
-                   Py_ssize_t n_packs, const XentLoss* loss, int nt,
-                   floating dummy) noexcept nogil:
+                   Py_ssize_t n_packs, int nt, floating dummy) noexcept nogil:
     """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     if nt == 1:
         for q in range(n_packs):
             _pack(L, packs + q)
         for c in range(nc):
-            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, loss, c, dummy)
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
         return
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
             _pack(L, packs + q)
         fastnn_barrier()
         for c in prange(nc, schedule="dynamic"):
-            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, loss, c, dummy)
+            _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
 
 
 cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* dY,
                     bint linear, const Item* items, Py_ssize_t n_items, const Span* spans,
                     const OptimHyper* h, const OptimHyper* h_fresh, Py_ssize_t fresh_from,
                     Py_ssize_t* bad, int nt) noexcept nogil:
-    """Every layer's dZ from dY chunk by chunk (none when dY is NULL: `forward_loss` made
-    them), then the updates."""
+    """Every layer's dZ from dY chunk by chunk; the threads meet; then the updates."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef floating dummy = 0
-    if dY == NULL:
-        nc = 0
     if nt == 1:
         for c in range(nc):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
@@ -252,10 +249,76 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
-        if nc > 0:
-            fastnn_barrier()
+        fastnn_barrier()
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
+
+
+cdef inline void _gather(const floating* data, const Py_ssize_t* rows, floating* X,
+                         Py_ssize_t n_in, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of the batch X := rows `rows[r0:r1]` of the training data."""
+    cdef Py_ssize_t i
+    for i in range(r0, r1):
+        memcpy(X + i * n_in, data + rows[i] * n_in, n_in * sizeof(floating))
+
+
+cdef bint _loss_ok(const XentLoss* loss, Py_ssize_t nc, Py_ssize_t batch, double penalty,
+                   double* value) noexcept nogil:
+    """value := the batch's loss (chunk sums added in order) plus penalty; whether it is
+    finite and every label was in range."""
+    cdef Py_ssize_t c
+    cdef double total = 0
+    cdef bint ok = True
+    for c in range(nc):
+        total += loss.totals[c]
+        ok = ok and loss.bad[c] < 0
+    value[0] = (total / batch if batch > 0 else 0.0) + penalty
+    return ok and isfinite(value[0])
+
+
+cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* data,
+                const Py_ssize_t* rows, const Item* packs, Py_ssize_t n_packs,
+                const XentLoss* loss, double penalty, const Item* items, Py_ssize_t n_items,
+                const Span* spans, const OptimHyper* h, const OptimHyper* h_fresh,
+                Py_ssize_t fresh_from, Py_ssize_t* bad, int nt) noexcept nogil:
+    """A whole step (`DenseTrainer.train_step`) in one parallel region: the batch gathered
+    from `data` (when `rows` is not NULL) and the kernels packed; the threads meet; the
+    chunks of rows through every layer, the loss and the dZ; the threads meet; then, when
+    the loss is finite, the updates."""
+    cdef Py_ssize_t c, q, n_in = L[0].n_in, rows_c = chunk_rows(batch)
+    cdef Py_ssize_t nc = (batch + rows_c - 1) // rows_c
+    cdef Py_ssize_t ng = nc if rows != NULL else 0
+    cdef floating* X = <floating*>L[0].X
+    cdef double value
+    if nt == 1:
+        for c in range(ng):
+            _gather(data, rows, X, n_in, c * rows_c, min(batch, (c + 1) * rows_c))
+        for q in range(n_packs):
+            _pack(L, packs + q)
+        for c in range(nc):
+            _forward_chunk(L, nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, loss, c,
+                           <floating>0)
+        if _loss_ok(loss, nc, batch, penalty, &value):
+            for q in range(n_items):
+                bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
+                                      <floating>0)
+        return
+    with parallel(num_threads=nt):
+        # The first thread gathers and packs while the others wake up.
+        for q in prange(ng + n_packs, schedule="dynamic"):
+            if q < ng:
+                _gather(data, rows, X, n_in, q * rows_c, min(batch, (q + 1) * rows_c))
+            else:
+                _pack(L, packs + q - ng)
+        fastnn_barrier()
+        for c in prange(nc, schedule="dynamic"):
+            _forward_chunk(L, nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, loss, c,
+                           <floating>0)
+        fastnn_barrier()
+        if _loss_ok(loss, nc, batch, penalty, &value):  # the same answer in every thread
+            for q in prange(n_items, schedule="dynamic"):
+                bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
+                                      <floating>0)
 
 
 cdef inline bint _updates(Plan plan, Py_ssize_t k, char* p, char* g, Py_ssize_t n) noexcept:
@@ -283,9 +346,9 @@ cdef class DenseTrainer:
     cdef Item* items
     cdef Item* packs
     cdef Py_ssize_t n_layers, n_items, n_packs, capacity, items_batch, batch
-    cdef bint is_double, has_dz
+    cdef bint is_double
     cdef int typenum
-    cdef object arrays, buffers, bad, keep, _x, panels
+    cdef object arrays, buffers, bad, keep, _x, panels, gathered
 
     def __cinit__(self, layers):
         cdef Py_ssize_t l, q
@@ -346,6 +409,7 @@ cdef class DenseTrainer:
         cdef TLayer* t
         if batch > self.capacity:
             dtype = np.float64 if self.is_double else np.float32
+            self.gathered = np.empty((batch, self.layers[0].n_in), dtype)
             self.buffers = []
             for l in range(self.n_layers):
                 n = self.layers[l].n_out
@@ -384,6 +448,16 @@ cdef class DenseTrainer:
             self.bad = np.zeros(max(self.n_items, 1), dtype=np.intp)
             self.items_batch = batch
 
+    cdef _check_plan(self, Plan plan):
+        """ValueError unless the plan updates these very arrays."""
+        cdef Py_ssize_t l
+        cdef TLayer* t
+        for l in range(self.n_layers):
+            t = &self.layers[l]
+            if not (_updates(plan, t.span_w, t.W, t.dW, t.n_in * t.n_out)
+                    and (t.b == NULL or _updates(plan, t.span_b, t.b, t.db, t.n_out))):
+                raise ValueError(f"the optimizer's plan does not update layer {l}'s arrays")
+
     cdef Py_ssize_t _macs(self, Py_ssize_t batch):
         cdef Py_ssize_t l, total = 0
         for l in range(self.n_layers):
@@ -394,20 +468,69 @@ cdef class DenseTrainer:
         """The outputs of the batch X (C-contiguous, of the layers' dtype and width):
         ``(Y, Z)``, the last layer's output and pre-activation (Z is Y when not kept).
         The arrays are the trainer's buffers, valid until the next call."""
-        self._run_forward(X, NULL, n_threads)
+        cdef Py_ssize_t batch, nc
+        cdef int nt
+        if not rows_ready(X, self.typenum, self.layers[0].n_in):
+            raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
+                             f"columns of the layers' dtype")
+        batch = cnp.PyArray_DIM(X, 0)
+        self._ensure(batch)
+        self.layers[0].X = <char*>cnp.PyArray_DATA(X)
+        nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
+        nt = threads_for(self._macs(batch) // MACS_PER_WORK, n_threads)
+        nt = <int>nc if nt > nc else nt
+        self._x = X  # kept for the weight gradients of backward_step
+        self.batch = batch
+        blas_serial_enter()
+        with nogil:
+            if self.is_double:
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
+                         <double>0)
+            else:
+                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, nt,
+                         <float>0)
+        blas_serial_exit()
         Y, Z, _ = self.buffers[self.n_layers - 1]
-        return Y[:self.batch], (Y if Z is None else Z)[:self.batch]
+        return Y[:batch], (Y if Z is None else Z)[:batch]
 
-    def forward_loss(self, cnp.ndarray X, labels, targets, weights, int n_threads):
-        """`forward`, then, in the same pass, the softmax cross-entropy of the last layer's
-        pre-activation (its activation must be softmax) and every layer's dZ, for
-        ``backward_step(None, ...)``. Targets are `labels` (int64, one per row) or
-        `targets` (rows of the layers' dtype), C-contiguous; `weights` float64 per row
-        or None. Returns ``(loss, Y)``: the weighted mean over the batch and the last
-        layer's output (the trainer's buffer, valid until the next call)."""
+    def train_step(self, cnp.ndarray X, rows, labels, targets, weights, double penalty,
+                   Plan plan, Hyper hyper, Py_ssize_t fresh_from, l2, int n_threads):
+        """A whole training step of softmax cross-entropy on the last layer's
+        pre-activation (its activation must be softmax), in one parallel region.
+
+        The batch is X (C-contiguous, of the layers' dtype and width), or with `rows`
+        (intp, C-contiguous, valid row indices of X) the rows `rows` of X. Targets are
+        `labels` (int64, one per row) or `targets` (rows of the layers' dtype),
+        C-contiguous; `weights` float64 per row or None. `penalty` is added to the loss;
+        `plan`, `hyper`, `fresh_from` and `l2` as `backward_step` takes them.
+
+        Returns ``(loss, updated, Y)``: the weighted mean over the batch plus `penalty`;
+        None when the loss is not finite (nothing was updated), else True when every
+        updated parameter is finite (False: the caller undoes the step); the last layer's
+        output (the trainer's buffer, valid until the next call). A label out of range
+        raises IndexError, nothing updated.
+        """
         cdef XentLoss loss
-        cdef Py_ssize_t batch = cnp.PyArray_DIM(X, 0) if cnp.PyArray_NDIM(X) == 2 else -1
-        cdef Py_ssize_t k = self.layers[self.n_layers - 1].n_out, c, nc
+        cdef Py_ssize_t batch, k = self.layers[self.n_layers - 1].n_out, c, nc
+        cdef OptimHyper h = hyper.h, h_fresh = hyper.h
+        cdef Py_ssize_t[::1] bad_items
+        cdef int nt
+        cdef double value
+        cdef void* data
+        cdef Py_ssize_t* row_index = NULL
+        if not rows_ready(X, self.typenum, self.layers[0].n_in):
+            raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
+                             f"columns of the layers' dtype")
+        if rows is not None:
+            if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(rows) == cnp.NPY_INTP
+                    and cnp.PyArray_NDIM(rows) == 1 and cnp.PyArray_IS_C_CONTIGUOUS(rows)):
+                raise ValueError("rows must be a C-ordered 1-D intp array")
+            if len(rows) and (rows.min() < 0 or rows.max() >= cnp.PyArray_DIM(X, 0)):
+                raise IndexError(f"rows must lie in [0, {cnp.PyArray_DIM(X, 0)})")
+            batch = len(rows)
+            row_index = <Py_ssize_t*>cnp.PyArray_DATA(rows)
+        else:
+            batch = cnp.PyArray_DIM(X, 0)
         if (labels is None) == (targets is None):
             raise ValueError("give exactly one of labels and targets")
         if labels is not None and not (cnp.PyArray_Check(labels)
@@ -426,58 +549,59 @@ cdef class DenseTrainer:
                                         and cnp.PyArray_IS_C_CONTIGUOUS(weights)
                                         and cnp.PyArray_DIM(weights, 0) == batch):
             raise ValueError(f"weights must be a C-ordered float64 array of shape ({batch},)")
+        self._check_plan(plan)
+        self._ensure(batch)
+        for c in range(self.n_layers):
+            self.layers[c].l2 = l2[c]
+        if row_index != NULL:
+            data = cnp.PyArray_DATA(X)
+            self._x = self.gathered
+        else:
+            data = NULL
+            self._x = X
+        self.layers[0].X = <char*>cnp.PyArray_DATA(<cnp.ndarray>self._x)
+        self.batch = batch
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch) if batch > 0 else 0
         totals = np.zeros(max(nc, 1))
         bad = np.full(max(nc, 1), -1, dtype=np.intp)
+        bad_items = self.bad
+        bad_items[:] = 0
         loss.labels = <const cnp.int64_t*>_data(labels)
         loss.T = <const char*>_data(targets)
         loss.w = <const double*>_data(weights)
         loss.totals = <double*>cnp.PyArray_DATA(totals)
         loss.bad = <Py_ssize_t*>cnp.PyArray_DATA(bad)
-        self._run_forward(X, &loss, n_threads)
-        self.has_dz = True
-        for c in range(nc):
-            if bad[c] >= 0:
-                self.has_dz = False
-                raise IndexError(f"label {labels[bad[c]]} of row {bad[c]} is outside "
-                                 f"[0, {k - 1}]")
-        Y = self.buffers[self.n_layers - 1][0]
-        return (float(np.sum(totals)) / batch if batch > 0 else 0.0), Y[:batch]
-
-    cdef _run_forward(self, cnp.ndarray X, const XentLoss* loss, int n_threads):
-        cdef Py_ssize_t batch, nc
-        cdef int nt
-        if not rows_ready(X, self.typenum, self.layers[0].n_in):
-            raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
-                             f"columns of the layers' dtype")
-        batch = cnp.PyArray_DIM(X, 0)
-        self._ensure(batch)
-        self.layers[0].X = <char*>cnp.PyArray_DATA(X)
-        nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
-        nt = threads_for(self._macs(batch) * (1 if loss == NULL else 2) // MACS_PER_WORK,
-                         n_threads)
-        nt = <int>nc if nt > nc else nt
-        self._x = X  # kept for the weight gradients of backward_step
-        self.batch = batch
-        self.has_dz = False
+        h.first = False
+        h_fresh.first = True
+        nt = threads_for(3 * self._macs(batch) // MACS_PER_WORK, n_threads)
+        nt = <int>max(nc, self.n_items) if nt > max(nc, self.n_items) else nt
         blas_serial_enter()
         with nogil:
             if self.is_double:
-                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, loss,
-                         nt, <double>0)
+                _step(self.layers, self.n_layers, batch, <const double*>data, row_index,
+                      self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt)
             else:
-                _forward(self.layers, self.n_layers, batch, self.packs, self.n_packs, loss,
-                         nt, <float>0)
+                _step(self.layers, self.n_layers, batch, <const float*>data, row_index,
+                      self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt)
         blas_serial_exit()
+        for c in range(nc):
+            if bad[c] >= 0:
+                raise IndexError(f"label {labels[bad[c]]} of row {bad[c]} is outside "
+                                 f"[0, {k - 1}]")
+        Y = self.buffers[self.n_layers - 1][0][:batch]
+        if not _loss_ok(&loss, nc, batch, penalty, &value):
+            return value, None, Y
+        return value, not np.any(self.bad[:self.n_items]), Y
 
-    def backward_step(self, dY, bint linear, Plan plan, Hyper hyper,
+    def backward_step(self, cnp.ndarray dY, bint linear, Plan plan, Hyper hyper,
                       Py_ssize_t fresh_from, l2, int n_threads):
         """Gradients of the batch of the last `forward` from dY (the loss's gradient of the
         last layer's output, or of its pre-activation when `linear`; C-contiguous, of the
-        layers' dtype; None after `forward_loss`, which made them), and the optimizer's
-        update of every parameter through `plan` (`Optimizer.begin_step`). `l2`: per
-        layer, the coefficient of an L2 penalty on the kernel (0: none). Returns True when
-        every updated parameter is finite."""
+        layers' dtype), and the optimizer's update of every parameter through `plan`
+        (`Optimizer.begin_step`). `l2`: per layer, the coefficient of an L2 penalty on the
+        kernel (0: none). Returns True when every updated parameter is finite."""
         cdef Py_ssize_t batch = self.batch, l, nc
         cdef OptimHyper h = hyper.h, h_fresh = hyper.h
         cdef Py_ssize_t[::1] bad
@@ -486,19 +610,12 @@ cdef class DenseTrainer:
         cdef void* dy = _data(dY)
         if self._x is None:
             raise RuntimeError("backward_step needs a forward pass first")
-        if dY is None and not self.has_dz:
-            raise RuntimeError("backward_step(None, ...) needs forward_loss first")
-        if dY is not None and (not rows_ready(dY, self.typenum,
-                                              self.layers[self.n_layers - 1].n_out)
-                               or cnp.PyArray_DIM(dY, 0) != batch):
+        if not rows_ready(dY, self.typenum, self.layers[self.n_layers - 1].n_out) \
+                or cnp.PyArray_DIM(dY, 0) != batch:
             raise ValueError(f"dY must be a C-ordered array of the last forward pass's shape "
                              f"({batch}, {self.layers[self.n_layers - 1].n_out}) and the "
                              f"layers' dtype")
-        for l in range(self.n_layers):  # the plan must update these very arrays
-            t = &self.layers[l]
-            if not (_updates(plan, t.span_w, t.W, t.dW, t.n_in * t.n_out)
-                    and (t.b == NULL or _updates(plan, t.span_b, t.b, t.db, t.n_out))):
-                raise ValueError(f"the optimizer's plan does not update layer {l}'s arrays")
+        self._check_plan(plan)
         bad = self.bad
         h.first = False
         h_fresh.first = True
@@ -519,5 +636,4 @@ cdef class DenseTrainer:
                           linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
                           fresh_from, &bad[0], nt)
         blas_serial_exit()
-        self.has_dz = False
         return not np.any(self.bad[:self.n_items])
