@@ -176,7 +176,7 @@ def test_bad_input_and_parameters():
                                rtol=1e-5, atol=1e-6)  # not the previous fit's engine
     interrupted = MLPRegressor(max_iter=2, random_state=0).fit(X, y)
 
-    def interrupt(*args):
+    def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as mp:
