@@ -45,9 +45,9 @@ cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
     void fastnn_pack_panels(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
                             Py_ssize_t p0, Py_ssize_t p1)
-    void fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
-                            const float* Wp, Py_ssize_t n, const float* b, int relu,
-                            float* Y, Py_ssize_t ldy)
+    int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                           const float* Wp, Py_ssize_t n, const float* b, int relu,
+                           float* Y, Py_ssize_t ldy)
 
 cdef enum:
     # Rows of a chunk of the batch: about TRAIN_CHUNKS chunks of at least
