@@ -167,3 +167,25 @@ def test_a_narrow_last_panel_matches_the_twin_in_every_column(n_out):
     ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64), spec["b"],
                                "relu")
     np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@needs_packed
+@pytest.mark.parametrize("n_out", [1, 2, 5, 10, 16, 17])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_narrow_softmax_matches_the_twin_row_by_row(n_out, n_threads):
+    # Up to 16 units the softmax runs sixteen rows at a time, a column per vector; logits
+    # far apart (exponentials that underflow) and a batch that is no multiple of 16.
+    rng = np.random.default_rng(100 + n_out)
+    spec = _layer(rng, 24, n_out, "softmax")
+    spec["W"] *= 40
+    X = rng.standard_normal((203, 24)).astype(np.float32)
+    Y = InferenceEngine([spec], layout="dense", n_threads=n_threads).predict(X)
+    ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64), spec["b"],
+                               "softmax")
+    np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(Y.sum(axis=1), 1, rtol=1e-6)
+    assert (Y >= 0).all()
+    # A row's result does not depend on the rows around it.
+    np.testing.assert_array_equal(
+        InferenceEngine([spec], layout="dense", n_threads=n_threads).predict(X[37:90]),
+        Y[37:90])

@@ -29,7 +29,7 @@ from fastnn._kernels._parallel cimport (gemm_chunks, gemm_rows, gemm_stop, gemm_
                                         threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
 from fastnn._kernels.activations cimport (act_forward_row, act_backward_rows, ACT_PRELU,
-                                          ACT_RELU, ACT_LINEAR)
+                                          ACT_RELU, ACT_LINEAR, ACT_SOFTMAX)
 
 import numpy as np
 
@@ -44,6 +44,7 @@ cdef extern from "dense_packed.h" nogil:
     int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
                            const float* Wp, Py_ssize_t n, const float* b, int relu,
                            float* Y, Py_ssize_t ldy)
+    int fastnn_packed_softmax(float* Y, Py_ssize_t m, Py_ssize_t n)
 
 cdef enum:
     # Rows per block of a packed product: a thread takes one block at a time.
@@ -108,7 +109,9 @@ cdef inline int _packed_block(const float* X, const float* Wp, const float* b, f
     cdef Py_ssize_t r1 = r0 + PACKED_BLOCK_ROWS if r0 + PACKED_BLOCK_ROWS < batch else batch
     cdef int bad = fastnn_packed_rows(X + r0 * n_in, n_in, r1 - r0, n_in, Wp, n_out, b,
                                       act == ACT_RELU, Y + r0 * n_out, n_out) != 0
-    if act != ACT_RELU and act != ACT_LINEAR:  # not fused into the kernel
+    if act == ACT_SOFTMAX and fastnn_packed_softmax(Y + r0 * n_out, r1 - r0, n_out):
+        pass  # rows of at most 16 units, sixteen rows at a time
+    elif act != ACT_RELU and act != ACT_LINEAR:  # not fused into the kernel
         for i in range(r0, r1):
             act_forward_row(act, Y + i * n_out, Y + i * n_out, n_out, alpha)
     return bad

@@ -1,5 +1,6 @@
 /* Y := X @ W + b (then max(Y, 0) on request) for float32, with W packed once into
- * column panels: the large-batch product of the inference engine.
+ * column panels: the large-batch product of the inference engine; and the softmax of
+ * rows of at most 16 units that follows it in a classifier's last layer.
  *
  * A panel holds PANEL (32) consecutive columns of W as k rows of 32 floats, the last
  * panel padded with zeros. A register tile of up to TILE_ROWS (12) rows of X by one
@@ -168,6 +169,55 @@ fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, cons
     return bad;
 }
 
+#if defined(FASTNN_HAVE_MVEC)
+/* glibc's libmvec: expf on 16 lanes (the x86-64 vector ABI name of its AVX-512 variant) */
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
+
+/* Y[i, :n] := softmax(Y[i, :n]) for m rows of n contiguous floats, n <= 16, sixteen rows
+ * at a time: column j of the sixteen rows is one vector (a gather), so that the max and
+ * the sum run across vectors, in the order of the columns as in the row-by-row softmax,
+ * and one call of libmvec's expf serves sixteen rows. Returns 0 without touching Y when
+ * n > 16 (the caller then runs the row-by-row softmax). */
+static FASTNN_T512F int
+fastnn_packed_softmax(float* Y, ptrdiff_t m, ptrdiff_t n) {
+    __m512 e[16], mx, sum, scale;
+    __m512i idx;
+    __mmask16 rows;
+    float out[16][16];
+    ptrdiff_t i, j, r, left;
+    if (n < 1 || n > 16)
+        return 0;
+    idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
+                                              1, 0), _mm512_set1_epi32((int)n));
+    for (i = 0; i < m; i += 16) {
+        left = m - i;
+        rows = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (j = 0; j < n; j++)
+            e[j] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, idx, Y + i * n + j, 4);
+        mx = e[0];
+        for (j = 1; j < n; j++)  /* as the row-by-row softmax: a NaN is never the max */
+            mx = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(e[j], mx, _CMP_GT_OQ), mx, e[j]);
+        sum = _mm512_setzero_ps();
+        for (j = 0; j < n; j++) {
+            e[j] = _ZGVeN16v_expf(_mm512_sub_ps(e[j], mx));
+            sum = _mm512_add_ps(sum, e[j]);
+        }
+        scale = _mm512_div_ps(_mm512_set1_ps(1), sum);
+        for (j = 0; j < n; j++)
+            _mm512_storeu_ps(out[j], _mm512_mul_ps(e[j], scale));
+        for (r = 0; r < (left < 16 ? left : 16); r++)
+            for (j = 0; j < n; j++)
+                Y[(i + r) * n + j] = out[j][r];
+    }
+    return 1;
+}
+#else
+static int fastnn_packed_softmax(float* Y, ptrdiff_t m, ptrdiff_t n) {
+    (void)Y; (void)m; (void)n;
+    return 0;
+}
+#endif
+
 #else  /* no x86-64 AVX-512 path: the engine always calls BLAS */
 
 static int fastnn_cpu_packed(void) { return 0; }
@@ -177,6 +227,11 @@ static int fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdif
                               float* Y, ptrdiff_t ldy) {
     (void)X; (void)ldx; (void)m; (void)k; (void)Wp; (void)n; (void)b; (void)relu;
     (void)Y; (void)ldy;
+    return 0;
+}
+
+static int fastnn_packed_softmax(float* Y, ptrdiff_t m, ptrdiff_t n) {
+    (void)Y; (void)m; (void)n;
     return 0;
 }
 
