@@ -689,8 +689,9 @@ class InferenceEngine:
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
         int32 ``indices``, ``values``, as in model files), so the file shrinks with the
         number of nonzeros; those that hold a block-sparse form as its arrays
-        (``values`` of shape (blocks, block width), layout "bsr" with its ``block``);
-        the others as dense ``W`` of shape (n_in, n_out * pieces).
+        (``values`` of shape (blocks, block width), layout "bsr" with its ``block``; int8
+        layers run in blocks likewise, int8 values, with ``w_scale``); the others as dense
+        ``W`` of shape (n_in, n_out * pieces), or ``Wq`` (int8) and ``w_scale``, or ``Wh``.
         The metadata holds the format name and version, the dtype, the requested layout,
         ``max_batch`` and a JSON list of the layers (kind, activation, n_in, n_out (the
         output width, after maxout), and for dense layers pieces, layout and whether
@@ -732,8 +733,13 @@ class InferenceEngine:
                     a = dict(a, **{names[0]: q.weights})
                     if layer.precision == "int8":
                         entry.update(x_scale=q.x_scale, x_signed=q.x_signed)
-                        if q.block:  # the int8 weights are stored whole, Wq
+                        if q.block:  # its blocks, int8 values
                             entry.update(layout="bsr", block=q.block)
+                            names = ("indptr", "indices", "data")
+                            indptr, indices, values = bsr_from_dense(q.weights, q.block,
+                                                                     dtype=np.float32)
+                            a.update(indptr=indptr, indices=indices,
+                                     data=values.astype(np.int8))
                         names += ("w_scale",)
                         a["w_scale"] = q.w_scale
                 elif layer.precision_reason:  # a float layer of a quantized engine
@@ -784,14 +790,44 @@ def _precision_reason(entry, where):
     return reason
 
 
+def _bsr_from_file(entry, where, tensors, prefix, shape, dtype):
+    """The block-sparse arrays (indptr, indices, values of `dtype`) of a layer of W's
+    `shape` stored in blocks of its entry's ``block``, checked for dtypes and shapes."""
+    n_in, n_z = shape
+    block = _meta_int(entry, "block", min(BLOCKS), max(BLOCKS), where)
+    if block not in BLOCKS:
+        _fail(f"{where}: block={block} is not one of {BLOCKS}")
+    n_cols = -(-n_z // block)
+    values = prefix + "values"
+    if values not in tensors:
+        _fail(f"tensor {values!r} is missing")
+    vshape = tensors[values].shape
+    if len(vshape) != 2 or vshape[1] != block or vshape[0] > n_in * n_cols:
+        _fail(f"tensor {values!r} has shape {vshape}; expected (blocks, {block}) with "
+              f"at most {n_in * n_cols} blocks")
+    return (_tensor(tensors, prefix + "indptr", np.int64, (n_cols + 1,)),
+            _tensor(tensors, prefix + "indices", index_dtype(n_in), vshape[:1]),
+            _tensor(tensors, values, dtype, vshape))
+
+
 def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shape, spec):
-    """Fill `spec` with a quantized layer's weights and settings; the keys they add."""
+    """Fill `spec` with a quantized layer's weights and settings; the keys they add. int8
+    weights run in blocks ("bsr") are stored as their blocks, int8 values."""
     if precision not in QUANT_WEIGHTS or storage not in (
             ("dense", "bsr") if precision == "int8" else ("dense",)):
         _fail(f"{where}: unknown precision {precision!r} with layout {storage!r}")
     name, wdtype = QUANT_WEIGHTS[precision]
     spec.update(precision=precision, precision_reason=_precision_reason(entry, where))
-    spec[name] = _tensor(tensors, prefix + name, wdtype, shape)
+    if storage == "bsr":
+        arrays = _bsr_from_file(entry, where, tensors, prefix, shape, np.int8)
+        try:
+            check_bsr(*arrays, *shape)
+        except ValueError as exc:
+            _fail(f"{where}: {exc}")
+        spec[name] = dense_from_bsr(*arrays, *shape)
+        spec["block"] = arrays[2].shape[1]
+    else:
+        spec[name] = _tensor(tensors, prefix + name, wdtype, shape)
     if precision == "bf16":
         return {"precision", "precision_reason"}
     if spec[name].min() < -127:
@@ -806,13 +842,8 @@ def _quantized_from_file(entry, where, precision, storage, tensors, prefix, shap
     if not isinstance(x_signed, bool):
         _fail(f"{where}: x_signed must be true or false")
     spec.update(x_scale=float(x_scale), x_signed=x_signed)
-    keys = {"precision", "precision_reason", "x_scale", "x_signed"}
-    if storage == "bsr":  # Wq run in blocks
-        spec["block"] = _meta_int(entry, "block", min(BLOCKS), max(BLOCKS), where)
-        if spec["block"] not in BLOCKS:
-            _fail(f"{where}: block={spec['block']} is not one of {BLOCKS}")
-        keys.add("block")
-    return keys
+    return {"precision", "precision_reason", "x_scale", "x_signed"} | (
+        {"block"} if storage == "bsr" else set())
 
 
 def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
@@ -861,26 +892,15 @@ def _layer_from_file(entry, i, tensors, dtype, layout, width, used, version):
         if precision != "float":
             keys |= _quantized_from_file(entry, where, precision, storage, tensors, prefix,
                                          (n_in, n_z), spec)
-            names = [name for name in ("Wq", "Wh", "w_scale") if name in spec]
+            names = ["indptr", "indices", "values"] if storage == "bsr" else \
+                [QUANT_WEIGHTS[precision][0]]
+            names += ["w_scale"] if precision == "int8" else []
         elif storage == "dense":
             spec["W"] = _tensor(tensors, prefix + "W", dtype, (n_in, n_z))
             names = ["W"]
         elif storage == "bsr":
             keys.add("block")
-            block = _meta_int(entry, "block", min(BLOCKS), max(BLOCKS), where)
-            if block not in BLOCKS:
-                _fail(f"{where}: block={block} is not one of {BLOCKS}")
-            n_cols = -(-n_z // block)
-            values = prefix + "values"
-            if values not in tensors:
-                _fail(f"tensor {values!r} is missing")
-            shape = tensors[values].shape
-            if len(shape) != 2 or shape[1] != block or shape[0] > n_in * n_cols:
-                _fail(f"tensor {values!r} has shape {shape}; expected (blocks, {block}) with "
-                      f"at most {n_in * n_cols} blocks")
-            spec["bsr"] = (_tensor(tensors, prefix + "indptr", np.int64, (n_cols + 1,)),
-                           _tensor(tensors, prefix + "indices", index_dtype(n_in), shape[:1]),
-                           _tensor(tensors, values, dtype, shape))
+            spec["bsr"] = _bsr_from_file(entry, where, tensors, prefix, (n_in, n_z), dtype)
             spec.update(n_in=n_in, n_out=n_z)
             names = ["indptr", "indices", "values"]
         else:

@@ -111,15 +111,29 @@ def test_block_pruned_layers_run_int8_blocks(digits, tmp_path):
                                       dense.predict(X_test[:rows]))
     r = quantization.evaluate(pruned, engine, X_test, y_test)
     assert r["engine"] >= r["model"] - 0.0045
-    # the file keeps the blocks; a loaded engine runs them
+    # the file keeps the blocks, int8 values; a loaded engine runs them
     engine.save(tmp_path / "e.fastnn")
+    fn.deploy(pruned).save(tmp_path / "float.fastnn")
+    from safetensors.numpy import load_file
+    saved, floats = load_file(tmp_path / "e.fastnn"), load_file(tmp_path / "float.fastnn")
+    assert saved["0.values"].dtype == np.int8 and "0.Wq" not in saved
+    assert sum(t.nbytes for t in saved.values()) < 0.6 * sum(t.nbytes for t in floats.values())
     loaded = load_engine(tmp_path / "e.fastnn")
     assert loaded.layout() == layout
     np.testing.assert_array_equal(loaded.predict(X_test), engine.predict(X_test))
     for edit in (lambda e: e.update(block=5), lambda e: e.pop("block"),
-                 lambda e: e.update(block="8")):
+                 lambda e: e.update(block="8"), lambda e: e.update(block=16)):
         engine.save(tmp_path / "bad.fastnn")
         _edit(tmp_path / "bad.fastnn", layer_edit=edit)
+        with pytest.raises(ModelFormatError):
+            load_engine(tmp_path / "bad.fastnn")
+    for edit in (lambda t: t.update({"0.values": np.full_like(t["0.values"], -128)}),
+                 lambda t: t.update({"0.values": t["0.values"].astype(np.float32)}),
+                 lambda t: t.update({"0.indices": t["0.indices"][::-1].copy()}),
+                 lambda t: t.update({"0.indptr": t["0.indptr"][::-1].copy()}),
+                 lambda t: t.pop("0.values")):
+        engine.save(tmp_path / "bad.fastnn")
+        _edit(tmp_path / "bad.fastnn", tensors_edit=edit)
         with pytest.raises(ModelFormatError):
             load_engine(tmp_path / "bad.fastnn")
     # where the engine may not store blocks, and where blocks are too dense: dense int8

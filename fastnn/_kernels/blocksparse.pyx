@@ -169,11 +169,11 @@ def block_density(W, block):
 def check_bsr(indptr, indices, values, n_in, n_out):
     """Raise ValueError unless (indptr, indices, values) is a valid block-sparse (n_in, n_out).
 
-    Checks dtypes (int64 indptr, uint16/int32 indices that fit n_in, float values of
-    shape (nnzb, B) with B in `BLOCKS`), lengths, ``indptr[0] == 0``, non-decreasing
-    ``indptr`` ending at nnzb, ``0 <= indices < n_in`` strictly increasing within each
-    block column, and zero padding past n_out. These are the invariants the kernel and
-    `dense_from_bsr` rely on.
+    Checks dtypes (int64 indptr, uint16/int32 indices that fit n_in, float values (or
+    int8: the blocks of an int8 engine's file) of shape (nnzb, B) with B in `BLOCKS`),
+    lengths, ``indptr[0] == 0``, non-decreasing ``indptr`` ending at nnzb,
+    ``0 <= indices < n_in`` strictly increasing within each block column, and zero padding
+    past n_out. These are the invariants the kernel and `dense_from_bsr` rely on.
     """
     for arr, name, ndim in ((indptr, "indptr", 1), (indices, "indices", 1), (values, "values", 2)):
         if not isinstance(arr, np.ndarray) or arr.ndim != ndim or not arr.flags.c_contiguous:
@@ -182,8 +182,8 @@ def check_bsr(indptr, indices, values, n_in, n_out):
         raise ValueError(f"indptr has dtype {indptr.dtype}, expected int64")
     if indices.dtype != index_dtype(n_in) and indices.dtype != np.int32:
         raise ValueError(f"indices has dtype {indices.dtype}, expected {index_dtype(n_in)}")
-    if values.dtype.kind != "f":
-        raise ValueError(f"values has dtype {values.dtype}, expected a float dtype")
+    if values.dtype.kind != "f" and values.dtype != np.int8:
+        raise ValueError(f"values has dtype {values.dtype}, expected a float dtype or int8")
     block = values.shape[1]
     if block not in BLOCKS:
         raise ValueError(f"values has blocks of {block}; expected one of {BLOCKS}")
