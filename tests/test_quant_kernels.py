@@ -152,7 +152,7 @@ def test_int8_block_forward_is_dense_int8(path, block, signed, static):
         dense = K.QuantDense("int8", Wq, w_scale, x_scale, signed)
         assert blocked.block == block and dense.block == 0
         for rows in (1, 2, 3, 5, 16, 37):
-            for threads in (1, 2):
+            for threads in (1, 2, 7):
                 Y = blocked.forward(X[:rows], b, "relu", n_threads=threads)
                 np.testing.assert_array_equal(Y, dense.forward(X[:rows], b, "relu"))
         np.testing.assert_allclose(Y, R.q8_forward(X, Wq, w_scale, b, "relu", x_scale, signed),
