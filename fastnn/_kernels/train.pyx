@@ -26,7 +26,7 @@ from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from fastnn._kernels._openmp cimport fastnn_barrier
+from fastnn._kernels._openmp cimport omp_get_num_threads, omp_get_thread_num
 from fastnn._kernels._parallel cimport (MACS_PER_WORK, gemm_chunks, gemm_rows, gemm_stop,
                                         threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
@@ -40,6 +40,13 @@ import numpy as np
 from fastnn._kernels.dense import packed_path
 
 cnp.import_array()
+
+cdef extern from "team_barrier.h" nogil:
+    ctypedef struct fastnn_barrier_t:
+        pass
+    void fastnn_barrier_init(fastnn_barrier_t* b)
+    void fastnn_team_barrier(fastnn_barrier_t* b, int n)
+    void fastnn_team_barrier_last(fastnn_barrier_t* b, int n, int thread)
 
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
@@ -219,18 +226,21 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
                    Py_ssize_t n_packs, int nt, floating dummy) noexcept nogil:
     """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
+    cdef fastnn_barrier_t bar
     if nt == 1:
         for q in range(n_packs):
             _pack(L, packs + q)
         for c in range(nc):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
         return
+    fastnn_barrier_init(&bar)
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
             _pack(L, packs + q)
-        fastnn_barrier()
+        fastnn_team_barrier(&bar, omp_get_num_threads())
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
+        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* dY,
@@ -240,18 +250,21 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
     """Every layer's dZ from dY chunk by chunk; the threads meet; then the updates."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef floating dummy = 0
+    cdef fastnn_barrier_t bar
     if nt == 1:
         for c in range(nc):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
         for q in range(n_items):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
         return
+    fastnn_barrier_init(&bar)
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
-        fastnn_barrier()
+        fastnn_team_barrier(&bar, omp_get_num_threads())
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
+        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef inline void _gather(const floating* data, const Py_ssize_t* rows, floating* X,
@@ -264,16 +277,18 @@ cdef inline void _gather(const floating* data, const Py_ssize_t* rows, floating*
 
 cdef bint _loss_ok(const XentLoss* loss, Py_ssize_t nc, Py_ssize_t batch, double penalty,
                    double* value) noexcept nogil:
-    """value := the batch's loss (chunk sums added in order) plus penalty; whether it is
-    finite and every label was in range."""
+    """Whether the batch's loss (chunk sums added in order) plus penalty is finite and
+    every label was in range; value (unless NULL) := that loss."""
     cdef Py_ssize_t c
-    cdef double total = 0
+    cdef double total = 0, v
     cdef bint ok = True
     for c in range(nc):
         total += loss.totals[c]
         ok = ok and loss.bad[c] < 0
-    value[0] = (total / batch if batch > 0 else 0.0) + penalty
-    return ok and isfinite(value[0])
+    v = (total / batch if batch > 0 else 0.0) + penalty
+    if value != NULL:
+        value[0] = v
+    return ok and isfinite(v)
 
 
 cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* data,
@@ -289,7 +304,7 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
     cdef Py_ssize_t nc = (batch + rows_c - 1) // rows_c
     cdef Py_ssize_t ng = nc if rows != NULL else 0
     cdef floating* X = <floating*>L[0].X
-    cdef double value
+    cdef fastnn_barrier_t bar
     if nt == 1:
         for c in range(ng):
             _gather(data, rows, X, n_in, c * rows_c, min(batch, (c + 1) * rows_c))
@@ -298,11 +313,12 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
         for c in range(nc):
             _forward_chunk(L, nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, loss, c,
                            <floating>0)
-        if _loss_ok(loss, nc, batch, penalty, &value):
+        if _loss_ok(loss, nc, batch, penalty, NULL):
             for q in range(n_items):
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
                                       <floating>0)
         return
+    fastnn_barrier_init(&bar)
     with parallel(num_threads=nt):
         # The first thread gathers and packs while the others wake up.
         for q in prange(ng + n_packs, schedule="dynamic"):
@@ -310,15 +326,16 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
                 _gather(data, rows, X, n_in, q * rows_c, min(batch, (q + 1) * rows_c))
             else:
                 _pack(L, packs + q - ng)
-        fastnn_barrier()
+        fastnn_team_barrier(&bar, omp_get_num_threads())
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, loss, c,
                            <floating>0)
-        fastnn_barrier()
-        if _loss_ok(loss, nc, batch, penalty, &value):  # the same answer in every thread
+        fastnn_team_barrier(&bar, omp_get_num_threads())
+        if _loss_ok(loss, nc, batch, penalty, NULL):  # the same answer in every thread
             for q in prange(n_items, schedule="dynamic"):
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
                                       <floating>0)
+        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef inline bint _updates(Plan plan, Py_ssize_t k, char* p, char* g, Py_ssize_t n) noexcept:
