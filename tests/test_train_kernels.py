@@ -115,13 +115,21 @@ def test_the_compiled_step_is_bitwise_identical_for_any_thread_count(dtype):
     def train(threads):
         fn.set_num_threads(threads)
         try:
-            model = _model(dtype, acts=("relu", "relu"), n_in=300, reg=fn.regularizers.L2(1e-4))
+            model = fn.Sequential([L.Dense(256, activation="relu",
+                                           kernel_regularizer=fn.regularizers.L2(1e-4)),
+                                   L.Dense(128, activation="relu"),
+                                   L.Dense(5, activation="softmax")],
+                                  input_dim=300, dtype=dtype, seed=0)
+            model.compile(fn.optimizers.Adam(lr=1e-3), "sparse_categorical_crossentropy")
             model.fit(X, y, epochs=2, batch_size=256, verbose=0)
+            model.fit(X, y, epochs=2, batch_size=32, verbose=0)  # many short steps
             return model.get_weights() + model.optimizer.get_state()
         finally:
             fn.set_num_threads(None)
 
-    runs = [train(n) for n in (1, 2, 3)]
+    # More threads than cores too: a thread that waits at the step's barriers for one
+    # that is not running sleeps after its spin (team_barrier.h).
+    runs = [train(n) for n in (1, 2, 3, 4)]
     for run in runs[1:]:
         for a, c in zip(run, runs[0]):
             np.testing.assert_array_equal(a, c)
