@@ -62,20 +62,21 @@ at 0.15, one row being the tightest) and 0.15-0.20 (1x16); over dense bf16 at 0.
 """
 
 
-INT8_BLOCK_CROSSOVER = {4: 0.10, 8: 0.20, 16: 0.30}
+INT8_BLOCK_CROSSOVER = {4: 0.08, 8: 0.20, 16: 0.30}
 """Per block width, the block density up to which the int8 block-sparse product runs
 faster than the dense int8 one at every batch size.
 
 Measured with ``python bench/bench_blocksparse.py --calibrate-quantized int8`` on the
 development machine (AMD EPYC Zen 4, AVX512-VNNI, shared), one thread, layers 784x256
-and 256x128, batches 1, 8 and 256, int8 blocks over dense int8: 1x4 won up to 0.10
-(0.71-0.88 there) and lost at 0.15 at one row (1.05-1.10); 1x8 won up to 0.20 (0.40-0.90)
-and lost at 0.30 on 784x256 at one row (1.04); 1x16 won up to 0.30, the densest tried
-(0.40-0.80). One row costs most: its four inputs of a quad are gathered byte by byte.
-Against float32 blocks int8 blocks ran 0.47-0.94x at densities 0.05-0.30, but for the
-256x128 layer at 256 rows in blocks of 1x8 at 0.05 (1.01x) and of 1x16 at 0.05-0.10
-(1.05-1.26x); the crossovers being higher than `FLOAT_BLOCK_CROSSOVER`'s, a layer whose
-blocks int8 takes runs int8 blocks.
+and 256x128, batches 1, 2, 3, 8, 256 and 1024, int8 blocks over dense int8: 1x4 won up
+to 0.08 (0.43-0.88 there) and lost at 0.10 on 256x128 at 2 rows (1.07-1.08; a group of
+four rows half used); 1x8 won up to 0.20 (0.38-0.86) and lost at 0.30 on 784x256 at one
+row (1.04); 1x16 won up to 0.30, the densest tried (0.40-0.80). One row costs most: its
+four inputs of a quad are gathered byte by byte. Against float32 blocks int8 blocks ran
+0.32-0.94x at densities 0.05-0.30, but for the 256x128 layer at 256 rows in blocks of
+1x8 at 0.05 (1.01x) and of 1x16 at 0.05-0.10 (1.05-1.26x; 1.09x at 1024 rows); the
+crossovers being higher than `FLOAT_BLOCK_CROSSOVER`'s, a layer whose blocks int8 takes
+runs int8 blocks.
 """
 
 
