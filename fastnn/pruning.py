@@ -512,7 +512,10 @@ def _deployed_bytes(entry, nnz, n_in, n_out, itemsize):
     total = n_out * itemsize
     if entry["precision"] in ("int8", "bf16"):
         weight_bytes = 1 if entry["precision"] == "int8" else 2
-        return total + n_in * n_out * weight_bytes + (n_out * 4 if weight_bytes == 1 else 0)
+        total += n_out * 4 if weight_bytes == 1 else 0  # int8: one scale per output unit
+        if "bsr" not in entry["storage"]:
+            return total + n_in * n_out * weight_bytes
+        itemsize = weight_bytes  # int8 in blocks: as float blocks, one byte a value
     if "dense" in entry["storage"]:
         total += n_in * n_out * itemsize
     if "csr" in entry["storage"]:

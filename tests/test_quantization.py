@@ -111,6 +111,12 @@ def test_block_pruned_layers_run_int8_blocks(digits, tmp_path):
                                       dense.predict(X_test[:rows]))
     r = quantization.evaluate(pruned, engine, X_test, y_test)
     assert r["engine"] >= r["model"] - 0.0045
+    rep = pruning.report(pruned, X_test, y_test, batches=(1,), precision="int8",
+                         calibration=calibration)
+    assert [r["storage"] for r in rep.rows][:2] == ["bsr int8"] * 2
+    # the kept blocks, a byte a value and two an index, their pointers, scales and bias
+    blocks = round(layout[0]["block_density"] * 64 * 8)
+    assert rep.rows[0]["bytes_deployed"] == blocks * (8 + 2) + 9 * 8 + 64 * 4 + 64 * 4
     # the file keeps the blocks, int8 values; a loaded engine runs them
     engine.save(tmp_path / "e.fastnn")
     fn.deploy(pruned).save(tmp_path / "float.fastnn")
