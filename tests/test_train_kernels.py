@@ -171,3 +171,50 @@ def test_what_the_trainer_cannot_fuse_takes_the_layer_by_layer_step():
                                  input_dim=4)
     with_dropout.compile("adam", "mse")
     assert with_dropout._compiled_l2() is None
+
+
+def test_the_trainer_refuses_arrays_that_do_not_fit():
+    """Its arguments are checked before any pointer is used: wrong shapes, dtypes, rows
+    out of range or another optimizer's plan raise, nothing is written."""
+    from fastnn._kernels.train import DenseTrainer
+    model = _model("float32")
+    X, y = _data()
+    model.fit(X[:64], y[:64], epochs=1, batch_size=64, verbose=0)
+    trainer, opt = model._trainer, model.optimizer
+    before = model.get_weights()
+    X32, labels = X.astype(np.float32), y.astype(np.int64)
+    fresh = DenseTrainer(model._trainer_layers())
+    with pytest.raises(RuntimeError, match="forward"):
+        fresh.backward_step(np.zeros((4, 5), np.float32), True, *opt.begin_step(
+            model._params, model._grads), [0.0] * 3, 1)
+    opt.cancel_step()
+    cases = [
+        dict(X=X),                                              # float64 for a float32 model
+        dict(X=X32[:, :10]),                                    # width
+        dict(rows=np.array([0, len(X)], dtype=np.intp)),        # a row out of range
+        dict(rows=np.array([0, 1], dtype=np.int32)),            # not intp
+        dict(labels=labels[:10].astype(np.int32)),              # not int64
+        dict(labels=labels[:9]),                                # one label short
+        dict(weights=np.ones(9)),                               # one weight short
+        dict(labels=None, targets=np.zeros((10, 4), np.float32)),  # width of the targets
+    ]
+    other = fn.optimizers.Adam()
+    other_plan = other.begin_step([p.copy() for p in model._params],
+                                  [g.copy() for g in model._grads])
+    for case in cases + [dict(plan=other_plan)]:
+        args = dict(X=X32, rows=np.arange(10, dtype=np.intp), labels=labels[:10],
+                    targets=None, weights=None)
+        args.update(case)
+        plan = args.pop("plan", None) or opt.begin_step(model._params, model._grads)
+        with pytest.raises((ValueError, IndexError)):
+            trainer.train_step(args["X"], args["rows"], args["labels"], args["targets"],
+                               args["weights"], 0.0, *plan, [0.0] * 3, 1)
+        if "plan" not in case:
+            opt.cancel_step()
+    out, _ = trainer.forward(X32[:8], 1)
+    with pytest.raises(ValueError, match="dY"):
+        trainer.backward_step(np.zeros((7, 5), np.float32), True,
+                              *opt.begin_step(model._params, model._grads), [0.0] * 3, 1)
+    opt.cancel_step()
+    for a, c in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, c)

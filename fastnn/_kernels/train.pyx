@@ -99,6 +99,7 @@ cdef struct Item:
 
 
 cdef inline Py_ssize_t chunk_rows(Py_ssize_t batch) noexcept nogil:
+    """Rows per chunk of a batch: at most TRAIN_CHUNKS chunks."""
     cdef Py_ssize_t rows = (batch + TRAIN_CHUNKS - 1) // TRAIN_CHUNKS
     return rows if rows > TRAIN_MIN_ROWS else TRAIN_MIN_ROWS
 
@@ -475,6 +476,15 @@ cdef class DenseTrainer:
                     and (t.b == NULL or _updates(plan, t.span_b, t.b, t.db, t.n_out))):
                 raise ValueError(f"the optimizer's plan does not update layer {l}'s arrays")
 
+    cdef bint _all_finite(self):
+        """Whether no piece of the last update made a parameter NaN or infinite."""
+        cdef Py_ssize_t q
+        cdef Py_ssize_t[::1] bad = self.bad
+        for q in range(self.n_items):
+            if bad[q]:
+                return False
+        return True
+
     cdef Py_ssize_t _macs(self, Py_ssize_t batch):
         cdef Py_ssize_t l, total = 0
         for l in range(self.n_layers):
@@ -528,6 +538,8 @@ cdef class DenseTrainer:
         raises IndexError, nothing updated.
         """
         cdef XentLoss loss
+        cdef double totals[TRAIN_CHUNKS]  # a batch is at most TRAIN_CHUNKS chunks
+        cdef Py_ssize_t bad[TRAIN_CHUNKS]
         cdef Py_ssize_t batch, k = self.layers[self.n_layers - 1].n_out, c, nc
         cdef OptimHyper h = hyper.h, h_fresh = hyper.h
         cdef Py_ssize_t[::1] bad_items
@@ -542,10 +554,11 @@ cdef class DenseTrainer:
             if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(rows) == cnp.NPY_INTP
                     and cnp.PyArray_NDIM(rows) == 1 and cnp.PyArray_IS_C_CONTIGUOUS(rows)):
                 raise ValueError("rows must be a C-ordered 1-D intp array")
-            if len(rows) and (rows.min() < 0 or rows.max() >= cnp.PyArray_DIM(X, 0)):
-                raise IndexError(f"rows must lie in [0, {cnp.PyArray_DIM(X, 0)})")
-            batch = len(rows)
+            batch = cnp.PyArray_DIM(rows, 0)
             row_index = <Py_ssize_t*>cnp.PyArray_DATA(rows)
+            for c in range(batch):
+                if not 0 <= row_index[c] < cnp.PyArray_DIM(X, 0):
+                    raise IndexError(f"rows must lie in [0, {cnp.PyArray_DIM(X, 0)})")
         else:
             batch = cnp.PyArray_DIM(X, 0)
         if (labels is None) == (targets is None):
@@ -579,15 +592,16 @@ cdef class DenseTrainer:
         self.layers[0].X = <char*>cnp.PyArray_DATA(<cnp.ndarray>self._x)
         self.batch = batch
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch) if batch > 0 else 0
-        totals = np.zeros(max(nc, 1))
-        bad = np.full(max(nc, 1), -1, dtype=np.intp)
+        for c in range(nc):
+            totals[c] = 0
+            bad[c] = -1
         bad_items = self.bad
         bad_items[:] = 0
         loss.labels = <const cnp.int64_t*>_data(labels)
         loss.T = <const char*>_data(targets)
         loss.w = <const double*>_data(weights)
-        loss.totals = <double*>cnp.PyArray_DATA(totals)
-        loss.bad = <Py_ssize_t*>cnp.PyArray_DATA(bad)
+        loss.totals = totals
+        loss.bad = bad
         h.first = False
         h_fresh.first = True
         nt = threads_for(3 * self._macs(batch) // MACS_PER_WORK, n_threads)
@@ -610,7 +624,7 @@ cdef class DenseTrainer:
         Y = self.buffers[self.n_layers - 1][0][:batch]
         if not _loss_ok(&loss, nc, batch, penalty, &value):
             return value, None, Y
-        return value, not np.any(self.bad[:self.n_items]), Y
+        return value, self._all_finite(), Y
 
     def backward_step(self, cnp.ndarray dY, bint linear, Plan plan, Hyper hyper,
                       Py_ssize_t fresh_from, l2, int n_threads):
@@ -653,4 +667,4 @@ cdef class DenseTrainer:
                           linear, self.items, self.n_items, plan.spans, &h, &h_fresh,
                           fresh_from, &bad[0], nt)
         blas_serial_exit()
-        return not np.any(self.bad[:self.n_items])
+        return self._all_finite()
