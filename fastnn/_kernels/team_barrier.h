@@ -13,7 +13,13 @@
  * lets the others go ahead by a few microseconds, so that it reaches the region's own
  * closing barrier last and never sleeps there waiting to be woken.
  *
- * Elsewhere than Linux with C11 atomics, both are OpenMP's own barrier.
+ * A counter (fastnn_counter_t) orders phases without a barrier: each piece of work of a
+ * phase counts itself done, and a thread waits (spinning, then sleeping, as above) only
+ * until all pieces are done, never for threads that have not arrived yet: the first
+ * thread starts the next phase while the others are still waking up.
+ *
+ * Elsewhere than Linux with C11 atomics, the barriers and the waits are OpenMP's own
+ * barrier (every thread of the team calls each wait once).
  */
 #ifndef FASTNN_TEAM_BARRIER_H
 #define FASTNN_TEAM_BARRIER_H
@@ -82,6 +88,42 @@ static void fastnn_team_barrier(fastnn_barrier_t* b, int n) {
     atomic_fetch_sub(&b->sleepers, 1);
 }
 
+typedef struct {
+    atomic_int count;
+    atomic_int sleepers;
+} fastnn_counter_t;
+
+static inline void fastnn_counter_init(fastnn_counter_t* c) {
+    atomic_init(&c->count, 0);
+    atomic_init(&c->sleepers, 0);
+}
+
+/* One more piece of work is done. */
+static inline void fastnn_counter_add(fastnn_counter_t* c) {
+    atomic_fetch_add(&c->count, 1);
+    if (atomic_load(&c->sleepers) > 0)
+        syscall(SYS_futex, &c->count, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Wait until `target` pieces are done. */
+static void fastnn_counter_wait(fastnn_counter_t* c, int target) {
+    long start = fastnn_now_ns();
+    int i, seen;
+    for (;;) {
+        for (i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&c->count, memory_order_acquire) >= target)
+                return;
+            FASTNN_PAUSE();
+        }
+        if (fastnn_now_ns() - start > FASTNN_BARRIER_SPIN_NS)
+            break;
+    }
+    atomic_fetch_add(&c->sleepers, 1);
+    while ((seen = atomic_load(&c->count)) < target)  /* returns at once if it moved on */
+        syscall(SYS_futex, &c->count, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    atomic_fetch_sub(&c->sleepers, 1);
+}
+
 static void fastnn_team_barrier_last(fastnn_barrier_t* b, int n, int thread) {
     long start;
     fastnn_team_barrier(b, n);
@@ -108,6 +150,19 @@ static inline void fastnn_team_barrier(fastnn_barrier_t* b, int n) {
 static inline void fastnn_team_barrier_last(fastnn_barrier_t* b, int n, int thread) {
     (void)thread;
     fastnn_team_barrier(b, n);
+}
+
+typedef struct { int unused; } fastnn_counter_t;
+
+static inline void fastnn_counter_init(fastnn_counter_t* c) { c->unused = 0; }
+
+static inline void fastnn_counter_add(fastnn_counter_t* c) { (void)c; }
+
+static inline void fastnn_counter_wait(fastnn_counter_t* c, int target) {
+    (void)c; (void)target;
+#ifdef _OPENMP
+    _Pragma("omp barrier")
+#endif
 }
 
 #endif

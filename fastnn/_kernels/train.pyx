@@ -47,6 +47,11 @@ cdef extern from "team_barrier.h" nogil:
     void fastnn_barrier_init(fastnn_barrier_t* b)
     void fastnn_team_barrier(fastnn_barrier_t* b, int n)
     void fastnn_team_barrier_last(fastnn_barrier_t* b, int n, int thread)
+    ctypedef struct fastnn_counter_t:
+        pass
+    void fastnn_counter_init(fastnn_counter_t* c)
+    void fastnn_counter_add(fastnn_counter_t* c)
+    void fastnn_counter_wait(fastnn_counter_t* c, int target)
 
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
@@ -228,6 +233,7 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
     """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef fastnn_barrier_t bar
+    cdef fastnn_counter_t packed
     if nt == 1:
         for q in range(n_packs):
             _pack(L, packs + q)
@@ -235,10 +241,12 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
         return
     fastnn_barrier_init(&bar)
+    fastnn_counter_init(&packed)
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
             _pack(L, packs + q)
-        fastnn_team_barrier(&bar, omp_get_num_threads())
+            fastnn_counter_add(&packed)
+        fastnn_counter_wait(&packed, <int>n_packs)
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
         fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
@@ -252,6 +260,7 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef floating dummy = 0
     cdef fastnn_barrier_t bar
+    cdef fastnn_counter_t chunks
     if nt == 1:
         for c in range(nc):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
@@ -259,10 +268,12 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
         return
     fastnn_barrier_init(&bar)
+    fastnn_counter_init(&chunks)
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
-        fastnn_team_barrier(&bar, omp_get_num_threads())
+            fastnn_counter_add(&chunks)
+        fastnn_counter_wait(&chunks, <int>nc)
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
         fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
@@ -306,6 +317,7 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
     cdef Py_ssize_t ng = nc if rows != NULL else 0
     cdef floating* X = <floating*>L[0].X
     cdef fastnn_barrier_t bar
+    cdef fastnn_counter_t prepared, chunks
     if nt == 1:
         for c in range(ng):
             _gather(data, rows, X, n_in, c * rows_c, min(batch, (c + 1) * rows_c))
@@ -320,18 +332,22 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
                                       <floating>0)
         return
     fastnn_barrier_init(&bar)
+    fastnn_counter_init(&prepared)
+    fastnn_counter_init(&chunks)
     with parallel(num_threads=nt):
-        # The first thread gathers and packs while the others wake up.
+        # The first thread gathers and packs, and goes on, while the others wake up.
         for q in prange(ng + n_packs, schedule="dynamic"):
             if q < ng:
                 _gather(data, rows, X, n_in, q * rows_c, min(batch, (q + 1) * rows_c))
             else:
                 _pack(L, packs + q - ng)
-        fastnn_team_barrier(&bar, omp_get_num_threads())
+            fastnn_counter_add(&prepared)
+        fastnn_counter_wait(&prepared, <int>(ng + n_packs))
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, loss, c,
                            <floating>0)
-        fastnn_team_barrier(&bar, omp_get_num_threads())
+            fastnn_counter_add(&chunks)
+        fastnn_counter_wait(&chunks, <int>nc)
         if _loss_ok(loss, nc, batch, penalty, NULL):  # the same answer in every thread
             for q in prange(n_items, schedule="dynamic"):
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
