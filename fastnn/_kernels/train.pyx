@@ -1,22 +1,31 @@
-"""The training step of a model of Dense layers in two parallel regions.
+"""The training step of a model of Dense layers in one parallel region (two for losses
+other than softmax cross-entropy).
 
 A step of `Sequential.fit` layer by layer opens a parallel region per product (and one
 for the update), and every region wakes the sleeping OpenMP threads (50-100 us each on
-a 2-core virtual machine, see `_parallel.MIN_WORK_PER_THREAD`). `DenseTrainer` runs the
-same step in two regions, the loss computed in Python between them:
+a 2-core virtual machine, see `_parallel.MIN_WORK_PER_THREAD`). `DenseTrainer.train_step`
+runs a whole step with softmax cross-entropy in one region, in three phases:
 
-1. `forward`: the batch in chunks of rows, each chunk through every layer (product, bias,
-   activation), a thread per chunk: rows do not depend on each other.
-2. `backward_step`: first, chunk by chunk, the gradient of every layer's pre-activation
-   (dZ) from the loss's gradient down to the first layer (dX of a layer is dZ @ W.T, then
-   the activation's derivative); then, after the threads meet, the weight gradients in
-   chunks of rows of each kernel (X.T @ dZ, plus the L2 term), each chunk updated by the
-   optimizer right after its gradient, while it is in cache, and the bias gradients
-   (column sums of dZ) with their updates.
+1. the batch's rows gathered from the training data and the float32 kernels packed into
+   panels (`dense_packed.h`), by the first thread while the others wake up;
+2. the batch in chunks of rows, each chunk through every layer (product, bias,
+   activation), then its loss and the gradient of every layer's pre-activation (dZ) down
+   to the first layer (dX of a layer is dZ @ W.T, then the activation's derivative):
+   rows do not depend on each other;
+3. when the loss is finite, the weight gradients in chunks of rows of each kernel
+   (X.T @ dZ, plus the L2 term), each chunk updated by the optimizer right after its
+   gradient, while it is in cache, and the bias gradients (column sums of dZ) with
+   their updates.
+
+A phase starts as soon as the pieces of the one before it are done (`team_sync.h`):
+threads wait for work in progress, spinning briefly, never for a thread still waking up.
+Other losses run `forward` (phases 1 and 2 without the loss), the loss in Python, then
+`backward_step` (the dZ chunk by chunk, then phase 3).
 
 Chunks depend on the shapes alone, never on the thread count, so neither do the results.
-The products are those of `dense.gemm` (one BLAS call per chunk, the BLAS on one thread)
-and the updates those of the optimizer's plan (`optim.span_step`), undo record included.
+The products are the packed kernel's and those of `dense.gemm` (one BLAS call per chunk,
+the BLAS on one thread); the updates are those of the optimizer's plan
+(`optim.span_step`), undo record included.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -41,17 +50,13 @@ from fastnn._kernels.dense import packed_path
 
 cnp.import_array()
 
-cdef extern from "team_barrier.h" nogil:
-    ctypedef struct fastnn_barrier_t:
-        pass
-    void fastnn_barrier_init(fastnn_barrier_t* b)
-    void fastnn_team_barrier(fastnn_barrier_t* b, int n)
-    void fastnn_team_barrier_last(fastnn_barrier_t* b, int n, int thread)
+cdef extern from "team_sync.h" nogil:
     ctypedef struct fastnn_counter_t:
         pass
     void fastnn_counter_init(fastnn_counter_t* c)
     void fastnn_counter_add(fastnn_counter_t* c)
     void fastnn_counter_wait(fastnn_counter_t* c, int target)
+    void fastnn_team_end(fastnn_counter_t* arrived, int n, int thread)
 
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
@@ -232,15 +237,14 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
                    Py_ssize_t n_packs, int nt, floating dummy) noexcept nogil:
     """The kernels packed (`packs`: float32 on AVX-512F), then the batch chunk by chunk."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
-    cdef fastnn_barrier_t bar
-    cdef fastnn_counter_t packed
+    cdef fastnn_counter_t packed, arrived
     if nt == 1:
         for q in range(n_packs):
             _pack(L, packs + q)
         for c in range(nc):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
         return
-    fastnn_barrier_init(&bar)
+    fastnn_counter_init(&arrived)
     fastnn_counter_init(&packed)
     with parallel(num_threads=nt):
         for q in prange(n_packs, schedule="dynamic"):
@@ -249,25 +253,24 @@ cdef void _forward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const Item*
         fastnn_counter_wait(&packed, <int>n_packs)
         for c in prange(nc, schedule="dynamic"):
             _forward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), batch, NULL, c, dummy)
-        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
+        fastnn_team_end(&arrived, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* dY,
                     bint linear, const Item* items, Py_ssize_t n_items, const Span* spans,
                     const OptimHyper* h, const OptimHyper* h_fresh, Py_ssize_t fresh_from,
                     Py_ssize_t* bad, int nt) noexcept nogil:
-    """Every layer's dZ from dY chunk by chunk; the threads meet; then the updates."""
+    """Every layer's dZ from dY chunk by chunk, then the updates."""
     cdef Py_ssize_t c, q, rows = chunk_rows(batch), nc = (batch + rows - 1) // rows
     cdef floating dummy = 0
-    cdef fastnn_barrier_t bar
-    cdef fastnn_counter_t chunks
+    cdef fastnn_counter_t chunks, arrived
     if nt == 1:
         for c in range(nc):
             _backward_chunk(L, nl, c * rows, min(batch, (c + 1) * rows), dY, linear)
         for q in range(n_items):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
         return
-    fastnn_barrier_init(&bar)
+    fastnn_counter_init(&arrived)
     fastnn_counter_init(&chunks)
     with parallel(num_threads=nt):
         for c in prange(nc, schedule="dynamic"):
@@ -276,7 +279,7 @@ cdef void _backward(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floa
         fastnn_counter_wait(&chunks, <int>nc)
         for q in prange(n_items, schedule="dynamic"):
             bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from, dummy)
-        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
+        fastnn_team_end(&arrived, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef inline void _gather(const floating* data, const Py_ssize_t* rows, floating* X,
@@ -309,15 +312,14 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
                 const Span* spans, const OptimHyper* h, const OptimHyper* h_fresh,
                 Py_ssize_t fresh_from, Py_ssize_t* bad, int nt) noexcept nogil:
     """A whole step (`DenseTrainer.train_step`) in one parallel region: the batch gathered
-    from `data` (when `rows` is not NULL) and the kernels packed; the threads meet; the
-    chunks of rows through every layer, the loss and the dZ; the threads meet; then, when
+    from `data` (when `rows` is not NULL) and the kernels packed; the chunks of rows
+    through every layer, the loss and the dZ; then, when
     the loss is finite, the updates."""
     cdef Py_ssize_t c, q, n_in = L[0].n_in, rows_c = chunk_rows(batch)
     cdef Py_ssize_t nc = (batch + rows_c - 1) // rows_c
     cdef Py_ssize_t ng = nc if rows != NULL else 0
     cdef floating* X = <floating*>L[0].X
-    cdef fastnn_barrier_t bar
-    cdef fastnn_counter_t prepared, chunks
+    cdef fastnn_counter_t prepared, chunks, arrived
     if nt == 1:
         for c in range(ng):
             _gather(data, rows, X, n_in, c * rows_c, min(batch, (c + 1) * rows_c))
@@ -331,7 +333,7 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
                                       <floating>0)
         return
-    fastnn_barrier_init(&bar)
+    fastnn_counter_init(&arrived)
     fastnn_counter_init(&prepared)
     fastnn_counter_init(&chunks)
     with parallel(num_threads=nt):
@@ -352,7 +354,7 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
             for q in prange(n_items, schedule="dynamic"):
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
                                       <floating>0)
-        fastnn_team_barrier_last(&bar, omp_get_num_threads(), omp_get_thread_num())
+        fastnn_team_end(&arrived, omp_get_num_threads(), omp_get_thread_num())
 
 
 cdef inline bint _updates(Plan plan, Py_ssize_t k, char* p, char* g, Py_ssize_t n) noexcept:
