@@ -55,6 +55,7 @@ class Sequential:
         #: how a CSV table becomes this model's input (see `fastnn.tables`), or None
         self.table = None
         self._chain, self._chain_layers = None, []  # see _wire
+        self._plain, self._trainer = False, None
         for layer in layers or []:
             self.add(layer)
         if input_dim is not None:
@@ -146,9 +147,9 @@ class Sequential:
         self._chain_layers = list(self.layers)
         plain = self.built and all(type(l) is layers_mod.Dense for l in self.layers)
         self._chain = DenseChain([l.inference_step() for l in self.layers]) if plain else None
-        # Training steps in two compiled calls on the same arrays (`_compiled_l2` says
-        # when a step may take them).
-        self._trainer = DenseTrainer(self._trainer_layers()) if plain else None
+        # Training steps in compiled calls on the same arrays, made on the first step that
+        # may take them (`_compiled_l2`).
+        self._plain, self._trainer = plain, None
 
     def compile(self, optimizer="adam", loss=None, metrics=None, clipnorm=None, clipvalue=None,
                 global_clipnorm=None):
@@ -287,7 +288,7 @@ class Sequential:
         other than L2 on the kernels, and an optimizer of fastnn's own step without
         gradient clipping (which needs every gradient before any update). Else None."""
         opt = self.optimizer
-        if self._trainer is None or opt.clipping is not None \
+        if not self._plain or self.layers != self._chain_layers or opt.clipping is not None \
                 or type(opt).step is not optimizers.Optimizer.step:
             return None
         l2 = []
@@ -299,10 +300,12 @@ class Sequential:
                         or reg.l1)):
                 return None
             l2.append(0.0 if reg is None else reg.l2)
+        if self._trainer is None:
+            self._trainer = DenseTrainer(self._trainer_layers())
         return l2
 
     def _compiled_loss(self):
-        """How `DenseTrainer.forward_loss` takes the targets ("labels" or "targets") when
+        """How `DenseTrainer.train_step` takes the targets ("labels" or "targets") when
         the loss is softmax cross-entropy fused with the last layer, else None."""
         if not self._fused:
             return None

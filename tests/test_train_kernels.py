@@ -218,3 +218,32 @@ def test_the_trainer_refuses_arrays_that_do_not_fit():
     opt.cancel_step()
     for a, c in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, c)
+
+
+def test_the_trainer_refuses_layers_that_do_not_chain_and_batches_it_cannot_run():
+    from fastnn._kernels.train import DenseTrainer
+    model = _model("float32")
+    X, y = _data()
+    model.fit(X[:64], y[:64], epochs=1, batch_size=64, verbose=0)
+    steps = model._trainer_layers()
+    wide = list(steps)
+    wide[1] = (np.zeros((4000, 5), np.float32),) + steps[1][1:]
+    mixed = list(steps)
+    mixed[1] = tuple(a.astype(np.float64) if isinstance(a, np.ndarray) else a
+                     for a in steps[1])
+    for layers in (wide, mixed, []):
+        with pytest.raises(ValueError):
+            DenseTrainer(layers)
+    no_logits = list(steps)
+    no_logits[-1] = steps[-1][:6] + (False,) + steps[-1][7:]
+    X32, labels = np.ascontiguousarray(X[:10], np.float32), y[:10].astype(np.int64)
+    opt = model.optimizer
+    for trainer, batch in ((DenseTrainer(no_logits), X32), (model._trainer, X32[:0])):
+        with pytest.raises(ValueError):
+            trainer.train_step(batch, None, labels[:len(batch)], None, None, 0.0,
+                               *opt.begin_step(model._params, model._grads), [0.0] * 3, 1)
+        opt.cancel_step()
+    with pytest.raises(ValueError, match="empty"):
+        model._trainer.forward(X32[:0], 1)
+    model.layers.append(L.Dense(3))  # a layer added after compile: the trainer is stale
+    assert model._compiled_l2() is None

@@ -39,7 +39,7 @@ from fastnn._kernels._openmp cimport omp_get_num_threads, omp_get_thread_num
 from fastnn._kernels._parallel cimport (MACS_PER_WORK, gemm_chunks, gemm_rows, gemm_stop,
                                         threads_for)
 from fastnn._kernels._threads cimport blas_serial_enter, blas_serial_exit
-from fastnn._kernels.activations cimport ACT_RELU, act_backward_row
+from fastnn._kernels.activations cimport ACT_RELU, ACT_SOFTMAX, act_backward_row
 from fastnn._kernels.dense cimport bias_act_row, column_sums, gemm, rows_ready
 from fastnn._kernels.losses cimport softmax_xent_rows
 from fastnn._kernels.optim cimport Hyper, OptimHyper, Plan, Span, span_step
@@ -357,6 +357,33 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
         fastnn_team_end(&arrived, omp_get_num_threads(), omp_get_thread_num())
 
 
+def _check_layers(layers):
+    """ValueError unless the layers' arrays are what `DenseTrainer` reads: a chain of
+    C-ordered arrays of one float dtype, each of its documented shape."""
+    if not layers:
+        raise ValueError("a trainer needs at least one layer")
+    dtype = layers[0][0].dtype if isinstance(layers[0][0], np.ndarray) else None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError("kernels must be float32 or float64 arrays")
+    width = None
+    for l, (W, b, dW, db, act, alpha, keep_z, span_w, span_b) in enumerate(layers):
+        if not (isinstance(W, np.ndarray) and W.ndim == 2) or (width is not None
+                                                               and W.shape[0] != width):
+            raise ValueError(f"layer {l}: the kernel must be 2-D with the previous layer's "
+                             f"{width} outputs as rows")
+        n_out = W.shape[1]
+        want = [(W, W.shape), (dW, W.shape), (alpha, None)]
+        if b is not None or db is not None:
+            want += [(b, (n_out,)), (db, (n_out,))]
+        for a, shape in want:
+            if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+                    and (a.shape == shape if shape else a.ndim == 1 and a.size in (1, n_out))):
+                raise ValueError(f"layer {l}: every array must be C-ordered {dtype} of the "
+                                 f"kernel's shape (bias and its gradient: ({n_out},); alpha: "
+                                 f"1 or {n_out} values)")
+        width = n_out
+
+
 cdef inline bint _updates(Plan plan, Py_ssize_t k, char* p, char* g, Py_ssize_t n) noexcept:
     """Whether span k of the plan is the parameter p with gradient g, of n elements."""
     return 0 <= k < plan.n_spans and plan.spans[k].p == p and plan.spans[k].g == g \
@@ -376,7 +403,11 @@ cdef class DenseTrainer:
     pre-activation must be kept (the activation's derivative or the loss reads it);
     span_w and span_b the places of the kernel and bias in the optimizer's parameter
     list (-1: none). The trainer holds references to the arrays, which are updated in
-    place, never replaced.
+    place, never replaced; it checks them once, here, and every batch and plan it is
+    given on each call.
+
+    `train_step` runs a whole step of softmax cross-entropy; `forward` then
+    `backward_step` a step of any other loss, computed by the caller in between.
     """
     cdef TLayer* layers
     cdef Item* items
@@ -396,6 +427,7 @@ cdef class DenseTrainer:
             raise MemoryError()
         memset(self.layers, 0, max(self.n_layers, 1) * sizeof(TLayer))
         self.arrays = tuple(tuple(layer) for layer in layers)
+        _check_layers(self.arrays)
         self.typenum = cnp.PyArray_TYPE(<cnp.ndarray>layers[0][0])
         self.is_double = self.typenum == cnp.NPY_DOUBLE
         for l, (W, b, dW, db, act, alpha, keep_z, span_w, span_b) in enumerate(layers):
@@ -494,6 +526,14 @@ cdef class DenseTrainer:
                     and (t.b == NULL or _updates(plan, t.span_b, t.b, t.db, t.n_out))):
                 raise ValueError(f"the optimizer's plan does not update layer {l}'s arrays")
 
+    cdef _set_l2(self, l2):
+        """Each layer's L2 coefficient, from a sequence of one float per layer."""
+        cdef Py_ssize_t l
+        if len(l2) != self.n_layers:
+            raise ValueError(f"l2 needs one coefficient per layer ({self.n_layers})")
+        for l in range(self.n_layers):
+            self.layers[l].l2 = l2[l]
+
     cdef bint _all_finite(self):
         """Whether no piece of the last update made a parameter NaN or infinite."""
         cdef Py_ssize_t q
@@ -519,6 +559,8 @@ cdef class DenseTrainer:
             raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
                              f"columns of the layers' dtype")
         batch = cnp.PyArray_DIM(X, 0)
+        if batch == 0:
+            raise ValueError("an empty batch")
         self._ensure(batch)
         self.layers[0].X = <char*>cnp.PyArray_DATA(X)
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
@@ -568,6 +610,9 @@ cdef class DenseTrainer:
         if not rows_ready(X, self.typenum, self.layers[0].n_in):
             raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
                              f"columns of the layers' dtype")
+        if self.layers[self.n_layers - 1].act != ACT_SOFTMAX or not self.keep[self.n_layers - 1]:
+            raise ValueError("train_step needs a last layer of softmax whose pre-activation "
+                             "is kept")
         if rows is not None:
             if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(rows) == cnp.NPY_INTP
                     and cnp.PyArray_NDIM(rows) == 1 and cnp.PyArray_IS_C_CONTIGUOUS(rows)):
@@ -598,9 +643,10 @@ cdef class DenseTrainer:
                                         and cnp.PyArray_DIM(weights, 0) == batch):
             raise ValueError(f"weights must be a C-ordered float64 array of shape ({batch},)")
         self._check_plan(plan)
+        self._set_l2(l2)
+        if batch == 0:
+            raise ValueError("an empty batch")
         self._ensure(batch)
-        for c in range(self.n_layers):
-            self.layers[c].l2 = l2[c]
         if row_index != NULL:
             data = cnp.PyArray_DATA(X)
             self._x = self.gathered
@@ -668,8 +714,7 @@ cdef class DenseTrainer:
         bad = self.bad
         h.first = False
         h_fresh.first = True
-        for l in range(self.n_layers):
-            self.layers[l].l2 = l2[l]
+        self._set_l2(l2)
         self.layers[0].X = <char*>cnp.PyArray_DATA(<cnp.ndarray>self._x)
         nc = (batch + chunk_rows(batch) - 1) // chunk_rows(batch)
         nt = threads_for(2 * self._macs(batch) // MACS_PER_WORK, n_threads)
