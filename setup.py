@@ -50,6 +50,8 @@ int main(void) { for (int i = 0; i < 64; i++) y[i] = expf(x[i]); return (int)y[0
 
 PLAIN_PROBE = "int main(void) { return 0; }\n"
 
+ALIAS_CHECKS = "--param=vect-max-version-for-alias-checks=64"
+
 
 def _compiles(compiler, source, compile_args=(), link_args=()):
     """True when `source` compiles and links with the given flags."""
@@ -95,6 +97,12 @@ class BuildExt(build_ext):
             compile_args.append("-Wno-unreachable-code")
             if NATIVE and _compiles(compiler, PLAIN_PROBE, ["-march=native"]):
                 compile_args.append("-march=native")
+            # GCC vectorizes a loop over several arrays that may overlap only behind a
+            # runtime check of each pair, and gives up beyond 10 checks: an optimizer
+            # rule reading its state from one buffer and writing it to another has more
+            # (Adam over 235,000 weights: 0.80 ms a step scalar, 0.15 ms vectorized).
+            if _compiles(compiler, PLAIN_PROBE, [ALIAS_CHECKS]):
+                compile_args.append(ALIAS_CHECKS)
             if sys.platform.startswith("linux") and _compiles(
                     compiler, MVEC_PROBE, ["-O3", "-fno-math-errno", "-fno-trapping-math"]
                     + [a for a in compile_args if a.startswith("-march")], ["-lmvec", "-lm"]):

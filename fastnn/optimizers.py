@@ -62,9 +62,14 @@ class Optimizer:
         self.learning_rate = lr
         self.iterations = 0
         self.epoch = 0
-        self._slots = []
-        self._prev = []  # per parameter: its values and state before the last step
-        self._undo = None  # (params, iterations, slot count) to take the last step back
+        self._slots = []  # per parameter: its state buffers (as `_slot_fill` says)
+        # Per parameter, buffers like its state: a step reads the state and writes these,
+        # and the two swap (`_swap`), so the state before the last step is kept whole.
+        self._spare = []
+        self._flip = False  # whether the plan's states are now its spares (`_swap`)
+        self._prev = []  # per parameter: its values before the last step
+        # (params, iterations, slot count, swapped) to take the last step back
+        self._undo = None
         self._undo_before = None  # the record `begin_step` replaced, for `cancel_step`
         self._checked = None  # ids of the parameter and gradient arrays last checked
         self._plan = None  # the kernel's plan for those arrays (`fastnn._kernels.optim.Plan`)
@@ -147,22 +152,19 @@ class Optimizer:
             self._plan = None
         if self._clip is not None:
             _clip(grads, *self._clip)
-        hyper = _kernels.Hyper(_kernels.RULES[self._rule],
-                               **self._scalars(self.learning_rate, self.iterations + 1))
         n_slots = len(self._slots)
         if self._plan is None or n_slots < len(params):
             self._plan = self._make_plan(params, grads)
-        self._undo_before, self._undo = self._undo, (params, self.iterations, n_slots)
+        hyper = _kernels.Hyper(_kernels.RULES[self._rule], flip=self._flip,
+                               **self._scalars(self.learning_rate, self.iterations + 1))
+        self._undo_before, self._undo = self._undo, (params, self.iterations, n_slots, False)
         return self._plan, hyper, n_slots
 
     def cancel_step(self):
         """Forget the step `begin_step` began when it was not run (nothing was updated):
         the state it made for new parameters goes, and `undo` takes back the step before
         it again."""
-        params, iterations, n_slots = self._undo
-        if len(self._slots) > n_slots:
-            del self._slots[n_slots:]
-            self._plan = None
+        self._forget_slots(self._undo[2])
         self._undo = self._undo_before
 
     def end_step(self, finite):
@@ -171,7 +173,23 @@ class Optimizer:
         self.iterations += 1
         if not finite:
             self.undo()
+            return finite
+        self._swap()
+        self._undo = self._undo[:3] + (True,)
         return finite
+
+    def _swap(self):
+        """The spares hold the state now (a step wrote them), and the state buffers are
+        the spares: after a step, and again when it is taken back."""
+        self._slots, self._spare = self._spare, self._slots
+        self._flip = not self._flip
+
+    def _forget_slots(self, n_slots):
+        """Drop the state of parameters from `n_slots` on (made by a step taken back)."""
+        if len(self._slots) > n_slots:
+            del self._slots[n_slots:]
+            del self._spare[n_slots:]
+            self._plan = None
 
     @property
     def clipping(self):
@@ -179,16 +197,19 @@ class Optimizer:
         return self._clip
 
     def _make_plan(self, params, grads):
-        """The kernel's plan for these arrays, after making the state buffers and undo
-        records that are missing (state: filled as ``_slot_fill`` says)."""
+        """The kernel's plan for these arrays, after making the state buffers, their spares
+        and the undo records that are missing (state: filled as ``_slot_fill`` says)."""
         for param in params[len(self._slots):]:
             self._slots.append(tuple(
                 None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
                 for fill in self._slot_fill()))
-        for param, slots in zip(params[len(self._prev):], self._slots[len(self._prev):]):
-            rows = 1 + sum(s is not None for s in slots)
-            self._prev.append(np.empty(rows * param.size, dtype=param.dtype))
-        return _kernels.Plan(params, grads, self._slots[:len(params)], self._prev[:len(params)])
+        for slots in self._slots[len(self._spare):]:
+            self._spare.append(tuple(None if s is None else np.empty_like(s) for s in slots))
+        for param in params[len(self._prev):]:
+            self._prev.append(np.empty(param.size, dtype=param.dtype))
+        self._flip = False  # the plan reads the state from `_slots` as they are now
+        n = len(params)
+        return _kernels.Plan(params, grads, self._slots[:n], self._prev[:n], self._spare[:n])
 
     def undo(self):
         """Take back the last step: parameters, state buffers and step count return to
@@ -201,15 +222,13 @@ class Optimizer:
         """
         if self._undo is None:
             return False
-        params, iterations, n_slots = self._undo
+        params, iterations, n_slots, swapped = self._undo
         self._undo = None
-        for param, slots, prev in zip(params, self._slots, self._prev):
-            kept = [param] + [s for s in slots if s is not None]
-            for k, array in enumerate(kept):
-                np.copyto(array.reshape(-1), prev[k * param.size:(k + 1) * param.size])
-        if len(self._slots) > n_slots:
-            del self._slots[n_slots:]
-            self._plan = None
+        if swapped:  # the state before the step is whole in the other buffers
+            self._swap()
+        for param, prev in zip(params, self._prev):
+            np.copyto(param.reshape(-1), prev)
+        self._forget_slots(n_slots)
         self.iterations = iterations
         return True
 
@@ -233,8 +252,9 @@ class Optimizer:
                                  f"shape {param.shape} and dtype {param.dtype} of parameter {i}")
             if i < len(self._slots):
                 _check_buffers(i, param, self._slots[i])
+                _check_buffers(i, param, self._spare[i] if i < len(self._spare) else ())
             if i < len(self._prev) and (self._prev[i].dtype != param.dtype
-                                        or self._prev[i].size % max(param.size, 1)):
+                                        or self._prev[i].size != param.size):
                 del self._prev[i:]
 
     def _slot_fill(self):
@@ -269,7 +289,8 @@ class Optimizer:
         -------
         list
             A 0-d int64 array, then for each parameter position its buffers (as in
-            ``_slot_fill``, skipping unused ones). The arrays are the live buffers.
+            ``_slot_fill``, skipping unused ones). The arrays are the live buffers (two
+            sets take turns, step by step; see `_swap`).
         """
         return [np.array(self.iterations, dtype=np.int64)] + [
             s for slots in self._slots for s in slots if s is not None]
@@ -304,6 +325,8 @@ class Optimizer:
                 _check_buffers(i, param, group)
         self.iterations = iterations
         self._slots = slots
+        self._spare = []
+        self._flip = False
         self._prev = []
         self._undo = None
         self._checked = None

@@ -182,24 +182,47 @@ def _hyper(case):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_plan_equals_one_call_per_parameter(case, n_threads):
+@pytest.mark.parametrize("spare", [False, True])
+def test_plan_equals_one_call_per_parameter(case, n_threads, spare):
     # several blocks and a ragged last one; float32 and float64 parameters in one plan
     shapes, dtypes = [(4097,), (3, 1), (70, 130)], [np.float32, np.float64, np.float32]
     arrays = [_arrays(case, s, dt, seed) for seed, (s, dt) in enumerate(zip(shapes, dtypes))]
     want = [_run(K, case, p, g, st, steps=1) for p, g, st in arrays]
     params = [p.copy() for p, _, _ in arrays]
     states = [tuple(None if s is None else s.copy() for s in st) for _, _, st in arrays]
-    prevs = [np.full((1 + sum(s is not None for s in st)) * p.size, np.nan, p.dtype)
-             for p, st in zip(params, states)]
+    spares = [tuple(None if s is None else np.full_like(s, np.nan) for s in st)
+              for st in states] if spare else None
+    prevs = [np.full(p.size, np.nan, p.dtype) for p in params]
     hyper, first = _hyper(case)
-    plan = K.Plan(params, [g for _, g, _ in arrays], states, prevs)
+    plan = K.Plan(params, [g for _, g, _ in arrays], states, prevs, spares)
     assert plan.run(hyper, 0 if first else len(params), n_threads)
-    for param, state, prev, (p0, _, st0), expected in zip(params, states, prevs, arrays, want):
-        for got, value in zip([param] + [s for s in state if s is not None], expected):
+    for k, (param, prev, (p0, _, st0), expected) in enumerate(zip(params, prevs, arrays, want)):
+        # with spares the new state is there and the old one stays whole
+        new = spares[k] if spare else states[k]
+        for got, value in zip([param] + [s for s in new if s is not None], expected):
             np.testing.assert_array_equal(got, value)
-        # the record holds the values before the update: the parameter, then each state
-        kept = [p0] + [s for s in st0 if s is not None]
-        np.testing.assert_array_equal(prev, np.concatenate([a.reshape(-1) for a in kept]))
+        if spare:
+            for got, value in zip(states[k], st0):
+                if value is not None:
+                    np.testing.assert_array_equal(got, value)
+        np.testing.assert_array_equal(prev, p0.reshape(-1))  # the parameter before the update
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_flipped_plan_reads_its_spares_and_writes_its_states(case):
+    p, g, st = _arrays(case, (300,), np.float32, 3)
+    want = _run(K, case, p, g, st, steps=1)
+    name, _, kwargs = CASES[case]
+    kwargs = {("lr" if k == "step_size" else k): v for k, v in kwargs.items() if k != "first"}
+    first = CASES[case][2].get("first", False)
+    param = p.copy()
+    spares = tuple(None if s is None else s.copy() for s in st)
+    states = tuple(None if s is None else np.full_like(s, np.nan) for s in st)
+    plan = K.Plan([param], [g], [states], [None], [spares])
+    assert plan.run(K.Hyper(K.RULES[name[:-len("_step")]], flip=True, **kwargs),
+                    0 if first else 1, 1)
+    for got, value in zip([param] + [s for s in states if s is not None], want):
+        np.testing.assert_array_equal(got, value)
 
 
 def test_plan_reports_a_non_finite_parameter():

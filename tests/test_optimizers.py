@@ -183,6 +183,8 @@ def test_state_is_made_once_in_the_parameters_dtype():
     assert int(state[0]) == 1 and len(state) == 1 + 2 * 3
     assert [s.shape for s in state[1:]] == [(2, 3)] * 3 + [(4,)] * 3
     assert all(s.dtype == np.float32 for s in state[1:])
+    opt.step(params, grads)  # two sets of buffers take turns: none is made again
+    assert not any(a is b for a, b in zip(opt.get_state()[1:], state[1:]))
     opt.step(params, grads)
     assert all(a is b for a, b in zip(opt.get_state()[1:], state[1:]))
     with pytest.raises(ValueError, match="shape"):
@@ -421,3 +423,21 @@ def test_a_step_that_makes_a_weight_non_finite_is_undone(dtype):
     opt.learning_rate = 0.1
     assert opt.step(params, [np.ones(2, dtype), np.ones((3, 2), dtype)]) is True
     assert all(np.all(np.isfinite(p)) for p in params)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), TORCH_CASES)
+def test_a_step_begun_and_cancelled_leaves_the_step_before_it_to_undo(name, kwargs):
+    rng = np.random.default_rng(5)
+    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    opt = getattr(O, name)(**kwargs)
+    before = _state(opt, params)
+    for _ in range(3):  # the two sets of state buffers take turns
+        before = _state(opt, params)
+        opt.step(params, grads)
+    opt.begin_step(params, grads)
+    opt.cancel_step()  # nothing was updated
+    assert opt.undo()
+    for a, b in zip(_state(opt, params), before):
+        np.testing.assert_array_equal(a, b)
+    assert opt.iterations == 2

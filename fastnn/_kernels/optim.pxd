@@ -25,6 +25,7 @@ cdef struct OptimHyper:
     double param_scale            # p := param_scale * p first (AdamW: 1 - lr * weight_decay)
     bint nesterov                 # SGD
     bint first                    # SGD: the momentum buffer is new and takes the gradient
+    bint flip                     # a plan's states are read from its spares (see Plan)
 
 cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, floating* s0,
                            floating* s1, floating* s2, floating* prev, Py_ssize_t n,
@@ -32,12 +33,16 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
 
 cdef struct Span:
     # One parameter of a `Plan`: data pointers of the parameter, its gradient, its state
-    # buffers (NULL where unused) and its undo record, all of n elements of one dtype.
+    # buffers (NULL where unused), their spares, and the undo record of the parameter, all
+    # of n elements of one dtype.
     char* p
     char* g
     char* s0
     char* s1
     char* s2
+    char* t0      # where the states go (the spares, or s0, s1, s2 for an update in place)
+    char* t1
+    char* t2
     char* prev
     Py_ssize_t n
     bint is_double

@@ -46,8 +46,8 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef void _sgd_span(const OptimHyper* h, floating* p, const floating* g, floating* buf,
-                    Py_ssize_t n) noexcept nogil:
+cdef void _sgd_span(const OptimHyper* h, floating* p, const floating* g, const floating* buf,
+                    floating* buf_out, Py_ssize_t n) noexcept nogil:
     """d := g + wd p; buf := d on the first step, else momentum buf + (1 - dampening) d;
     p := p - lr (d + momentum buf if nesterov else buf), or p - lr d without momentum."""
     cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay
@@ -61,13 +61,13 @@ cdef void _sgd_span(const OptimHyper* h, floating* p, const floating* g, floatin
             d = d + wd * p[j]
         if buf != NULL:
             b = d if first else mu * buf[j] + keep * d
-            buf[j] = b
+            buf_out[j] = b
             d = d + mu * b if nesterov else b
         p[j] = p[j] - lr * d
 
 
-cdef void _adagrad_span(const OptimHyper* h, floating* p, const floating* g, floating* acc,
-                        Py_ssize_t n) noexcept nogil:
+cdef void _adagrad_span(const OptimHyper* h, floating* p, const floating* g,
+                        const floating* acc, floating* acc_out, Py_ssize_t n) noexcept nogil:
     """d := g + wd p; acc := acc + d^2; p := p - lr d / (sqrt(acc) + eps)."""
     cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
     cdef Py_ssize_t j
@@ -77,12 +77,14 @@ cdef void _adagrad_span(const OptimHyper* h, floating* p, const floating* g, flo
         if wd != 0:
             d = d + wd * p[j]
         s = acc[j] + d * d
-        acc[j] = s
+        acc_out[j] = s
         p[j] = p[j] - lr * (d / (_sqrt(s) + eps))
 
 
-cdef void _rmsprop_span(const OptimHyper* h, floating* p, const floating* g, floating* sq,
-                        floating* ga, floating* buf, Py_ssize_t n) noexcept nogil:
+cdef void _rmsprop_span(const OptimHyper* h, floating* p, const floating* g,
+                        const floating* sq, const floating* ga, const floating* buf,
+                        floating* sq_out, floating* ga_out, floating* buf_out,
+                        Py_ssize_t n) noexcept nogil:
     """d := g + wd p; sq := alpha sq + (1 - alpha) d^2; ga := ga + (1 - alpha) (d - ga);
     r := d / (sqrt(sq - ga^2 if centered else sq) + eps);
     buf := momentum buf + r; p := p - lr (buf if momentum else r)."""
@@ -96,20 +98,21 @@ cdef void _rmsprop_span(const OptimHyper* h, floating* p, const floating* g, flo
         if wd != 0:
             d = d + wd * p[j]
         s = alpha * sq[j] + w * (d * d)
-        sq[j] = s
+        sq_out[j] = s
         if ga != NULL:
             a = ga[j] + w * (d - ga[j])
-            ga[j] = a
+            ga_out[j] = a
             s = s - a * a
         r = d / (_sqrt(s) + eps)
         if buf != NULL:
             r = mu * buf[j] + r
-            buf[j] = r
+            buf_out[j] = r
         p[j] = p[j] - lr * r
 
 
-cdef void _adadelta_span(const OptimHyper* h, floating* p, const floating* g, floating* sq,
-                         floating* acc, Py_ssize_t n) noexcept nogil:
+cdef void _adadelta_span(const OptimHyper* h, floating* p, const floating* g,
+                         const floating* sq, const floating* acc, floating* sq_out,
+                         floating* acc_out, Py_ssize_t n) noexcept nogil:
     """d := g + wd p; sq := rho sq + (1 - rho) d^2; u := sqrt(acc + eps) / sqrt(sq + eps) d;
     acc := rho acc + (1 - rho) u^2; p := p - lr u."""
     cdef floating lr = <floating>h.lr, wd = <floating>h.weight_decay, eps = <floating>h.eps
@@ -121,14 +124,15 @@ cdef void _adadelta_span(const OptimHyper* h, floating* p, const floating* g, fl
         if wd != 0:
             d = d + wd * p[j]
         s = rho * sq[j] + w * (d * d)
-        sq[j] = s
+        sq_out[j] = s
         u = _sqrt(acc[j] + eps) / _sqrt(s + eps) * d
-        acc[j] = rho * acc[j] + w * (u * u)
+        acc_out[j] = rho * acc[j] + w * (u * u)
         p[j] = p[j] - lr * u
 
 
-cdef void _adam_span(const OptimHyper* h, floating* p, const floating* g, floating* m,
-                     floating* v, floating* vmax, Py_ssize_t n) noexcept nogil:
+cdef void _adam_span(const OptimHyper* h, floating* p, const floating* g, const floating* m,
+                     const floating* v, const floating* vmax, floating* m_out, floating* v_out,
+                     floating* vmax_out, Py_ssize_t n) noexcept nogil:
     """p := param_scale p; d := g + wd p; m := m + (1 - beta1) (d - m);
     v := beta2 v + (1 - beta2) d^2; vmax := max(vmax, v) with amsgrad;
     p := p - lr m / (sqrt(vmax or v) / sqrt(1 - beta2^t) + eps)."""
@@ -146,13 +150,13 @@ cdef void _adam_span(const OptimHyper* h, floating* p, const floating* g, floati
         if wd != 0:
             d = d + wd * x
         a = m[j] + w1 * (d - m[j])
-        m[j] = a
+        m_out[j] = a
         s = beta2 * v[j] + w2 * (d * d)
-        v[j] = s
+        v_out[j] = s
         if vmax != NULL:
             if vmax[j] > s:
                 s = vmax[j]
-            vmax[j] = s
+            vmax_out[j] = s
         p[j] = x - lr * (a / (_sqrt(s) / c2 + eps))
 
 
@@ -160,47 +164,35 @@ cdef inline floating* _at(floating* s, Py_ssize_t offset) noexcept nogil:
     return NULL if s == NULL else s + offset
 
 
-cdef void _step_span(const OptimHyper* h, floating* p, const floating* g, floating* s0,
-                     floating* s1, floating* s2, Py_ssize_t n) noexcept nogil:
+cdef void _step_span(const OptimHyper* h, floating* p, const floating* g, const floating* s0,
+                     const floating* s1, const floating* s2, floating* t0, floating* t1,
+                     floating* t2, Py_ssize_t n) noexcept nogil:
+    """One rule over n elements: states read from s0, s1, s2 and written to t0, t1, t2 (the
+    same arrays for an update in place)."""
     if h.rule == RULE_SGD:
-        _sgd_span(h, p, g, s0, n)
+        _sgd_span(h, p, g, s0, t0, n)
     elif h.rule == RULE_ADAGRAD:
-        _adagrad_span(h, p, g, s0, n)
+        _adagrad_span(h, p, g, s0, t0, n)
     elif h.rule == RULE_RMSPROP:
-        _rmsprop_span(h, p, g, s0, s1, s2, n)
+        _rmsprop_span(h, p, g, s0, s1, s2, t0, t1, t2, n)
     elif h.rule == RULE_ADADELTA:
-        _adadelta_span(h, p, g, s0, s1, n)
+        _adadelta_span(h, p, g, s0, s1, t0, t1, n)
     elif h.rule == RULE_ADAM:
-        _adam_span(h, p, g, s0, s1, s2, n)
-
-
-cdef inline void _save(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    if dst != NULL:
-        memcpy(dst, src, n * sizeof(floating))
-
-
-cdef inline floating* _row(floating* prev, floating* s, Py_ssize_t* row, Py_ssize_t n,
-                           Py_ssize_t start) noexcept nogil:
-    """Where the old values of state `s` go in `prev`, from element `start`: the next row
-    of n elements, or NULL when prev or s is NULL."""
-    if prev == NULL or s == NULL:
-        return NULL
-    row[0] += 1
-    return prev + row[0] * n + start
+        _adam_span(h, p, g, s0, s1, s2, t0, t1, t2, n)
 
 
 cdef Py_ssize_t _step_block(const OptimHyper* h, floating* p, const floating* g, floating* s0,
-                            floating* s1, floating* s2, floating* prev, Py_ssize_t n,
-                            Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """Elements [start, stop) of an n-element `optim_step`; 1 when p became NaN or infinite
+                            floating* s1, floating* s2, floating* t0, floating* t1,
+                            floating* t2, floating* prev, Py_ssize_t start,
+                            Py_ssize_t stop) noexcept nogil:
+    """Elements [start, stop) of an update, states read from s and written to t; the old
+    values of p first copied into prev (unless NULL). 1 when p became NaN or infinite
     there, else 0."""
-    cdef Py_ssize_t row = 0, m = stop - start
+    cdef Py_ssize_t m = stop - start
     if prev != NULL:
-        _save(prev + start, p + start, m)
-        _save(_row(prev, s0, &row, n, start), _at(s0, start), m)
-        _save(_row(prev, s1, &row, n, start), _at(s1, start), m)
-        _save(_row(prev, s2, &row, n, start), _at(s2, start), m)
-    _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start), _at(s2, start), m)
+        memcpy(prev + start, p + start, m * sizeof(floating))
+    _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start), _at(s2, start),
+               _at(t0, start), _at(t1, start), _at(t2, start), m)
     return not all_finite(p + start, m)
 
 
@@ -209,10 +201,10 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
                            int n_threads) noexcept nogil:
     """p, s0, s1, s2 := rule(p, g, s0, s1, s2) elementwise over n elements, in place.
 
-    With `prev` (not NULL), the old values of p and of each state given are copied into
-    consecutive rows of n elements of prev, a block at a time just before the block is
-    overwritten (the block is then in cache for the update). Returns the number of blocks
-    in which p became NaN or infinite: 0 when the update is finite.
+    With `prev` (not NULL), the old values of p are copied into prev, a block at a time
+    just before the block is overwritten (the block is then in cache for the update).
+    Returns the number of blocks in which p became NaN or infinite: 0 when the update is
+    finite.
     """
     cdef Py_ssize_t i, start, stop, nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t bad = 0
@@ -221,19 +213,29 @@ cdef Py_ssize_t optim_step(const OptimHyper* h, floating* p, const floating* g, 
                     use_threads_if=nt > 1):
         start = i * BLOCK
         stop = start + BLOCK if start + BLOCK < n else n
-        bad += _step_block(h, p, g, s0, s1, s2, prev, n, start, stop)
+        bad += _step_block(h, p, g, s0, s1, s2, s0, s1, s2, prev, start, stop)
     return bad
 
 
 cdef Py_ssize_t span_step(const OptimHyper* h, const Span* sp, Py_ssize_t start,
                           Py_ssize_t stop) noexcept nogil:
     """Elements [start, stop) of one parameter of a plan, as `optim_step` updates them
-    (undo record included); 1 when the parameter became NaN or infinite there, else 0."""
+    (undo record of p included), the states read from its buffers s and written to its
+    buffers t, or the other way round when h.flip; 1 when the parameter became NaN or
+    infinite there, else 0."""
+    cdef char* a0 = sp.t0 if h.flip else sp.s0
+    cdef char* a1 = sp.t1 if h.flip else sp.s1
+    cdef char* a2 = sp.t2 if h.flip else sp.s2
+    cdef char* b0 = sp.s0 if h.flip else sp.t0
+    cdef char* b1 = sp.s1 if h.flip else sp.t1
+    cdef char* b2 = sp.s2 if h.flip else sp.t2
     if sp.is_double:
-        return _step_block(h, <double*>sp.p, <const double*>sp.g, <double*>sp.s0,
-                           <double*>sp.s1, <double*>sp.s2, <double*>sp.prev, sp.n, start, stop)
-    return _step_block(h, <float*>sp.p, <const float*>sp.g, <float*>sp.s0, <float*>sp.s1,
-                       <float*>sp.s2, <float*>sp.prev, sp.n, start, stop)
+        return _step_block(h, <double*>sp.p, <const double*>sp.g, <double*>a0, <double*>a1,
+                           <double*>a2, <double*>b0, <double*>b1, <double*>b2,
+                           <double*>sp.prev, start, stop)
+    return _step_block(h, <float*>sp.p, <const float*>sp.g, <float*>a0, <float*>a1,
+                       <float*>a2, <float*>b0, <float*>b1, <float*>b2, <float*>sp.prev,
+                       start, stop)
 
 
 cdef Py_ssize_t _plan_step(const OptimHyper* h, const OptimHyper* h_fresh, const Span* spans,
@@ -265,7 +267,7 @@ cdef class Hyper:
     def __init__(self, int rule, *, double lr=0.0, double momentum=0.0, double dampening=0.0,
                  double alpha=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
                  double bias_correction2_sqrt=1.0, double eps=0.0, double weight_decay=0.0,
-                 double param_scale=1.0, bint nesterov=False):
+                 double param_scale=1.0, bint nesterov=False, bint flip=False):
         self.h.rule = rule
         self.h.lr = lr
         self.h.momentum = momentum
@@ -280,6 +282,7 @@ cdef class Hyper:
         self.h.param_scale = param_scale
         self.h.nesterov = nesterov
         self.h.first = False
+        self.h.flip = flip
 
 
 cdef inline void* _data(object a) noexcept:
@@ -292,9 +295,8 @@ def step_into(Hyper hyper, cnp.ndarray param, cnp.ndarray grad, s0, s1, s2, prev
 
     Contract: `param`, `grad` and the states given (None for a state the rule does not
     use) are C-contiguous float32 or float64 arrays of one shape and dtype; `prev` is None
-    or a C-contiguous array of that dtype with room for (1 + the number of states given)
-    times ``param.size`` elements, which receives the values before the update (param
-    first, then the states in order). `first`: an SGD momentum buffer is new.
+    or a C-contiguous array like param, which receives param's values before the update.
+    `first`: an SGD momentum buffer is new.
 
     Returns
     -------
@@ -326,17 +328,22 @@ cdef class Plan:
     Made once for a list of arrays that the caller made and checked, and kept while they
     stay the same: `params` and `grads` (C-contiguous float32 or float64, one shape and
     dtype per pair), `states` (per parameter a tuple of up to 3 arrays like it, or None
-    for a state the rule does not use) and `prevs` (per parameter None, or an array of its
-    dtype with room for (1 + its states) times its size, which receives the values before
-    each update, as `step_into` writes them). The plan holds references to the arrays.
+    for a state the rule does not use), `prevs` (per parameter None, or an array like it,
+    which receives its values before each update) and `spares` (None: the states are
+    updated in place; else per parameter a tuple of arrays like its states: an update
+    reads the states from `states` and writes them to `spares`, or the other way round
+    when its `Hyper` has ``flip``, so the states before the update stay whole, with no
+    copy, for a caller that may take the update back). The plan holds references to the
+    arrays.
     """
-    def __cinit__(self, params, grads, states, prevs):
+    def __cinit__(self, params, grads, states, prevs, spares=None):
         cdef Py_ssize_t k, start, n, b = 0
         self.n_spans = len(params)
         self.spans = <Span*>PyMem_Malloc(max(self.n_spans, 1) * sizeof(Span))
         if self.spans == NULL:
             raise MemoryError()
-        self.arrays = (list(params), list(grads), [tuple(s) for s in states], list(prevs))
+        self.arrays = (list(params), list(grads), [tuple(s) for s in states], list(prevs),
+                       None if spares is None else [tuple(t) for t in spares])
         sizes = [cnp.PyArray_SIZE(<cnp.ndarray>p) for p in params]
         self.n_blocks = sum((n + BLOCK - 1) // BLOCK for n in sizes)
         self.total = sum(sizes)
@@ -349,6 +356,10 @@ cdef class Plan:
             self.spans[k].s0 = <char*>_data(s[0])
             self.spans[k].s1 = <char*>_data(s[1])
             self.spans[k].s2 = <char*>_data(s[2])
+            t = s if spares is None else tuple(spares[k]) + (None,) * (3 - len(spares[k]))
+            self.spans[k].t0 = <char*>_data(t[0])
+            self.spans[k].t1 = <char*>_data(t[1])
+            self.spans[k].t2 = <char*>_data(t[2])
             self.spans[k].prev = <char*>_data(prevs[k])
             self.spans[k].n = n
             self.spans[k].is_double = cnp.PyArray_TYPE(<cnp.ndarray>params[k]) == cnp.NPY_DOUBLE
