@@ -373,17 +373,12 @@ def _state(opt, params):
     return [p.copy() for p in params] + [np.array(s, copy=True) for s in opt.get_state()]
 
 
-def _problem(name, kwargs, seed):
-    """Random float32 parameters and gradients of SHAPES, and a fresh optimizer."""
-    rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    return params, grads, getattr(O, name)(**kwargs)
-
-
 @pytest.mark.parametrize(("name", "kwargs"), TORCH_CASES)
 def test_undo_restores_parameters_state_and_step_count(name, kwargs):
-    params, grads, opt = _problem(name, kwargs, 4)
+    rng = np.random.default_rng(4)
+    params = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    opt = getattr(O, name)(**kwargs)
     opt.step(params, grads)
     before = _state(opt, params)
     opt.step(params, grads)
@@ -432,7 +427,8 @@ def test_a_step_that_makes_a_weight_non_finite_is_undone(dtype):
 
 @pytest.mark.parametrize(("name", "kwargs"), TORCH_CASES)
 def test_a_step_begun_and_cancelled_leaves_the_step_before_it_to_undo(name, kwargs):
-    params, grads, opt = _problem(name, kwargs, 5)
+    params, grads = _problem(np.float32, seed=5)
+    grads, opt = grads[0], getattr(O, name)(**kwargs)
     for _ in range(3):  # the two sets of state buffers take turns
         before = _state(opt, params)
         opt.step(params, grads)
