@@ -7,10 +7,12 @@ in the parameter's shape and dtype, and reused afterwards.
 
 The optimizer owns everything about an update, as in Keras: gradient clipping
 (`clipvalue`, `clipnorm`, `global_clipnorm`, constructor arguments of every optimizer),
-the step count, and the undo of a step. The kernel keeps the values it overwrites
-(parameters and state, a block at a time) and reports whether the new parameters are
-finite; a step that makes one non-finite is undone at once, and `undo` takes back the
-last step on request (training does so when the loss of its result is not finite).
+the step count, and the undo of a step. The kernel keeps the parameter values it
+overwrites (a block at a time) and writes the new state into a second set of buffers,
+which then takes the first one's place, so the state before the step stays whole; it
+reports whether the new parameters are finite. A step that makes one non-finite is
+undone at once, and `undo` takes back the last step on request (training does so when
+the loss of its result is not finite).
 
 The learning rate is a float or a schedule: any callable ``schedule(step, epoch)``
 returning a float, such as the classes of `fastnn.schedules`. It is read once per
@@ -152,11 +154,11 @@ class Optimizer:
             self._plan = None
         if self._clip is not None:
             _clip(grads, *self._clip)
+        scalars = self._scalars(self.learning_rate, self.iterations + 1)  # may raise
         n_slots = len(self._slots)
         if self._plan is None or n_slots < len(params):
             self._plan = self._make_plan(params, grads)
-        hyper = _kernels.Hyper(_kernels.RULES[self._rule], flip=self._flip,
-                               **self._scalars(self.learning_rate, self.iterations + 1))
+        hyper = _kernels.Hyper(_kernels.RULES[self._rule], flip=self._flip, **scalars)
         self._undo_before, self._undo = self._undo, (params, self.iterations, n_slots, False)
         return self._plan, hyper, n_slots
 
@@ -179,9 +181,11 @@ class Optimizer:
         return finite
 
     def _swap(self):
-        """The spares hold the state now (a step wrote them), and the state buffers are
-        the spares: after a step, and again when it is taken back."""
-        self._slots, self._spare = self._spare, self._slots
+        """The spares of the last step's parameters hold their state now (the step wrote
+        them), and their state buffers are the spares: after a step, and again when it is
+        taken back. Parameters the step did not update keep theirs."""
+        for i in range(len(self._undo[0])):
+            self._slots[i], self._spare[i] = self._spare[i], self._slots[i]
         self._flip = not self._flip
 
     def _forget_slots(self, n_slots):
@@ -223,9 +227,9 @@ class Optimizer:
         if self._undo is None:
             return False
         params, iterations, n_slots, swapped = self._undo
-        self._undo = None
         if swapped:  # the state before the step is whole in the other buffers
             self._swap()
+        self._undo = None
         for param, prev in zip(params, self._prev):
             np.copyto(param.reshape(-1), prev)
         self._forget_slots(n_slots)
@@ -328,7 +332,7 @@ class Optimizer:
         self._spare = []
         self._flip = False
         self._prev = []
-        self._undo = None
+        self._undo = self._undo_before = None
         self._checked = None
         self._plan = None
 

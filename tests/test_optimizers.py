@@ -200,15 +200,16 @@ def test_step_checks_its_arguments():
 
 
 @pytest.mark.parametrize("name, kwargs", TORCH_CASES, ids=CASE_IDS)
-def test_state_round_trip_continues_identically(name, kwargs):
+@pytest.mark.parametrize("saved_after", [2, 3])  # either set of state buffers is current
+def test_state_round_trip_continues_identically(name, kwargs, saved_after):
     params, grads = _problem(np.float64)
     first = getattr(O, name)(**kwargs)
-    for gs in grads[:2]:
+    for gs in grads[:saved_after]:
         first.step(params, gs)
     second = getattr(O, name)(**kwargs)
     second.set_state(first.get_state())
     copies = [p.copy() for p in params]
-    for gs in grads[2:]:
+    for gs in grads[saved_after:]:
         first.step(params, gs)
         second.step(copies, gs)
     for a, b in zip(params, copies):
@@ -438,3 +439,18 @@ def test_a_step_begun_and_cancelled_leaves_the_step_before_it_to_undo(name, kwar
     for a, b in zip(_state(opt, params), before):
         np.testing.assert_array_equal(a, b)
     assert opt.iterations == 2
+
+
+@pytest.mark.parametrize(("name", "kwargs"), TORCH_CASES)
+def test_a_step_of_some_parameters_keeps_the_state_of_the_others(name, kwargs):
+    params, grads = _problem(np.float32, seed=6)
+    opt = getattr(O, name)(**kwargs)
+    opt.step(params, grads[0])
+    kept = [np.array(s, copy=True) for s in opt.get_state()[1:]]
+    opt.step(params[:1], grads[1][:1])  # the first parameter alone
+    per_param = len(kept) // len(params)
+    for a, b in zip(opt.get_state()[1 + per_param:], kept[per_param:]):
+        np.testing.assert_array_equal(a, b)
+    assert opt.undo()
+    for a, b in zip(opt.get_state()[1:], kept):
+        np.testing.assert_array_equal(a, b)

@@ -372,9 +372,10 @@ cdef class Plan:
         PyMem_Free(self.spans)
 
     def run(self, Hyper hyper, Py_ssize_t fresh_from, int n_threads):
-        """Update every parameter and its state in place; parameters from `fresh_from` on
-        have new state (an SGD momentum buffer takes the gradient). Returns True when every
-        updated parameter value is finite."""
+        """Update every parameter in place and its state (in place, or into the spares:
+        see the class); parameters from `fresh_from` on have new state (an SGD momentum
+        buffer takes the gradient). Returns True when every updated parameter value is
+        finite."""
         cdef OptimHyper h = hyper.h, h_fresh = hyper.h
         cdef Py_ssize_t bad
         cdef int nt = threads_for(self.total * RULE_WORK, n_threads)
