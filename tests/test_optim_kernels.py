@@ -95,6 +95,27 @@ def test_threads_bitwise_equal(case, dt):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.skipif(not K.FLUSHES_SUBNORMALS, reason="subnormals are kept on this CPU")
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
+def test_subnormal_state_counts_as_zero(case, dt):
+    # A zero gradient on states a few times the smallest normal: a moment decaying
+    # towards zero becomes zero instead of a subnormal, in the kernel as in its twin.
+    param, _, states = _arrays(case, (257,), dt, seed=3)
+    tiny = np.finfo(dt).tiny
+    states = [None if s is None else (s * (4 * tiny)).astype(dt) for s in states]
+    grad = np.zeros_like(param)
+    got = _run(K, case, param, grad, states, steps=40)
+    expected = _run(R, case, param, grad, states, steps=40)
+    for a, b in zip(got, expected):
+        assert not np.any((a != 0) & (np.abs(a) < tiny))
+        assert_close(a, b, dt, scale=10)
+    moments = [s for s, kind in zip(got[1:], [k for k in CASES[case][1] if k is not None])
+               if kind == "any"]
+    for m in moments:  # without weight decay, momentum-like states decay to exactly zero
+        assert CASES[case][2].get("weight_decay") or not np.any(m)
+
+
 def test_sgd_first_step_buffer_takes_gradient():
     p = np.array([1.0, -2.0])
     g = np.array([0.5, 0.25])

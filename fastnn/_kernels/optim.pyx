@@ -26,6 +26,11 @@ from fastnn._kernels._checks import FLOAT_DTYPES, as_float_array, check_out, res
 
 cnp.import_array()
 
+cdef extern from "subnormal.h" nogil:
+    int FASTNN_FLUSHES_SUBNORMALS
+    unsigned int fastnn_subnormals_off()
+    void fastnn_subnormals_restore(unsigned int mode)
+
 cdef enum:
     # The work of one element of an update, in the elementwise operations `threads_for`
     # counts. A rule reads and writes four to eight arrays, and its time is that of the
@@ -33,6 +38,9 @@ cdef enum:
     # 0.21-0.31 ms on one thread and 0.23-0.34 ms on two (waking the second thread
     # included, on a shared 2-core machine), so a second thread waits for 2**19 elements.
     RULE_WORK = 1
+
+FLUSHES_SUBNORMALS = bool(FASTNN_FLUSHES_SUBNORMALS)
+"""Whether the rules compute with subnormal values as zero (x86: `subnormal.h`)."""
 
 RULES = {"sgd": RULE_SGD, "adagrad": RULE_ADAGRAD, "rmsprop": RULE_RMSPROP,
          "adadelta": RULE_ADADELTA, "adam": RULE_ADAM}
@@ -187,12 +195,15 @@ cdef Py_ssize_t _step_block(const OptimHyper* h, floating* p, const floating* g,
                             Py_ssize_t stop) noexcept nogil:
     """Elements [start, stop) of an update, states read from s and written to t; the old
     values of p first copied into prev (unless NULL). 1 when p became NaN or infinite
-    there, else 0."""
+    there, else 0. Subnormal values count as zero (`subnormal.h`)."""
     cdef Py_ssize_t m = stop - start
+    cdef unsigned int mode
     if prev != NULL:
         memcpy(prev + start, p + start, m * sizeof(floating))
+    mode = fastnn_subnormals_off()
     _step_span(h, p + start, g + start, _at(s0, start), _at(s1, start), _at(s2, start),
                _at(t0, start), _at(t1, start), _at(t2, start), m)
+    fastnn_subnormals_restore(mode)
     return not all_finite(p + start, m)
 
 
