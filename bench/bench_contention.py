@@ -14,7 +14,13 @@ Targets: p99 busy at most 3x quiet at batch 1 and 256; an epoch at most 1.5x.
 
     flock /tmp/bench.lock python -m pytest bench/bench_contention.py --benchmark-disable -s -q
     FASTNN_BENCH_SAMPLES=2048 ...   (smoke: fewer calls and a short epoch)
+
+Script mode, latency only (rounds of quiet and busy, default 6; --batch= repeatable,
+default 1 and 256; --peers adds ONNX Runtime and torch):
+
+    cd bench && python bench_contention.py --batch=256 --peers 10
 """
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,8 +39,8 @@ CALLS = {1: 200 if SMOKE else 2000, 256: 10 if SMOKE else 200}   # timed calls p
 EPOCH_ROUNDS = 1 if SMOKE else 3
 
 
-@pytest.fixture(scope="module")
-def spinner():
+@contextlib.contextmanager
+def _spinning():
     """A process that keeps one core busy, paused until a busy round resumes it."""
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -43,6 +49,12 @@ def spinner():
     finally:
         proc.kill()  # by its PID, whatever happened
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def spinner():
+    with _spinning() as proc:
+        yield proc
 
 
 def _alternate(spinner, measure, rounds=ROUNDS):
@@ -117,21 +129,31 @@ def test_latency_torch(benchmark, spinner, batch):
 
 def _latency(benchmark, spinner, kind, batch):
     benchmark.group = f"contention latency batch {batch}"
+    predict, X = _latency_case(kind, batch)
+    _record(benchmark, f"{kind} batch {batch}", _latency_samples(spinner, predict, X),
+            [("p50", 50), ("p99", 99)])
+    benchmark(predict, X)
+
+
+def _latency_case(kind, batch):
+    """The contender's predict and an input of `batch` rows, checked against fastnn."""
     predict = _predictor(kind, batch)
     X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
     np.testing.assert_allclose(predict(X), _predictor("fastnn", batch)(X), rtol=1e-4, atol=1e-6)
+    return predict, X
 
+
+def _latency_samples(spinner, predict, X, rounds=ROUNDS):
+    """Latencies of calls, quiet and busy alternating (see `_alternate`)."""
     def calls():
         times = []
-        for _ in range(CALLS[batch]):
+        for _ in range(CALLS.get(len(X), 200)):
             start = time.perf_counter()
             predict(X)
             times.append(time.perf_counter() - start)
         return times
 
-    _record(benchmark, f"{kind} batch {batch}", _alternate(spinner, calls),
-            [("p50", 50), ("p99", 99)])
-    benchmark(predict, X)
+    return _alternate(spinner, calls, rounds)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +197,30 @@ def _training_epoch(benchmark, spinner, data, kind):
     finally:
         if kind == "torch":
             torch.set_num_threads(previous)
+
+
+class _Extra:
+    """Stands for pytest-benchmark's fixture in script mode: `_record` fills extra_info."""
+
+    def __init__(self):
+        self.extra_info = {}
+
+
+def main(argv):
+    rounds = ([int(a) for a in argv if a.isdigit()] or [ROUNDS])[0]
+    batches = [int(a.split("=", 1)[1]) for a in argv if a.startswith("--batch=")] or [1, 256]
+    kinds = ["fastnn"] + (["onnxruntime", "torch"] if "--peers" in argv else [])
+    with _spinning() as spinner:
+        for batch in batches:
+            for kind in kinds:
+                try:
+                    predict, X = _latency_case(kind, batch)
+                except pytest.skip.Exception as exc:
+                    print(f"\n{kind} batch {batch}: skipped ({exc})")
+                    continue
+                _record(_Extra(), f"{kind} batch {batch}",
+                        _latency_samples(spinner, predict, X, rounds), [("p50", 50), ("p99", 99)])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

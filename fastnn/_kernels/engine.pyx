@@ -14,6 +14,13 @@ thread that falls behind (descheduled on a busy machine) delays only the blocks 
 taken. One thread runs such chunks block by block too, so a block's activations stay in
 its cache. Every row's result is the same as in a whole-chunk run.
 
+With two threads or more, such blocks run on fastnn's own worker threads (workers.h) rather
+than an OpenMP team, so that the calling thread never waits for a worker the scheduler has
+put aside on a busy machine: the caller runs the blocks from the front, the workers those
+from the back on a copy of their rows the caller made, and the caller computes itself a
+block a worker is late with. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
+another call holds the workers, the blocks run in an OpenMP team.
+
 Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
 transposes only where a layer needs the other layout: before the first batched
@@ -24,7 +31,7 @@ For one row both layouts are the same memory and nothing is ever transposed.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK)
@@ -42,6 +49,49 @@ from fastnn._kernels.dense cimport (bias_act_row, dense_forward_core, gemm, gemm
                                     packed_forward, rows_ready)
 from fastnn._kernels.sparse cimport csr_matvec, csr_forward_t, transpose
 from fastnn._kernels.quant cimport QWeights, QuantDense, qdense_forward, qdense_scratch_bytes
+
+cdef extern from "workers.h" nogil:
+    enum:
+        FNW_AVAILABLE
+        FNW_OPEN
+        FNW_DONE
+        FNW_BAD
+        FNW_CALLER
+    ctypedef struct fnw_owner:
+        pass
+    ctypedef struct fnw_pool:
+        int n_workers
+    ctypedef struct fnw_job:
+        long blocks
+        const char* x
+        char* y
+        size_t x_block, y_block
+        const void* layers
+        int n_layers
+        long rows, n_in, n_out, part
+        int scan, dbl
+    ctypedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil
+    fnw_owner* fnw_owner_new()
+    void fnw_owner_free(fnw_owner* o)
+    void fnw_owner_here(fnw_owner* o)
+    fnw_pool* fnw_pool_get(int n_workers)
+    fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block, size_t y_block,
+                         int max_workers, fnw_work_fn work)
+    void fnw_release(fnw_job* job)
+    int fnw_post(fnw_pool* p, fnw_job* job)
+    void fnw_withdraw(fnw_pool* p, fnw_job* job)
+    long fnw_take(fnw_job* job)
+    int fnw_enter(fnw_job* job)
+    void fnw_exit(fnw_job* job)
+    void fnw_close(fnw_job* job)
+    void fnw_count_taken()
+    void fnw_finish(fnw_job* job, long q, int state)
+    int fnw_state(fnw_job* job, long q)
+    double fnw_now()
+    void fnw_relax()
+    void fnw_yield()
+    long fnw_taken()
+    void fnw_sleep(double seconds)
 
 import sys
 
@@ -75,6 +125,26 @@ cdef enum:
     BLOCK_ROWS = 24
     # Chunks of fewer rows run layer by layer (a team of threads costs more than it gains).
     BLOCKWISE_MIN_ROWS = 96
+
+# A block a worker took is computed by the caller itself when the worker has not finished
+# it PATIENCE times the caller's mean block time after the caller finished its own blocks
+# (quiet, a worker finishes its last block within one block time of the caller).
+cdef double PATIENCE = 1.5
+# Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
+# aside in the middle of a block).
+cdef double _worker_delay = 0
+
+
+def _delay_workers(double seconds):
+    """Make every worker sleep `seconds` after it copied a block's rows, as if descheduled
+    there (for tests; 0 to stop)."""
+    global _worker_delay
+    _worker_delay = seconds
+
+
+def _blocks_taken_by_workers():
+    """Blocks the workers of this process have taken so far (for tests)."""
+    return fnw_taken()
 
 
 def chunk_rows(Py_ssize_t max_batch, Py_ssize_t max_width):
@@ -327,40 +397,169 @@ cdef bint _run_block(const Layer* layers, int n_layers, const floating* X, float
     return _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
 
 
+cdef inline Py_ssize_t _block_start(Py_ssize_t q, Py_ssize_t nb, Py_ssize_t blocks) noexcept nogil:
+    """The first row of block q of nb rows in `blocks` blocks (see `_run_blocks`)."""
+    return q * nb // blocks
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t q, Py_ssize_t nb, Py_ssize_t blocks) noexcept nogil:
+    """Rows of block q of nb rows in `blocks` blocks."""
+    return _block_start(q + 1, nb, blocks) - _block_start(q, nb, blocks)
+
+
+cdef bint _scan_run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
+                          Py_ssize_t rows, floating* scratch, Py_ssize_t part,
+                          bint scan) noexcept nogil:
+    """`_run_block`; with `scan`, False when its rows hold a NaN or an infinity (then Y is
+    partly written). A first dense layer (on packed weights, as every dense layer of a
+    blockwise plan) checks the block's rows as it multiplies them: only a block whose
+    sums came out NaN or infinite is scanned, to tell a NaN or infinity of X from an
+    overflow. Any other first layer: the block's rows are scanned just before they run,
+    on the thread that runs them, while they come into cache."""
+    cdef Py_ssize_t n = rows * layers[0].n_in
+    if scan and layers[0].kind != KIND_DENSE and not all_finite(X, n):
+        return False
+    if not _run_block(layers, n_layers, X, Y, rows, scratch, part) and scan:
+        return all_finite(X, n)
+    return True
+
+
+cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil:
+    """A worker's part of a job (workers.h): blocks as it takes them, each copied from the
+    caller's input into the worker's own `scratch` (the only read of that input), then run
+    into the job's output buffer."""
+    cdef size_t size = sizeof(double) if job.dbl else sizeof(float)
+    cdef size_t need = (3 * job.part + BLOCK_ROWS * job.n_in) * size
+    cdef char* x
+    cdef long q
+    cdef Py_ssize_t rows
+    cdef bint ok
+    if scratch_bytes[0] < need:
+        free(scratch[0])
+        scratch[0] = malloc(need)
+        scratch_bytes[0] = need if scratch[0] != NULL else 0
+        if scratch[0] == NULL:
+            return
+    x = <char*>scratch[0] + 3 * job.part * size
+    while fnw_enter(job):
+        q = fnw_take(job)
+        if q < 0:
+            fnw_exit(job)
+            return
+        rows = _block_rows(q, job.rows, job.blocks)
+        memcpy(x, job.x + _block_start(q, job.rows, job.blocks) * job.x_block, rows * job.x_block)
+        fnw_exit(job)
+        fnw_count_taken()
+        if _worker_delay > 0:
+            fnw_sleep(_worker_delay)
+        if job.dbl:
+            ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const double*>x,
+                                 <double*>(job.y + q * job.y_block), rows,
+                                 <double*>scratch[0], job.part, job.scan)
+        else:
+            ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const float*>x,
+                                 <float*>(job.y + q * job.y_block), rows,
+                                 <float*>scratch[0], job.part, job.scan)
+        fnw_finish(job, q, FNW_DONE if ok else FNW_BAD)
+
+
+cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
+                         floating* scratch) noexcept nogil:
+    """The caller's part of a job the workers were offered (workers.h): it runs blocks as
+    it takes them on X into Y; then it copies the workers' finished blocks into Y, and
+    computes itself those still unfinished PATIENCE mean block times later; then it
+    closes the job. False when a block holds a NaN or an infinity (with job.scan)."""
+    cdef const Layer* layers = <const Layer*>job.layers
+    cdef Py_ssize_t n_in = job.n_in, n_out = job.n_out, nb = job.rows
+    cdef long blocks = job.blocks, q
+    cdef Py_ssize_t r0, rows
+    cdef bint ok = True
+    cdef int state
+    cdef double start = fnw_now(), deadline
+    cdef long mine = 0
+    while True:
+        q = fnw_take(job)
+        if q < 0:
+            break
+        fnw_finish(job, q, FNW_CALLER)
+        if not _scan_run_block(layers, job.n_layers, X + _block_start(q, nb, blocks) * n_in,
+                               Y + _block_start(q, nb, blocks) * n_out,
+                               _block_rows(q, nb, blocks), scratch, job.part, job.scan):
+            ok = False
+        mine += 1
+    deadline = fnw_now()
+    deadline += PATIENCE * (deadline - start) / (mine if mine > 0 else 1)
+    for q in range(blocks):
+        r0 = _block_start(q, nb, blocks)
+        rows = _block_rows(q, nb, blocks)
+        state = fnw_state(job, q)
+        while state == FNW_OPEN and fnw_now() < deadline:
+            fnw_relax()
+            state = fnw_state(job, q)
+        if state == FNW_CALLER:
+            continue
+        if state == FNW_DONE:
+            memcpy(Y + r0 * n_out, job.y + q * job.y_block,
+                   rows * n_out * sizeof(floating))
+        elif state == FNW_BAD:
+            ok = False
+        elif not _scan_run_block(layers, job.n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
+                                 scratch, job.part, job.scan):
+            ok = False
+    fnw_close(job)
+    return ok
+
+
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
                       Py_ssize_t nb, floating* scratch, Py_ssize_t part,
-                      int n_threads, bint scan) noexcept nogil:
+                      int n_threads, bint scan, fnw_pool* pool,
+                      fnw_owner* owner) noexcept nogil:
     """Y := network(X) for nb rows in blocks of at most BLOCK_ROWS, taken by n_threads
-    threads as they come free; thread i works in scratch[3 i part : 3 (i + 1) part]. The
-    blocks are a multiple of n_threads in number and within a row of each other in size,
-    so that the threads run out of blocks together: 1024 rows on two threads run as 44
-    blocks of 23 or 24 rows, not as 42 of 24 and a tail of 16 that one thread runs while
-    the other waits. A row's result does not depend on its block. With `scan`,
-    False when X holds a NaN or an infinity (then Y is partly written). A first dense
-    layer (on packed weights, as every dense layer of a blockwise plan) checks its block's
-    rows as it multiplies them: only a block whose sums came out NaN or infinite is
-    scanned, to tell a NaN or infinity of X from an overflow. Any other first layer: each
-    block scans its rows just before it runs them, on the thread that runs them."""
+    threads as they come free: the caller and pool's workers (`_pooled_blocks`), else an
+    OpenMP team whose thread i works in scratch[3 i part : 3 (i + 1) part]. The blocks are
+    a multiple of n_threads in number and within a row of each other in size, so that the
+    threads run out of blocks together: 1024 rows on two threads run as 44 blocks of 23 or
+    24 rows, not as 42 of 24 and a tail of 16 that one thread runs while the other waits.
+    A row's result does not depend on its block. With `scan`, False when X holds a NaN or
+    an infinity (then Y is partly written): see `_scan_run_block`."""
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS
-    cdef Py_ssize_t q, r0, rows
+    cdef Py_ssize_t q
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
     blocks = min(nb, (blocks + n_threads - 1) // n_threads * n_threads)
-    # one flag per block: no two threads share one
-    cdef char* bad = <char*>calloc(blocks, 1) if scan else NULL
+    cdef char* bad
     cdef bint ok = True
-    cdef bint first_checks = layers[0].kind == KIND_DENSE
+    cdef fnw_job* job = NULL
+    if pool != NULL and n_threads > 1 and blocks > 1:
+        job = fnw_job_new(owner, blocks, n_in * sizeof(floating),
+                          BLOCK_ROWS * n_out * sizeof(floating), n_threads - 1,
+                          <fnw_work_fn>_worker_blocks)
+    if job != NULL:
+        job.layers = layers
+        job.n_layers = n_layers
+        job.rows = nb
+        job.n_in = n_in
+        job.n_out = n_out
+        job.part = part
+        job.scan = scan
+        job.dbl = floating is double
+        job.x = <const char*>X
+        if fnw_post(pool, job):
+            ok = _pooled_blocks(job, X, Y, scratch)
+            fnw_withdraw(pool, job)
+            fnw_release(job)
+            return ok
+        fnw_release(job)  # another call holds the workers: an OpenMP team
+    # one flag per block: no two threads share one
+    bad = <char*>calloc(blocks, 1) if scan else NULL
     if scan and bad == NULL:  # no memory for the flags: scan first
         if not all_finite(X, nb * n_in):
             return False
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
                     use_threads_if=n_threads > 1):
-        r0 = q * nb // blocks
-        rows = (q + 1) * nb // blocks - r0
-        if bad != NULL and not first_checks and not all_finite(X + r0 * n_in, rows * n_in):
-            bad[q] = 1
-        elif (not _run_block(layers, n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
-                             scratch + omp_get_thread_num() * 3 * part, part)
-              and bad != NULL and not all_finite(X + r0 * n_in, rows * n_in)):
+        if not _scan_run_block(layers, n_layers, X + _block_start(q, nb, blocks) * n_in,
+                               Y + _block_start(q, nb, blocks) * n_out,
+                               _block_rows(q, nb, blocks),
+                               scratch + omp_get_thread_num() * 3 * part, part, bad != NULL):
             bad[q] = 1
     if bad != NULL:
         for q in range(blocks):
@@ -373,10 +572,10 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
 cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
-               int q_threads, bint scan) noexcept nogil:
+               int q_threads, bint scan, fnw_pool* pool, fnw_owner* owner) noexcept nogil:
     """Y := network(X). With `scan`, False when X holds a NaN or an infinity (then Y is
     partly written): chunks are scanned before they run, blocks as they run
-    (`_run_blocks`); without, X is known to be finite."""
+    (`_run_blocks`, on pool's workers where given); without, X is known to be finite."""
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb, last
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
@@ -394,7 +593,7 @@ cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y
         last = batch - (batch - 1) // chunk * chunk
         c0 = batch if last >= blockwise_from and last >= BLOCKWISE_MIN_ROWS else batch - last
         if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part,
-                                      block_threads, scan):
+                                      block_threads, scan, pool, owner):
             return False
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
@@ -456,12 +655,14 @@ cdef class Plan:
     cdef int q_threads
     cdef Py_ssize_t q_elements
     cdef PyThread_type_lock _lock
+    cdef fnw_owner* _owner  # keeps the plan alive while a worker runs one of its blocks
 
     def __cinit__(self):
         self.layers = NULL
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError()
+        self._owner = fnw_owner_new()  # NULL without workers: OpenMP teams only
 
     def __init__(self, list layers, dtype, Py_ssize_t max_batch, int max_pool=4):
         cdef Py_ssize_t i, max_width
@@ -540,6 +741,9 @@ cdef class Plan:
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):
+        # A worker late with a block of this plan's still reads its layers: wait for it.
+        with nogil:
+            fnw_owner_free(self._owner)
         free(self.layers)
         if self._lock != NULL:
             PyThread_free_lock(self._lock)
@@ -588,8 +792,13 @@ cdef class Plan:
         cdef void* yp = cnp.PyArray_DATA(Y)
         cdef void* sp
         cdef bint ok
+        cdef fnw_pool* pool = NULL
         if batch == 0:
             return
+        if (n_threads > 1 and self._owner != NULL and batch >= BLOCKWISE_MIN_ROWS
+                and batch >= self.blockwise_from):
+            fnw_owner_here(self._owner)  # (the GIL orders these calls)
+            pool = fnw_pool_get(n_threads - 1)
         # The lock guards only the choice of a scratch set.
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if self._pool:
@@ -603,11 +812,13 @@ cdef class Plan:
             if self.typenum == cnp.NPY_DOUBLE:
                 ok = _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
                           self.chunk, <double*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads, scan)
+                          self.blockwise_from, n_threads, self.q_threads, scan, pool,
+                          self._owner)
             else:
                 ok = _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
                           self.chunk, <float*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads, scan)
+                          self.blockwise_from, n_threads, self.q_threads, scan, pool,
+                          self._owner)
         blas_serial_exit()
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:

@@ -1,0 +1,207 @@
+"""The engine's own worker threads (fastnn/_kernels/workers.h): blocks of a large batch run
+on the calling thread and on workers, and a block a worker is late with is computed by the
+caller, with the same bits; a late worker never touches the caller's arrays."""
+import gc
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastnn._kernels import engine as engine_kernels
+from fastnn._kernels._threads import CPU_LIMIT
+from fastnn.engine import InferenceEngine
+
+pytestmark = pytest.mark.skipif(CPU_LIMIT < 2, reason="workers need two CPUs")
+
+DELAY = 0.3  # a worker "descheduled" this long after it takes a block
+
+
+def _specs(rng):
+    def dense(n_in, n_out, act):
+        W = (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(np.float32)
+        return {"kind": "dense", "W": W, "b": (0.1 * rng.standard_normal(n_out)).astype(np.float32),
+                "activation": act}
+    return [dense(200, 96, "relu"), dense(96, 64, "relu"), dense(64, 10, "softmax")]
+
+
+@pytest.fixture
+def late_workers():
+    engine_kernels._delay_workers(DELAY)
+    try:
+        yield
+    finally:
+        engine_kernels._delay_workers(0)
+
+
+@pytest.fixture(scope="module")
+def net():
+    rng = np.random.default_rng(5)
+    specs = _specs(rng)
+    engines = {n: InferenceEngine(specs, layout="dense", n_threads=n) for n in (1, 2, 5)}
+    assert engines[2]._plan.blockwise_from < 96
+    X = rng.standard_normal((1001, 200)).astype(np.float32)
+    return engines, X
+
+
+def _until_a_worker_takes_a_block(call, tries=500):
+    """call() until a worker has taken a block during one of them; that call's result and
+    duration (a worker may come too late for a call on a busy machine: try again)."""
+    for _ in range(tries):
+        taken = engine_kernels._blocks_taken_by_workers()
+        start = time.perf_counter()
+        result = call()
+        elapsed = time.perf_counter() - start
+        if engine_kernels._blocks_taken_by_workers() > taken:
+            return result, elapsed
+    pytest.fail(f"no worker took a block in {tries} calls")
+
+
+@pytest.mark.parametrize("batch", [96, 100, 256, 257, 1001])
+def test_results_are_the_same_bits_for_any_thread_count(net, batch):
+    engines, X = net
+    expected = engines[1].predict(X[:batch])
+    for n in (2, 5):  # 5: more threads than CPUs
+        for _ in range(20):
+            np.testing.assert_array_equal(engines[n].predict(X[:batch]), expected)
+        Y, _ = _until_a_worker_takes_a_block(lambda: engines[n].predict(X[:batch]))
+        np.testing.assert_array_equal(Y, expected)
+
+
+def test_a_late_worker_never_holds_up_the_call_nor_touches_its_arrays(net, late_workers):
+    engines, X = net
+    expected = engines[1].predict(X[:256])
+    for _ in range(3):
+        x = X[:256].copy()
+        out = np.zeros((256, 10), np.float32)
+        _, elapsed = _until_a_worker_takes_a_block(lambda: engines[2].predict(x, out=out))
+        # the caller computed the worker's block itself rather than wait for it
+        assert elapsed < DELAY / 2
+        np.testing.assert_array_equal(out, expected)
+        out[:] = -1    # the output may change at once after the call,
+        x[:] = np.nan  # and the input...
+        del x          # ...or go
+        gc.collect()
+        time.sleep(1.5 * DELAY)  # the worker is done with its block by now
+        assert (out == -1).all()  # and wrote nothing into out
+
+
+def test_a_nan_in_a_block_of_a_worker_is_reported(net):
+    engines, X = net
+    def bad_call():
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            engines[2].predict(x)
+
+    for row in (0, 130, 255):  # the first block, the middle, the last (a worker's)
+        x = X[:256].copy()
+        x[row, 7] = np.nan
+        for _ in range(5):
+            bad_call()
+    _until_a_worker_takes_a_block(bad_call)
+
+
+def test_deleting_an_engine_while_a_worker_is_late_is_safe(late_workers):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((300, 200)).astype(np.float32)
+    for _ in range(3):
+        specs = _specs(rng)
+        expected = InferenceEngine(specs, layout="dense", n_threads=1).predict(X)
+        engine = InferenceEngine(specs, layout="dense", n_threads=2)
+        Y, _ = _until_a_worker_takes_a_block(lambda: engine.predict(X))
+        del engine, specs  # its plan waits for the worker that still runs one of its blocks
+        gc.collect()
+        np.testing.assert_array_equal(Y, expected)
+    time.sleep(1.5 * DELAY)
+
+
+def test_interpreter_exit_while_a_worker_is_late():
+    code = (
+        "import numpy as np\n"
+        "from fastnn._kernels import engine as k\n"
+        "from fastnn.engine import InferenceEngine\n"
+        "rng = np.random.default_rng(1)\n"
+        "W1 = rng.standard_normal((200, 96)).astype(np.float32)\n"
+        "W2 = rng.standard_normal((96, 10)).astype(np.float32)\n"
+        "e = InferenceEngine([{'kind': 'dense', 'W': W1, 'activation': 'relu'},\n"
+        "                     {'kind': 'dense', 'W': W2, 'activation': 'softmax'}],\n"
+        "                    layout='dense', n_threads=2)\n"
+        "X = rng.standard_normal((300, 200)).astype(np.float32)\n"
+        "k._delay_workers(2.0)\n"
+        "for _ in range(500):\n"
+        "    Y = e.predict(X)\n"
+        "    if k._blocks_taken_by_workers():\n"
+        "        break\n"
+        "print(Y.shape, k._blocks_taken_by_workers())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(300, 10) 1"  # exits while the worker sleeps
+
+
+def _child_predict(engine, X, queue):
+    queue.put(engine.predict(X))
+
+
+def test_a_forked_child_makes_its_own_workers(net):
+    engines, X = net
+    expected = engines[1].predict(X[:300])
+    np.testing.assert_array_equal(engines[2].predict(X[:300]), expected)  # workers started
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_predict, args=(engines[2], X[:300], queue))
+    child.start()
+    try:
+        result = queue.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_one_thread_starts_no_worker():
+    code = (
+        "import os, numpy as np\n"
+        "from fastnn.engine import InferenceEngine\n"
+        "rng = np.random.default_rng(1)\n"
+        "W = rng.standard_normal((200, 10)).astype(np.float32)\n"
+        "e = InferenceEngine([{'kind': 'dense', 'W': W, 'activation': 'relu'}], layout='dense')\n"
+        "X = rng.standard_normal((500, 200)).astype(np.float32)\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "e.predict(X)\n"
+        "print(before, len(os.listdir('/proc/self/task')))\n")
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs /proc")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60,
+                          env=dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert after == before
+
+
+def test_python_threads_sharing_the_workers_match_serial_calls(net):
+    engines, X = net
+    inputs = [X[k * 100:k * 100 + n] for k, n in enumerate((96, 150, 256, 300, 500))]
+    expected = [engines[1].predict(x) for x in inputs]
+    errors = []
+
+    def work(tid):
+        try:
+            for _ in range(10):
+                for x, y in zip(inputs, expected):
+                    np.testing.assert_array_equal(engines[2].predict(x), y)
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
