@@ -86,6 +86,9 @@ cdef extern from "workers.h" nogil:
     void fnw_close(fnw_job* job)
     void fnw_count_taken()
     void fnw_finish(fnw_job* job, long q, int state)
+    void fnw_mark(fnw_job* job, long q, int state)
+    int fnw_finished(fnw_job* job)
+    void fnw_wait(fnw_job* job, int seen, double seconds)
     int fnw_state(fnw_job* job, long q)
     double fnw_now()
     void fnw_relax()
@@ -130,6 +133,10 @@ cdef enum:
 # it PATIENCE times the caller's mean block time after the caller finished its own blocks
 # (quiet, a worker finishes its last block within one block time of the caller).
 cdef double PATIENCE = 1.5
+# It waits for them spinning for the first SPIN_SECONDS (a worker's last block often ends
+# about when the caller's does), then asleep: spinning longer would take the core from a
+# worker that shares it, on a machine busier than its cores.
+cdef double SPIN_SECONDS = 20e-6
 # Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
 # aside in the middle of a block).
 cdef double _worker_delay = 0
@@ -467,7 +474,8 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
                          floating* scratch) noexcept nogil:
     """The caller's part of a job the workers were offered (workers.h): it runs blocks as
     it takes them on X into Y; then it copies the workers' finished blocks into Y, and
-    computes itself those still unfinished PATIENCE mean block times later; then it
+    computes itself those still unfinished PATIENCE mean block times later (see
+    SPIN_SECONDS); then it
     closes the job. False when a block holds a NaN or an infinity (with job.scan)."""
     cdef const Layer* layers = <const Layer*>job.layers
     cdef Py_ssize_t n_in = job.n_in, n_out = job.n_out, nb = job.rows
@@ -475,26 +483,36 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
     cdef Py_ssize_t r0, rows
     cdef bint ok = True
     cdef int state
-    cdef double start = fnw_now(), deadline
+    cdef double start = fnw_now(), deadline, now, spin
+    cdef int seen
     cdef long mine = 0
     while True:
         q = fnw_take(job)
         if q < 0:
             break
-        fnw_finish(job, q, FNW_CALLER)
+        fnw_mark(job, q, FNW_CALLER)
         if not _scan_run_block(layers, job.n_layers, X + _block_start(q, nb, blocks) * n_in,
                                Y + _block_start(q, nb, blocks) * n_out,
                                _block_rows(q, nb, blocks), scratch, job.part, job.scan):
             ok = False
         mine += 1
-    deadline = fnw_now()
-    deadline += PATIENCE * (deadline - start) / (mine if mine > 0 else 1)
+    now = fnw_now()
+    deadline = now + PATIENCE * (now - start) / (mine if mine > 0 else 1)
+    spin = now + SPIN_SECONDS
     for q in range(blocks):
         r0 = _block_start(q, nb, blocks)
         rows = _block_rows(q, nb, blocks)
         state = fnw_state(job, q)
-        while state == FNW_OPEN and fnw_now() < deadline:
-            fnw_relax()
+        while state == FNW_OPEN:
+            now = fnw_now()
+            if now >= deadline:
+                break
+            if now < spin:
+                fnw_relax()
+            else:
+                seen = fnw_finished(job)
+                if fnw_state(job, q) == FNW_OPEN:
+                    fnw_wait(job, seen, deadline - now)
             state = fnw_state(job, q)
         if state == FNW_CALLER:
             continue

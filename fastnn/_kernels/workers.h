@@ -56,6 +56,13 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define FNW_FUTEX 1
+#else
+#define FNW_FUTEX 0
+#endif
 
 typedef struct fnw_job fnw_job;
 typedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes);
@@ -75,6 +82,8 @@ struct fnw_job {
     atomic_long next;         /* the next block to take */
     atomic_int readers;       /* workers between fnw_enter and fnw_exit */
     atomic_int closed;        /* set by fnw_close */
+    atomic_int finished;      /* blocks the workers finished (a futex word) */
+    atomic_int waiting;       /* the caller sleeps in fnw_wait */
     long blocks;
     _Atomic unsigned char* state;   /* per block: FNW_OPEN, FNW_DONE, FNW_BAD or FNW_CALLER */
     const char* x;            /* the caller's input, x_block bytes a row */
@@ -164,6 +173,8 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     atomic_init(&job->next, 0);
     atomic_init(&job->readers, 0);
     atomic_init(&job->closed, 0);
+    atomic_init(&job->finished, 0);
+    atomic_init(&job->waiting, 0);
     job->blocks = blocks;
     job->state = (_Atomic unsigned char*)(mem + head);
     for (q = 0; q < blocks; q++)
@@ -211,8 +222,42 @@ static inline void fnw_count_taken(void) {
     atomic_fetch_add_explicit(&fnw_blocks_taken, 1, memory_order_relaxed);
 }
 
+/* Block q's state set by the caller (FNW_CALLER): no one waits for it. */
+static inline void fnw_mark(fnw_job* job, long q, int state) {
+    atomic_store_explicit(&job->state[q], (unsigned char)state, memory_order_relaxed);
+}
+
+/* A worker finished block q: its state, and the caller woken if it sleeps in fnw_wait. */
 static inline void fnw_finish(fnw_job* job, long q, int state) {
     atomic_store_explicit(&job->state[q], (unsigned char)state, memory_order_release);
+    atomic_fetch_add_explicit(&job->finished, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&job->waiting, memory_order_seq_cst)) {
+#ifdef __linux__
+        syscall(SYS_futex, (int*)&job->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#endif
+    }
+}
+
+static inline int fnw_finished(fnw_job* job) {
+    return atomic_load_explicit(&job->finished, memory_order_seq_cst);
+}
+
+/* The caller sleeps until a worker finishes a block after fnw_finished returned `seen`,
+ * or for `seconds` at most (less where futexes are missing: then it naps and looks). */
+static inline void fnw_wait(fnw_job* job, int seen, double seconds) {
+    struct timespec t;
+    if (seconds > 20e-6 && !FNW_FUTEX)
+        seconds = 20e-6;
+    t.tv_sec = (time_t)seconds;
+    t.tv_nsec = (long)((seconds - (double)t.tv_sec) * 1e9);
+    atomic_store_explicit(&job->waiting, 1, memory_order_seq_cst);
+#ifdef __linux__
+    syscall(SYS_futex, (int*)&job->finished, FUTEX_WAIT_PRIVATE, seen, &t, NULL, 0);
+#else
+    if (atomic_load_explicit(&job->finished, memory_order_seq_cst) == seen)
+        nanosleep(&t, NULL);
+#endif
+    atomic_store_explicit(&job->waiting, 0, memory_order_relaxed);
 }
 
 static inline int fnw_state(fnw_job* job, long q) {
@@ -382,6 +427,9 @@ static inline void fnw_exit(fnw_job* j) { (void)j; }
 static inline void fnw_close(fnw_job* j) { (void)j; }
 static inline void fnw_count_taken(void) {}
 static inline void fnw_finish(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
+static inline void fnw_mark(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
+static inline int fnw_finished(fnw_job* j) { (void)j; return 0; }
+static inline void fnw_wait(fnw_job* j, int seen, double s) { (void)j; (void)seen; (void)s; }
 static inline int fnw_state(fnw_job* j, long q) { (void)j; (void)q; return FNW_OPEN; }
 static inline double fnw_now(void) { return 0.0; }
 static inline long fnw_taken(void) { return 0; }
