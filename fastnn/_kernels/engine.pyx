@@ -16,9 +16,9 @@ its cache. Every row's result is the same as in a whole-chunk run.
 
 With two threads or more, such blocks run on fastnn's own worker threads (workers.h) rather
 than an OpenMP team, so that the calling thread never waits for a worker the scheduler has
-put aside on a busy machine: the caller runs the blocks from the front, the workers those
-from the back on a copy of their rows the caller made, and the caller computes itself a
-block a worker is late with. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
+put aside on a busy machine: the caller and the workers take blocks as they come free, each
+worker on its own copy of its block's rows, and the caller computes itself a block a worker
+is late with. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
 another call holds the workers, the blocks run in an OpenMP team.
 
 Activations flow in one of two layouts: rows (batch, width), or transposed
@@ -84,7 +84,10 @@ cdef extern from "workers.h" nogil:
     int fnw_enter(fnw_job* job)
     void fnw_exit(fnw_job* job)
     void fnw_close(fnw_job* job)
+    int fnw_owner_readers(fnw_owner* o)
     void fnw_count_taken()
+    void fnw_count_redone()
+    long fnw_redone()
     void fnw_finish(fnw_job* job, long q, int state)
     void fnw_mark(fnw_job* job, long q, int state)
     int fnw_finished(fnw_job* job)
@@ -92,7 +95,6 @@ cdef extern from "workers.h" nogil:
     int fnw_state(fnw_job* job, long q)
     double fnw_now()
     void fnw_relax()
-    void fnw_yield()
     long fnw_taken()
     void fnw_sleep(double seconds)
 
@@ -140,18 +142,25 @@ cdef double SPIN_SECONDS = 20e-6
 # Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
 # aside in the middle of a block).
 cdef double _worker_delay = 0
+cdef bint _delay_in_copy = False
 
 
-def _delay_workers(double seconds):
-    """Make every worker sleep `seconds` after it copied a block's rows, as if descheduled
-    there (for tests; 0 to stop)."""
-    global _worker_delay
+def _delay_workers(double seconds, bint in_copy=False):
+    """Make every worker sleep `seconds` after it copied a block's rows (`in_copy`: just
+    before it copies them), as if descheduled there (for tests; 0 to stop)."""
+    global _worker_delay, _delay_in_copy
     _worker_delay = seconds
+    _delay_in_copy = in_copy
 
 
 def _blocks_taken_by_workers():
     """Blocks the workers of this process have taken so far (for tests)."""
     return fnw_taken()
+
+
+def _blocks_redone_by_callers():
+    """Blocks of late workers that callers of this process computed themselves (for tests)."""
+    return fnw_redone()
 
 
 def chunk_rows(Py_ssize_t max_batch, Py_ssize_t max_width):
@@ -454,10 +463,12 @@ cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) no
             fnw_exit(job)
             return
         rows = _block_rows(q, job.rows, job.blocks)
+        if _worker_delay > 0 and _delay_in_copy:
+            fnw_sleep(_worker_delay)
         memcpy(x, job.x + _block_start(q, job.rows, job.blocks) * job.x_block, rows * job.x_block)
         fnw_exit(job)
         fnw_count_taken()
-        if _worker_delay > 0:
+        if _worker_delay > 0 and not _delay_in_copy:
             fnw_sleep(_worker_delay)
         if job.dbl:
             ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const double*>x,
@@ -475,8 +486,8 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
     """The caller's part of a job the workers were offered (workers.h): it runs blocks as
     it takes them on X into Y; then it copies the workers' finished blocks into Y, and
     computes itself those still unfinished PATIENCE mean block times later (see
-    SPIN_SECONDS); then it
-    closes the job. False when a block holds a NaN or an infinity (with job.scan)."""
+    SPIN_SECONDS); then it closes the job. False when a block holds a NaN or an infinity
+    (with job.scan)."""
     cdef const Layer* layers = <const Layer*>job.layers
     cdef Py_ssize_t n_in = job.n_in, n_out = job.n_out, nb = job.rows
     cdef long blocks = job.blocks, q
@@ -521,9 +532,11 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
                    rows * n_out * sizeof(floating))
         elif state == FNW_BAD:
             ok = False
-        elif not _scan_run_block(layers, job.n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
-                                 scratch, job.part, job.scan):
-            ok = False
+        else:
+            fnw_count_redone()
+            if not _scan_run_block(layers, job.n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
+                                   scratch, job.part, job.scan):
+                ok = False
     fnw_close(job)
     return ok
 
@@ -674,6 +687,7 @@ cdef class Plan:
     cdef Py_ssize_t q_elements
     cdef PyThread_type_lock _lock
     cdef fnw_owner* _owner  # keeps the plan alive while a worker runs one of its blocks
+    cdef list _pinned  # inputs of closed jobs that a late worker may still be copying
 
     def __cinit__(self):
         self.layers = NULL
@@ -681,6 +695,7 @@ cdef class Plan:
         if self._lock == NULL:
             raise MemoryError()
         self._owner = fnw_owner_new()  # NULL without workers: OpenMP teams only
+        self._pinned = []
 
     def __init__(self, list layers, dtype, Py_ssize_t max_batch, int max_pool=4):
         cdef Py_ssize_t i, max_width
@@ -766,6 +781,10 @@ cdef class Plan:
         if self._lock != NULL:
             PyThread_free_lock(self._lock)
 
+    def _late_inputs(self):
+        """Inputs kept alive for a worker that may still copy rows of them (for tests)."""
+        return len(self._pinned)
+
     def _new_scratch(self):
         return np.empty(3 * self.stride + self.q_elements, dtype=self.dtype)
 
@@ -814,8 +833,11 @@ cdef class Plan:
         if batch == 0:
             return
         if (n_threads > 1 and self._owner != NULL and batch >= BLOCKWISE_MIN_ROWS
-                and batch >= self.blockwise_from):
+                and batch >= self.blockwise_from and self.chunk >= BLOCKWISE_MIN_ROWS
+                and self.chunk >= self.blockwise_from):  # rows run blockwise (_run)
             fnw_owner_here(self._owner)  # (the GIL orders these calls)
+            if self._pinned and fnw_owner_readers(self._owner) == 0:
+                self._pinned = []
             pool = fnw_pool_get(n_threads - 1)
         # The lock guards only the choice of a scratch set.
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
@@ -838,6 +860,10 @@ cdef class Plan:
                           self.blockwise_from, n_threads, self.q_threads, scan, pool,
                           self._owner)
         blas_serial_exit()
+        if pool != NULL and fnw_owner_readers(self._owner) != 0:
+            # A worker descheduled in the copy of a block's rows still reads X (its
+            # result is not used): X's memory stays alive until no worker reads.
+            self._pinned.append(X)
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)

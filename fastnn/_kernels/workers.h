@@ -14,9 +14,11 @@
  *     its output; a block a worker still holds after `patience` the caller computes itself.
  *     Whoever computes a block runs the same code on the same rows, so the result is the
  *     same bits; a late worker's result lands in the job's buffer, which nobody reads.
- *   - Before it returns, the caller closes the job (fnw_close): no worker reads its input
- *     after that. It waits only for a worker inside the copy of one block's rows (a few
- *     microseconds), never for a block's computation.
+ *   - Before it returns, the caller closes the job (fnw_close): no worker starts a copy of
+ *     its input after that. It waits for no worker: a worker may still be inside the copy
+ *     of one block's rows (descheduled there), so the engine keeps the input alive until
+ *     the owner has no such reader left (fnw_owner_readers); the rows it then copies may
+ *     have changed, but its result is not read.
  *   - The job is reference-counted: the caller and each worker that joined hold a reference,
  *     and the last one frees it, then releases the job's owner (the plan), whose
  *     destruction waits until no job of its own is left (`fnw_owner_free`).
@@ -51,16 +53,18 @@
 
 #if FNW_AVAILABLE
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/futex.h>)
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #define FNW_FUTEX 1
-#else
+#endif
+#endif
+#ifndef FNW_FUTEX
 #define FNW_FUTEX 0
 #endif
 
@@ -70,6 +74,7 @@ typedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes)
 /* What a job's blocks run on: kept alive by its owner until every job is released. */
 typedef struct {
     atomic_long jobs;     /* jobs not yet freed */
+    atomic_int readers;   /* workers copying rows of an input of one of its jobs */
     unsigned long forks;  /* fnw_forks when the jobs were counted */
 } fnw_owner;
 
@@ -80,7 +85,6 @@ struct fnw_job {
     fnw_work_fn work;         /* run by each worker that joins */
     fnw_owner* owner;
     atomic_long next;         /* the next block to take */
-    atomic_int readers;       /* workers between fnw_enter and fnw_exit */
     atomic_int closed;        /* set by fnw_close */
     atomic_int finished;      /* blocks the workers finished (a futex word) */
     atomic_int waiting;       /* the caller sleeps in fnw_wait */
@@ -107,12 +111,14 @@ typedef struct {
 static fnw_pool* fnw_the_pool = NULL;
 static unsigned long fnw_forks = 0;  /* forks this process is the child of (since the pool) */
 static atomic_long fnw_blocks_taken = 0;  /* by workers, ever (for tests) */
+static atomic_long fnw_blocks_redone = 0;  /* by callers, of late workers, ever (for tests) */
 static int fnw_atfork_set = 0;
 
 static inline fnw_owner* fnw_owner_new(void) {
     fnw_owner* o = (fnw_owner*)malloc(sizeof(fnw_owner));
     if (o != NULL) {
         atomic_init(&o->jobs, 0);
+        atomic_init(&o->readers, 0);
         o->forks = fnw_forks;
     }
     return o;
@@ -123,6 +129,7 @@ static inline fnw_owner* fnw_owner_new(void) {
 static inline void fnw_owner_here(fnw_owner* o) {
     if (o->forks != fnw_forks) {
         atomic_store_explicit(&o->jobs, 0, memory_order_relaxed);
+        atomic_store_explicit(&o->readers, 0, memory_order_relaxed);
         o->forks = fnw_forks;
     }
 }
@@ -171,7 +178,6 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     job->work = work;
     job->owner = owner;
     atomic_init(&job->next, 0);
-    atomic_init(&job->readers, 0);
     atomic_init(&job->closed, 0);
     atomic_init(&job->finished, 0);
     atomic_init(&job->waiting, 0);
@@ -196,30 +202,42 @@ static inline long fnw_take(fnw_job* job) {
     return q < job->blocks ? q : -1;
 }
 
-/* A worker may read the caller's input until fnw_exit; 0 when the job is closed. */
+/* A worker may read the caller's input until fnw_exit; 0 when the job is closed. The
+ * reader is counted before `closed` is read, and fnw_close sets `closed` before the
+ * readers are counted (all sequentially consistent): a worker either sees the job closed
+ * or is counted by a later fnw_owner_readers. */
 static inline int fnw_enter(fnw_job* job) {
-    atomic_fetch_add_explicit(&job->readers, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&job->owner->readers, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&job->closed, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&job->readers, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&job->owner->readers, 1, memory_order_release);
         return 0;
     }
     return 1;
 }
 
 static inline void fnw_exit(fnw_job* job) {
-    atomic_fetch_sub_explicit(&job->readers, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&job->owner->readers, 1, memory_order_release);
 }
 
-/* The caller's last act on a job: from here on no worker reads its input. */
+/* The caller's last act on a job: from here on no worker starts reading its input. */
 static inline void fnw_close(fnw_job* job) {
     atomic_store_explicit(&job->closed, 1, memory_order_seq_cst);
-    while (atomic_load_explicit(&job->readers, memory_order_seq_cst) != 0)
-        sched_yield();  /* a worker copying a block's rows: microseconds */
+}
+
+/* Workers reading an input of one of the owner's jobs now (0: the inputs of its closed
+ * jobs are read no more). */
+static inline int fnw_owner_readers(fnw_owner* o) {
+    return atomic_load_explicit(&o->readers, memory_order_seq_cst);
 }
 
 /* A block a worker took (for tests: _blocks_taken_by_workers). */
 static inline void fnw_count_taken(void) {
     atomic_fetch_add_explicit(&fnw_blocks_taken, 1, memory_order_relaxed);
+}
+
+/* A block of a late worker that the caller computed (for tests: _blocks_redone_by_callers). */
+static inline void fnw_count_redone(void) {
+    atomic_fetch_add_explicit(&fnw_blocks_redone, 1, memory_order_relaxed);
 }
 
 /* Block q's state set by the caller (FNW_CALLER): no one waits for it. */
@@ -232,7 +250,7 @@ static inline void fnw_finish(fnw_job* job, long q, int state) {
     atomic_store_explicit(&job->state[q], (unsigned char)state, memory_order_release);
     atomic_fetch_add_explicit(&job->finished, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&job->waiting, memory_order_seq_cst)) {
-#ifdef __linux__
+#if FNW_FUTEX
         syscall(SYS_futex, (int*)&job->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 #endif
     }
@@ -251,7 +269,7 @@ static inline void fnw_wait(fnw_job* job, int seen, double seconds) {
     t.tv_sec = (time_t)seconds;
     t.tv_nsec = (long)((seconds - (double)t.tv_sec) * 1e9);
     atomic_store_explicit(&job->waiting, 1, memory_order_seq_cst);
-#ifdef __linux__
+#if FNW_FUTEX
     syscall(SYS_futex, (int*)&job->finished, FUTEX_WAIT_PRIVATE, seen, &t, NULL, 0);
 #else
     if (atomic_load_explicit(&job->finished, memory_order_seq_cst) == seen)
@@ -374,13 +392,15 @@ static inline long fnw_taken(void) {
     return atomic_load_explicit(&fnw_blocks_taken, memory_order_relaxed);
 }
 
+static inline long fnw_redone(void) {
+    return atomic_load_explicit(&fnw_blocks_redone, memory_order_relaxed);
+}
+
 static inline double fnw_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
-
-static inline void fnw_yield(void) { sched_yield(); }
 
 static inline void fnw_sleep(double seconds) {
     struct timespec t;
@@ -425,7 +445,10 @@ static inline long fnw_take(fnw_job* j) { (void)j; return -1; }
 static inline int fnw_enter(fnw_job* j) { (void)j; return 0; }
 static inline void fnw_exit(fnw_job* j) { (void)j; }
 static inline void fnw_close(fnw_job* j) { (void)j; }
+static inline int fnw_owner_readers(fnw_owner* o) { (void)o; return 0; }
 static inline void fnw_count_taken(void) {}
+static inline void fnw_count_redone(void) {}
+static inline long fnw_redone(void) { return 0; }
 static inline void fnw_finish(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
 static inline void fnw_mark(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
 static inline int fnw_finished(fnw_job* j) { (void)j; return 0; }
@@ -434,7 +457,6 @@ static inline int fnw_state(fnw_job* j, long q) { (void)j; (void)q; return FNW_O
 static inline double fnw_now(void) { return 0.0; }
 static inline long fnw_taken(void) { return 0; }
 static inline void fnw_relax(void) {}
-static inline void fnw_yield(void) {}
 static inline void fnw_sleep(double s) { (void)s; }
 
 #endif
