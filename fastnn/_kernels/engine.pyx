@@ -142,15 +142,13 @@ cdef double SPIN_SECONDS = 20e-6
 # Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
 # aside in the middle of a block).
 cdef double _worker_delay = 0
-cdef bint _delay_in_copy = False
 
 
-def _delay_workers(double seconds, bint in_copy=False):
-    """Make every worker sleep `seconds` after it copied a block's rows (`in_copy`: just
-    before it copies them), as if descheduled there (for tests; 0 to stop)."""
-    global _worker_delay, _delay_in_copy
+def _delay_workers(double seconds):
+    """Make every worker sleep `seconds` when it has taken a block, as if descheduled there
+    (for tests; 0 to stop)."""
+    global _worker_delay
     _worker_delay = seconds
-    _delay_in_copy = in_copy
 
 
 def _blocks_taken_by_workers():
@@ -441,12 +439,11 @@ cdef bint _scan_run_block(const Layer* layers, int n_layers, const floating* X, 
 
 
 cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil:
-    """A worker's part of a job (workers.h): blocks as it takes them, each copied from the
-    caller's input into the worker's own `scratch` (the only read of that input), then run
-    into the job's output buffer."""
+    """A worker's part of a job (workers.h): blocks as it takes them, each run on the
+    caller's input into the job's output buffer, as a reader of the input (fnw_enter)."""
     cdef size_t size = sizeof(double) if job.dbl else sizeof(float)
-    cdef size_t need = (3 * job.part + BLOCK_ROWS * job.n_in) * size
-    cdef char* x
+    cdef size_t need = 3 * job.part * size
+    cdef const char* x
     cdef long q
     cdef Py_ssize_t rows
     cdef bint ok
@@ -456,20 +453,16 @@ cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) no
         scratch_bytes[0] = need if scratch[0] != NULL else 0
         if scratch[0] == NULL:
             return
-    x = <char*>scratch[0] + 3 * job.part * size
     while fnw_enter(job):
         q = fnw_take(job)
         if q < 0:
             fnw_exit(job)
             return
-        rows = _block_rows(q, job.rows, job.blocks)
-        if _worker_delay > 0 and _delay_in_copy:
-            fnw_sleep(_worker_delay)
-        memcpy(x, job.x + _block_start(q, job.rows, job.blocks) * job.x_block, rows * job.x_block)
-        fnw_exit(job)
         fnw_count_taken()
-        if _worker_delay > 0 and not _delay_in_copy:
+        if _worker_delay > 0:
             fnw_sleep(_worker_delay)
+        rows = _block_rows(q, job.rows, job.blocks)
+        x = job.x + _block_start(q, job.rows, job.blocks) * job.x_block
         if job.dbl:
             ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const double*>x,
                                  <double*>(job.y + q * job.y_block), rows,
@@ -478,6 +471,7 @@ cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) no
             ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const float*>x,
                                  <float*>(job.y + q * job.y_block), rows,
                                  <float*>scratch[0], job.part, job.scan)
+        fnw_exit(job)
         fnw_finish(job, q, FNW_DONE if ok else FNW_BAD)
 
 
@@ -861,8 +855,8 @@ cdef class Plan:
                           self._owner)
         blas_serial_exit()
         if pool != NULL and fnw_owner_readers(self._owner) != 0:
-            # A worker descheduled in the copy of a block's rows still reads X (its
-            # result is not used): X's memory stays alive until no worker reads.
+            # A worker late with a block still reads X (its result is not used): X's
+            # memory stays alive until no worker reads.
             self._pinned.append(X)
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:

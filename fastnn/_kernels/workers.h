@@ -7,18 +7,17 @@
  * free (the caller and the workers alike, from one counter):
  *
  *   - The caller runs its blocks on its input into its output.
- *   - A worker copies its block's rows into its own memory (the only time it reads the
- *     caller's input), then runs the block into the job's own output buffer and marks it
- *     done (release). Workers never write into the caller's arrays.
+ *   - A worker runs its block on the caller's input into the job's own output buffer and
+ *     marks it done (release). Workers never write into the caller's arrays.
  *   - When no block is left to take, the caller copies the workers' finished blocks into
  *     its output; a block a worker still holds after `patience` the caller computes itself.
  *     Whoever computes a block runs the same code on the same rows, so the result is the
  *     same bits; a late worker's result lands in the job's buffer, which nobody reads.
- *   - Before it returns, the caller closes the job (fnw_close): no worker starts a copy of
- *     its input after that. It waits for no worker: a worker may still be inside the copy
- *     of one block's rows (descheduled there), so the engine keeps the input alive until
- *     the owner has no such reader left (fnw_owner_readers); the rows it then copies may
- *     have changed, but its result is not read.
+ *   - Before it returns, the caller closes the job (fnw_close): no worker starts a block of
+ *     its input after that. It waits for no worker: a late worker may still run a block
+ *     on the input, so the engine keeps the input alive until the owner has no reader left
+ *     (fnw_owner_readers); the rows it reads may have changed by then, but its result is
+ *     not read.
  *   - The job is reference-counted: the caller and each worker that joined hold a reference,
  *     and the last one frees it, then releases the job's owner (the plan), whose
  *     destruction waits until no job of its own is left (`fnw_owner_free`).
@@ -74,7 +73,7 @@ typedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes)
 /* What a job's blocks run on: kept alive by its owner until every job is released. */
 typedef struct {
     atomic_long jobs;     /* jobs not yet freed */
-    atomic_int readers;   /* workers copying rows of an input of one of its jobs */
+    atomic_int readers;   /* workers running a block on an input of one of its jobs */
     unsigned long forks;  /* fnw_forks when the jobs were counted */
 } fnw_owner;
 
