@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -85,22 +86,25 @@ def test_a_late_worker_never_holds_up_the_call_nor_touches_its_arrays(net, late_
     engines, X = net
     plan = engines[2]._plan
     expected = engines[1].predict(X[:256])
+    inputs = []
     for _ in range(3):
         x = X[:256].copy()
         out = np.zeros((256, 10), np.float32)
         _, redone = _until_a_worker_takes_a_block(lambda: engines[2].predict(x, out=out))
         assert redone >= 1  # the caller computed the worker's block rather than wait for it
-        assert plan._late_inputs() >= 1  # and keeps x alive for the worker still reading it
         np.testing.assert_array_equal(out, expected)
         out[:] = -1    # the output may change at once after the call,
         x[:] = np.nan  # and the input...
+        inputs.append(weakref.ref(x))
         del x          # ...or go
         gc.collect()
+        assert inputs[-1]() is not None  # kept alive for the worker still reading it
         time.sleep(1.5 * DELAY)  # the worker is done with its block by now
         assert (out == -1).all()  # and wrote nothing into out
     engine_kernels._delay_workers(0)
     engines[2].predict(X[:256])
-    assert plan._late_inputs() == 0  # the next call lets the inputs go
+    gc.collect()
+    assert all(ref() is None for ref in inputs)  # let go by the next call
 
 
 def test_a_nan_in_a_block_of_a_worker_is_reported(net):

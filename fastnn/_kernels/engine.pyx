@@ -16,9 +16,9 @@ its cache. Every row's result is the same as in a whole-chunk run.
 
 With two threads or more, such blocks run on fastnn's own worker threads (workers.h) rather
 than an OpenMP team, so that the calling thread never waits for a worker the scheduler has
-put aside on a busy machine: the caller and the workers take blocks as they come free, each
-worker on its own copy of its block's rows, and the caller computes itself a block a worker
-is late with. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
+put aside on a busy machine: the caller and the workers take blocks as they come free, and
+the caller computes itself a block a worker is late with; the plan keeps the input of a call
+alive while a late worker still reads it. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
 another call holds the workers, the blocks run in an OpenMP team.
 
 Activations flow in one of two layouts: rows (batch, width), or transposed
@@ -28,6 +28,7 @@ sparse layer, before a softmax (it needs whole rows) and at the end. Dense layer
 and affine layers work in either layout; block-sparse and quantized layers take rows.
 For one row both layouts are the same memory and nothing is ever transposed.
 """
+cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -84,7 +85,7 @@ cdef extern from "workers.h" nogil:
     int fnw_enter(fnw_job* job)
     void fnw_exit(fnw_job* job)
     void fnw_close(fnw_job* job)
-    int fnw_owner_readers(fnw_owner* o)
+    int fnw_readers(fnw_job* job)
     void fnw_count_taken()
     void fnw_count_redone()
     long fnw_redone()
@@ -141,7 +142,7 @@ cdef double PATIENCE = 1.5
 cdef double SPIN_SECONDS = 20e-6
 # Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
 # aside in the middle of a block).
-cdef double _worker_delay = 0
+cdef double _worker_delay = 0  # see _delay_workers
 
 
 def _delay_workers(double seconds):
@@ -537,10 +538,11 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
 
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
                       Py_ssize_t nb, floating* scratch, Py_ssize_t part,
-                      int n_threads, bint scan, fnw_pool* pool,
-                      fnw_owner* owner) noexcept nogil:
+                      int n_threads, bint scan, fnw_pool* pool, fnw_owner* owner,
+                      fnw_job** late) noexcept nogil:
     """Y := network(X) for nb rows in blocks of at most BLOCK_ROWS, taken by n_threads
-    threads as they come free: the caller and pool's workers (`_pooled_blocks`), else an
+    threads as they come free: the caller and pool's workers (`_pooled_blocks`; a job whose
+    late worker still reads X is left in `late` with the caller's reference), else an
     OpenMP team whose thread i works in scratch[3 i part : 3 (i + 1) part]. The blocks are
     a multiple of n_threads in number and within a row of each other in size, so that the
     threads run out of blocks together: 1024 rows on two threads run as 44 blocks of 23 or
@@ -571,7 +573,10 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
         if fnw_post(pool, job):
             ok = _pooled_blocks(job, X, Y, scratch)
             fnw_withdraw(pool, job)
-            fnw_release(job)
+            if fnw_readers(job) != 0:
+                late[0] = job
+            else:
+                fnw_release(job)
             return ok
         fnw_release(job)  # another call holds the workers: an OpenMP team
     # one flag per block: no two threads share one
@@ -594,10 +599,16 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
     return ok
 
 
+cdef inline bint _blockwise(Py_ssize_t rows, Py_ssize_t blockwise_from) noexcept nogil:
+    """Whether a chunk of `rows` rows runs blockwise (`_run`)."""
+    return rows >= blockwise_from and rows >= BLOCKWISE_MIN_ROWS
+
+
 cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
-               int q_threads, bint scan, fnw_pool* pool, fnw_owner* owner) noexcept nogil:
+               int q_threads, bint scan, fnw_pool* pool, fnw_owner* owner,
+               fnw_job** late) noexcept nogil:
     """Y := network(X). With `scan`, False when X holds a NaN or an infinity (then Y is
     partly written): chunks are scanned before they run, blocks as they run
     (`_run_blocks`, on pool's workers where given); without, X is known to be finite."""
@@ -611,14 +622,14 @@ cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y
     bufs[1] = scratch + stride
     bufs[2] = scratch + 2 * stride
     c0 = 0
-    if block_threads >= 1 and chunk >= blockwise_from and chunk >= BLOCKWISE_MIN_ROWS:
+    if block_threads >= 1 and _blockwise(chunk, blockwise_from):
         # Whole chunks run blockwise; blocks need only a thread's buffers, not a chunk's,
         # so all the rows that would run blockwise run as one: one parallel region and one
         # tail of blocks, on one thread as on several.
         last = batch - (batch - 1) // chunk * chunk
-        c0 = batch if last >= blockwise_from and last >= BLOCKWISE_MIN_ROWS else batch - last
+        c0 = batch if _blockwise(last, blockwise_from) else batch - last
         if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part,
-                                      block_threads, scan, pool, owner):
+                                      block_threads, scan, pool, owner, late):
             return False
     while c0 < batch:
         nb = chunk if c0 + chunk <= batch else batch - c0
@@ -648,6 +659,8 @@ cdef _check_out(cnp.ndarray X, cnp.ndarray Y, Py_ssize_t n_in, int typenum):
         raise ValueError("X contains NaN or infinite values")
 
 
+@cython.no_gc_clear  # a late worker reads the arrays it keeps (see __dealloc__), so the
+                     # collector must not clear them: tuples, and no tp_clear of the plan
 cdef class Plan:
     """The compiled network: layer descriptors, the arrays behind them and a scratch pool.
 
@@ -674,14 +687,14 @@ cdef class Plan:
     cdef readonly Py_ssize_t n_in, n_out, chunk, stride, width
     cdef readonly Py_ssize_t blockwise_from  # chunks of this many rows and more run blockwise
     cdef object dtype
-    cdef list _keep
+    cdef tuple _keep  # the arrays the layers point into (tuples: the collector never clears them)
     cdef list _pool
     cdef int max_pool
     cdef int q_threads
     cdef Py_ssize_t q_elements
     cdef PyThread_type_lock _lock
     cdef fnw_owner* _owner  # keeps the plan alive while a worker runs one of its blocks
-    cdef list _pinned  # inputs of closed jobs that a late worker may still be copying
+    cdef tuple _pinned  # (job, X) of calls whose late worker still reads X (`_let_go`)
 
     def __cinit__(self):
         self.layers = NULL
@@ -689,7 +702,7 @@ cdef class Plan:
         if self._lock == NULL:
             raise MemoryError()
         self._owner = fnw_owner_new()  # NULL without workers: OpenMP teams only
-        self._pinned = []
+        self._pinned = ()
 
     def __init__(self, list layers, dtype, Py_ssize_t max_batch, int max_pool=4):
         cdef Py_ssize_t i, max_width
@@ -704,7 +717,8 @@ cdef class Plan:
         self.layers = <Layer*>calloc(self.n_layers, sizeof(Layer))
         if self.layers == NULL:
             raise MemoryError()
-        self._keep = []
+        self._keep = ()
+        keep = []
         max_width = 1
         # Quantized layers get scratch for as many threads as there are CPUs.
         self.q_threads = max(1, max_pool)
@@ -724,13 +738,13 @@ cdef class Plan:
                 if a is not None:
                     if not (isinstance(a, np.ndarray) and a.flags.c_contiguous):
                         raise TypeError(f"layer {i}: {name} must be a C-contiguous array")
-                    self._keep.append(a)
+                    keep.append(a)
             L.W = _ptr(spec.get("W"))
             L.block = spec.get("block", 0)
             L.Wp = NULL
             if self.dtype == np.float32 and spec.get("W") is not None and packed_path():
                 panels = pack_panels(spec["W"])
-                self._keep.append(panels)
+                keep.append(panels)
                 L.Wp = _ptr(panels)
             L.indptr = <int64_t*>_ptr(spec.get("indptr"))
             L.indices = _ptr(spec.get("indices"))
@@ -745,10 +759,11 @@ cdef class Plan:
             if quant is not None:
                 if not isinstance(quant, QuantDense) or self.dtype != np.float32:
                     raise TypeError(f"layer {i}: quant must be a QuantDense in a float32 plan")
-                self._keep.append(quant)
+                keep.append(quant)
                 L.q = (<QuantDense>quant).weights_ptr()
                 q_bytes = max(q_bytes, qdense_scratch_bytes(L.q, self.q_threads))
             max_width = max(max_width, L.n_in, L.n_z)
+        self._keep = tuple(keep)
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
         self.width = max_width
@@ -768,16 +783,31 @@ cdef class Plan:
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):
-        # A worker late with a block of this plan's still reads its layers: wait for it.
+        # A worker late with a block of this plan's still reads its layers and the inputs
+        # in _pinned: the plan's references to those jobs go, then it waits for the workers.
+        cdef object entry
+        for entry in self._pinned:
+            fnw_release(<fnw_job*><size_t>entry[0])
         with nogil:
             fnw_owner_free(self._owner)
         free(self.layers)
         if self._lock != NULL:
             PyThread_free_lock(self._lock)
 
+    cdef _let_go(self):
+        """Drops the inputs of late jobs that no worker reads any more (with their jobs)."""
+        cdef list still = []
+        cdef object entry
+        for entry in self._pinned:
+            if fnw_readers(<fnw_job*><size_t>entry[0]) != 0:
+                still.append(entry)
+            else:
+                fnw_release(<fnw_job*><size_t>entry[0])
+        self._pinned = tuple(still)
+
     def _late_inputs(self):
-        """Inputs kept alive for a worker that may still copy rows of them (for tests)."""
-        return len(self._pinned)
+        """The inputs kept alive for late workers (for tests)."""
+        return [entry[1] for entry in self._pinned]
 
     def _new_scratch(self):
         return np.empty(3 * self.stride + self.q_elements, dtype=self.dtype)
@@ -824,14 +854,14 @@ cdef class Plan:
         cdef void* sp
         cdef bint ok
         cdef fnw_pool* pool = NULL
+        cdef fnw_job* late = NULL
         if batch == 0:
             return
-        if (n_threads > 1 and self._owner != NULL and batch >= BLOCKWISE_MIN_ROWS
-                and batch >= self.blockwise_from and self.chunk >= BLOCKWISE_MIN_ROWS
-                and self.chunk >= self.blockwise_from):  # rows run blockwise (_run)
+        if self._pinned:
+            self._let_go()
+        if (n_threads > 1 and self._owner != NULL and _blockwise(batch, self.blockwise_from)
+                and _blockwise(self.chunk, self.blockwise_from)):  # as `_run` decides
             fnw_owner_here(self._owner)  # (the GIL orders these calls)
-            if self._pinned and fnw_owner_readers(self._owner) == 0:
-                self._pinned = []
             pool = fnw_pool_get(n_threads - 1)
         # The lock guards only the choice of a scratch set.
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
@@ -847,17 +877,17 @@ cdef class Plan:
                 ok = _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
                           self.chunk, <double*>sp, self.stride, self.width,
                           self.blockwise_from, n_threads, self.q_threads, scan, pool,
-                          self._owner)
+                          self._owner, &late)
             else:
                 ok = _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
                           self.chunk, <float*>sp, self.stride, self.width,
                           self.blockwise_from, n_threads, self.q_threads, scan, pool,
-                          self._owner)
+                          self._owner, &late)
         blas_serial_exit()
-        if pool != NULL and fnw_owner_readers(self._owner) != 0:
-            # A worker late with a block still reads X (its result is not used): X's
-            # memory stays alive until no worker reads.
-            self._pinned.append(X)
+        if late != NULL:
+            # A worker late with a block still reads X (its result is not used): X and
+            # the job stay alive until it is done (`_let_go`, at a later call).
+            self._pinned += ((<size_t>late, X),)
         PyThread_acquire_lock(self._lock, WAIT_LOCK)
         if len(self._pool) < self.max_pool:
             self._pool.append(scratch)

@@ -15,9 +15,9 @@
  *     same bits; a late worker's result lands in the job's buffer, which nobody reads.
  *   - Before it returns, the caller closes the job (fnw_close): no worker starts a block of
  *     its input after that. It waits for no worker: a late worker may still run a block
- *     on the input, so the engine keeps the input alive until the owner has no reader left
- *     (fnw_owner_readers); the rows it reads may have changed by then, but its result is
- *     not read.
+ *     on the input, so the engine keeps the job and its input alive until the job has no
+ *     reader left (fnw_readers); the rows the worker reads may have changed by then, but
+ *     its result is not read.
  *   - The job is reference-counted: the caller and each worker that joined hold a reference,
  *     and the last one frees it, then releases the job's owner (the plan), whose
  *     destruction waits until no job of its own is left (`fnw_owner_free`).
@@ -73,7 +73,6 @@ typedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes)
 /* What a job's blocks run on: kept alive by its owner until every job is released. */
 typedef struct {
     atomic_long jobs;     /* jobs not yet freed */
-    atomic_int readers;   /* workers running a block on an input of one of its jobs */
     unsigned long forks;  /* fnw_forks when the jobs were counted */
 } fnw_owner;
 
@@ -84,6 +83,7 @@ struct fnw_job {
     fnw_work_fn work;         /* run by each worker that joins */
     fnw_owner* owner;
     atomic_long next;         /* the next block to take */
+    atomic_int readers;       /* workers running a block on the caller's input */
     atomic_int closed;        /* set by fnw_close */
     atomic_int finished;      /* blocks the workers finished (a futex word) */
     atomic_int waiting;       /* the caller sleeps in fnw_wait */
@@ -117,7 +117,6 @@ static inline fnw_owner* fnw_owner_new(void) {
     fnw_owner* o = (fnw_owner*)malloc(sizeof(fnw_owner));
     if (o != NULL) {
         atomic_init(&o->jobs, 0);
-        atomic_init(&o->readers, 0);
         o->forks = fnw_forks;
     }
     return o;
@@ -128,7 +127,6 @@ static inline fnw_owner* fnw_owner_new(void) {
 static inline void fnw_owner_here(fnw_owner* o) {
     if (o->forks != fnw_forks) {
         atomic_store_explicit(&o->jobs, 0, memory_order_relaxed);
-        atomic_store_explicit(&o->readers, 0, memory_order_relaxed);
         o->forks = fnw_forks;
     }
 }
@@ -177,6 +175,7 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     job->work = work;
     job->owner = owner;
     atomic_init(&job->next, 0);
+    atomic_init(&job->readers, 0);
     atomic_init(&job->closed, 0);
     atomic_init(&job->finished, 0);
     atomic_init(&job->waiting, 0);
@@ -204,18 +203,18 @@ static inline long fnw_take(fnw_job* job) {
 /* A worker may read the caller's input until fnw_exit; 0 when the job is closed. The
  * reader is counted before `closed` is read, and fnw_close sets `closed` before the
  * readers are counted (all sequentially consistent): a worker either sees the job closed
- * or is counted by a later fnw_owner_readers. */
+ * or is counted by a later fnw_readers. */
 static inline int fnw_enter(fnw_job* job) {
-    atomic_fetch_add_explicit(&job->owner->readers, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&job->readers, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&job->closed, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&job->owner->readers, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&job->readers, 1, memory_order_release);
         return 0;
     }
     return 1;
 }
 
 static inline void fnw_exit(fnw_job* job) {
-    atomic_fetch_sub_explicit(&job->owner->readers, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&job->readers, 1, memory_order_release);
 }
 
 /* The caller's last act on a job: from here on no worker starts reading its input. */
@@ -223,10 +222,9 @@ static inline void fnw_close(fnw_job* job) {
     atomic_store_explicit(&job->closed, 1, memory_order_seq_cst);
 }
 
-/* Workers reading an input of one of the owner's jobs now (0: the inputs of its closed
- * jobs are read no more). */
-static inline int fnw_owner_readers(fnw_owner* o) {
-    return atomic_load_explicit(&o->readers, memory_order_seq_cst);
+/* Workers reading the job's input now (after fnw_close, 0: read no more). */
+static inline int fnw_readers(fnw_job* job) {
+    return atomic_load_explicit(&job->readers, memory_order_seq_cst);
 }
 
 /* A block a worker took (for tests: _blocks_taken_by_workers). */
@@ -444,7 +442,7 @@ static inline long fnw_take(fnw_job* j) { (void)j; return -1; }
 static inline int fnw_enter(fnw_job* j) { (void)j; return 0; }
 static inline void fnw_exit(fnw_job* j) { (void)j; }
 static inline void fnw_close(fnw_job* j) { (void)j; }
-static inline int fnw_owner_readers(fnw_owner* o) { (void)o; return 0; }
+static inline int fnw_readers(fnw_job* j) { (void)j; return 0; }
 static inline void fnw_count_taken(void) {}
 static inline void fnw_count_redone(void) {}
 static inline long fnw_redone(void) { return 0; }
