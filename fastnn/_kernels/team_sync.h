@@ -56,6 +56,14 @@ static inline void fastnn_counter_init(fastnn_counter_t* c) {
 }
 
 /* One more piece of work is done. */
+/* Counters are real atomics here (0: the OpenMP barrier stands in, see below). */
+#define FASTNN_TEAM_SYNC 1
+
+/* The count before adding one: a counter as the next piece of work to take. */
+static inline int fastnn_counter_take(fastnn_counter_t* c) {
+    return atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
+}
+
 static inline void fastnn_counter_add(fastnn_counter_t* c) {
     atomic_fetch_add(&c->count, 1);
     if (atomic_load(&c->sleepers) > 0)
@@ -97,7 +105,11 @@ static void fastnn_team_end(fastnn_counter_t* arrived, int n, int thread) {
 
 #else
 
+#define FASTNN_TEAM_SYNC 0
+
 typedef struct { int unused; } fastnn_counter_t;
+
+static inline int fastnn_counter_take(fastnn_counter_t* c) { (void)c; return 0; }
 
 static inline void fastnn_counter_init(fastnn_counter_t* c) { c->unused = 0; }
 

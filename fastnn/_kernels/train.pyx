@@ -51,12 +51,40 @@ from fastnn._kernels.dense import packed_path
 cnp.import_array()
 
 cdef extern from "team_sync.h" nogil:
+    int FASTNN_TEAM_SYNC
     ctypedef struct fastnn_counter_t:
         pass
+    int fastnn_counter_take(fastnn_counter_t* c)
     void fastnn_counter_init(fastnn_counter_t* c)
     void fastnn_counter_add(fastnn_counter_t* c)
     void fastnn_counter_wait(fastnn_counter_t* c, int target)
     void fastnn_team_end(fastnn_counter_t* arrived, int n, int thread)
+
+cdef extern from "workers.h" nogil:
+    ctypedef struct fnw_owner:
+        pass
+    ctypedef struct fnw_pool:
+        pass
+    ctypedef struct fnw_job:
+        void* ctx
+        char* y
+    ctypedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil
+    fnw_owner* fnw_owner_new()
+    void fnw_owner_free(fnw_owner* o)
+    void fnw_owner_here(fnw_owner* o)
+    fnw_pool* fnw_pool_get(int n_workers)
+    fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block, size_t y_block,
+                         int max_workers, fnw_work_fn work)
+    void fnw_release(fnw_job* job)
+    int fnw_post(fnw_pool* p, fnw_job* job)
+    void fnw_withdraw(fnw_pool* p, fnw_job* job)
+    void fnw_close(fnw_job* job)
+    int fnw_closed(fnw_job* job)
+    void fnw_count_taken()
+    long fnw_taken()
+    void fnw_count_late()
+    long fnw_late()
+    void fnw_sleep(double seconds)
 
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
@@ -106,6 +134,30 @@ cdef struct XentLoss:
 cdef struct Item:
     # One piece of the update: rows [r0, r1) of layer l's kernel, or its bias (r0 < 0).
     Py_ssize_t l, r0, r1
+
+
+cdef struct StepJob:
+    # A step (`_step`) run by the caller and fastnn's worker threads (workers.h), in the
+    # job's own memory: a worker that joins after the step ended reads only this. Pieces
+    # of each phase are taken from the `next_*` counters and counted done in the others;
+    # the step's arrays are touched only by the thread that took a piece, and the caller
+    # returns when every piece is done, so a worker the scheduler put aside delays the
+    # step only by a piece it took, never by not having started.
+    const TLayer* L
+    Py_ssize_t nl, batch, n_packs, n_items, fresh_from
+    const void* data
+    const Py_ssize_t* rows
+    const Item* packs
+    const XentLoss* loss
+    double penalty
+    const Item* items
+    const Span* spans
+    const OptimHyper* h
+    const OptimHyper* h_fresh
+    Py_ssize_t* bad
+    bint dbl
+    int ok  # the loss is finite: set by the caller before `decided`
+    fastnn_counter_t next_prep, prepared, next_chunk, chunks, decided, next_item, items_done
 
 
 cdef inline Py_ssize_t chunk_rows(Py_ssize_t batch) noexcept nogil:
@@ -306,15 +358,156 @@ cdef bint _loss_ok(const XentLoss* loss, Py_ssize_t nc, Py_ssize_t batch, double
     return ok and isfinite(v)
 
 
+cdef double _worker_delay = 0  # see _delay_workers
+cdef bint _delay_in_piece = False
+
+
+def _delay_workers(double seconds, bint in_piece=False):
+    """Make a worker sleep `seconds` before it joins a step (`in_piece`: after it takes its
+    first piece of one), as if descheduled there (for tests; 0 to stop)."""
+    global _worker_delay, _delay_in_piece
+    _worker_delay = seconds
+    _delay_in_piece = in_piece
+
+
+def _worker_counts():
+    """(pieces of steps the workers took, steps they joined only after the caller had
+    closed them) in this process so far (for tests)."""
+    return fnw_taken(), fnw_late()
+
+
+cdef inline void _took(bint caller, bint* delayed) noexcept nogil:
+    """A piece taken: by a worker, counted (and the test delay, once a step)."""
+    if caller:
+        return
+    fnw_count_taken()
+    if _worker_delay > 0 and _delay_in_piece and not delayed[0]:
+        delayed[0] = True
+        fnw_sleep(_worker_delay)
+
+
+cdef void _step_pieces(StepJob* j, bint caller, floating dummy) noexcept nogil:
+    """The caller's or a worker's part of a pooled step (`StepJob`), in the order of
+    `_step`'s parallel region."""
+    cdef Py_ssize_t q, c, batch = j.batch, rows_c = chunk_rows(batch)
+    cdef Py_ssize_t nc = n_chunks(batch, rows_c)
+    cdef Py_ssize_t ng = nc if j.rows != NULL else 0
+    cdef bint delayed = False
+    while True:
+        q = fastnn_counter_take(&j.next_prep)
+        if q >= ng + j.n_packs:
+            break
+        _took(caller, &delayed)
+        if q < ng:
+            _gather(<const floating*>j.data, j.rows, <floating*>j.L[0].X, j.L[0].n_in,
+                    q * rows_c, min(batch, (q + 1) * rows_c))
+        else:
+            _pack(j.L, j.packs + q - ng)
+        fastnn_counter_add(&j.prepared)
+    fastnn_counter_wait(&j.prepared, <int>(ng + j.n_packs))
+    while True:
+        c = fastnn_counter_take(&j.next_chunk)
+        if c >= nc:
+            break
+        _took(caller, &delayed)
+        _forward_chunk(j.L, j.nl, c * rows_c, min(batch, (c + 1) * rows_c), batch, j.loss, c,
+                       <floating>0)
+        fastnn_counter_add(&j.chunks)
+    if caller:
+        fastnn_counter_wait(&j.chunks, <int>nc)
+        j.ok = _loss_ok(j.loss, nc, batch, j.penalty, NULL)
+        fastnn_counter_add(&j.decided)
+    else:
+        fastnn_counter_wait(&j.decided, 1)
+    if not j.ok:
+        return
+    while True:
+        q = fastnn_counter_take(&j.next_item)
+        if q >= j.n_items:
+            break
+        _took(caller, &delayed)
+        j.bad[q] = _update_item(j.L, j.items + q, batch, j.spans, j.h, j.h_fresh,
+                                j.fresh_from, <floating>0)
+        fastnn_counter_add(&j.items_done)
+    if caller:
+        fastnn_counter_wait(&j.items_done, <int>j.n_items)
+
+
+cdef void _step_worker(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil:
+    """A worker's part of a pooled step (nothing once the caller closed it)."""
+    cdef StepJob* j = <StepJob*>job.ctx
+    if _worker_delay > 0 and not _delay_in_piece:
+        fnw_sleep(_worker_delay)
+    if fnw_closed(job):
+        fnw_count_late()
+        return
+    if j.dbl:
+        _step_pieces(j, False, <double>0)
+    else:
+        _step_pieces(j, False, <float>0)
+
+
+cdef bint _pooled_step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* data,
+                       const Py_ssize_t* rows, const Item* packs, Py_ssize_t n_packs,
+                       const XentLoss* loss, double penalty, const Item* items,
+                       Py_ssize_t n_items, const Span* spans, const OptimHyper* h,
+                       const OptimHyper* h_fresh, Py_ssize_t fresh_from, Py_ssize_t* bad,
+                       int nt, fnw_pool* pool, fnw_owner* owner) noexcept nogil:
+    """`_step` on the caller and up to nt - 1 of pool's workers; False when the workers
+    are not to be had (out of memory, or busy with another call's job)."""
+    cdef fnw_job* job = fnw_job_new(owner, 1, 0, sizeof(StepJob), nt - 1,
+                                    <fnw_work_fn>_step_worker)
+    cdef StepJob* j
+    if job == NULL:
+        return False
+    j = <StepJob*>job.y
+    j.L = L
+    j.nl = nl
+    j.batch = batch
+    j.data = data
+    j.rows = rows
+    j.packs = packs
+    j.n_packs = n_packs
+    j.loss = loss
+    j.penalty = penalty
+    j.items = items
+    j.n_items = n_items
+    j.spans = spans
+    j.h = h
+    j.h_fresh = h_fresh
+    j.fresh_from = fresh_from
+    j.bad = bad
+    j.dbl = floating is double
+    j.ok = 0
+    fastnn_counter_init(&j.next_prep)
+    fastnn_counter_init(&j.prepared)
+    fastnn_counter_init(&j.next_chunk)
+    fastnn_counter_init(&j.chunks)
+    fastnn_counter_init(&j.decided)
+    fastnn_counter_init(&j.next_item)
+    fastnn_counter_init(&j.items_done)
+    job.ctx = j
+    if not fnw_post(pool, job):
+        fnw_release(job)
+        return False
+    _step_pieces(j, True, <floating>0)
+    fnw_close(job)
+    fnw_withdraw(pool, job)
+    fnw_release(job)
+    return True
+
+
 cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating* data,
                 const Py_ssize_t* rows, const Item* packs, Py_ssize_t n_packs,
                 const XentLoss* loss, double penalty, const Item* items, Py_ssize_t n_items,
                 const Span* spans, const OptimHyper* h, const OptimHyper* h_fresh,
-                Py_ssize_t fresh_from, Py_ssize_t* bad, int nt) noexcept nogil:
+                Py_ssize_t fresh_from, Py_ssize_t* bad, int nt, fnw_pool* pool,
+                fnw_owner* owner) noexcept nogil:
     """A whole step (`DenseTrainer.train_step`) in one parallel region: the batch gathered
     from `data` (when `rows` is not NULL) and the kernels packed; the chunks of rows
-    through every layer, the loss and the dZ; then, when
-    the loss is finite, the updates."""
+    through every layer, the loss and the dZ; then, when the loss is finite, the updates.
+    With `pool`, on the caller and pool's workers (`_pooled_step`), else (or when the
+    workers are busy) in an OpenMP team."""
     cdef Py_ssize_t c, q, n_in = L[0].n_in, rows_c = chunk_rows(batch)
     cdef Py_ssize_t nc = n_chunks(batch, rows_c)
     cdef Py_ssize_t ng = nc if rows != NULL else 0
@@ -334,6 +527,10 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
             for q in range(n_items):
                 bad[q] = _update_item(L, items + q, batch, spans, h, h_fresh, fresh_from,
                                       <floating>0)
+        return
+    if pool != NULL and _pooled_step(L, nl, batch, data, rows, packs, n_packs, loss, penalty,
+                                     items, n_items, spans, h, h_fresh, fresh_from, bad, nt,
+                                     pool, owner):
         return
     fastnn_counter_init(&arrived)
     fastnn_counter_init(&prepared)
@@ -426,6 +623,7 @@ cdef class DenseTrainer:
     cdef bint is_double
     cdef int typenum
     cdef object arrays, buffers, bad, keep, _x, panels, gathered
+    cdef fnw_owner* _owner  # counts the jobs of its steps that workers still hold
 
     def __cinit__(self, layers):
         cdef Py_ssize_t l, q
@@ -433,6 +631,7 @@ cdef class DenseTrainer:
         self.layers = <TLayer*>PyMem_Malloc(max(self.n_layers, 1) * sizeof(TLayer))
         self.items = NULL
         self.packs = NULL
+        self._owner = fnw_owner_new()  # NULL without workers: OpenMP teams only
         if self.layers == NULL:
             raise MemoryError()
         memset(self.layers, 0, max(self.n_layers, 1) * sizeof(TLayer))
@@ -476,6 +675,8 @@ cdef class DenseTrainer:
         self.items_batch = -1
 
     def __dealloc__(self):
+        with nogil:  # a worker that joined a step late lets go of it (it touches nothing else)
+            fnw_owner_free(self._owner)
         PyMem_Free(self.layers)
         PyMem_Free(self.items)
         PyMem_Free(self.packs)
@@ -617,6 +818,7 @@ cdef class DenseTrainer:
         cdef double value
         cdef void* data
         cdef Py_ssize_t* row_index = NULL
+        cdef fnw_pool* pool = NULL
         if not rows_ready(X, self.typenum, self.layers[0].n_in):
             raise ValueError(f"X must be a C-ordered 2-D array of {self.layers[0].n_in} "
                              f"columns of the layers' dtype")
@@ -671,16 +873,21 @@ cdef class DenseTrainer:
         h_fresh.first = True
         nt = threads_for(3 * self._macs(batch) // MACS_PER_WORK, n_threads)
         nt = <int>max(nc, self.n_items) if nt > max(nc, self.n_items) else nt
+        if nt > 1 and FASTNN_TEAM_SYNC and self._owner != NULL:
+            fnw_owner_here(self._owner)  # (the GIL orders these calls)
+            pool = fnw_pool_get(nt - 1)
         blas_serial_enter()
         with nogil:
             if self.is_double:
                 _step(self.layers, self.n_layers, batch, <const double*>data, row_index,
                       self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
-                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt)
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool,
+                      self._owner)
             else:
                 _step(self.layers, self.n_layers, batch, <const float*>data, row_index,
                       self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
-                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt)
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool,
+                      self._owner)
         blas_serial_exit()
         for c in range(nc):
             if bad[c] >= 0:

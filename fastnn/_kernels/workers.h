@@ -1,4 +1,5 @@
-/* fastnn's own worker threads, for the engine's blockwise path (fastnn/_kernels/engine.pyx).
+/* fastnn's own worker threads, for the engine's blockwise path (fastnn/_kernels/engine.pyx)
+ * and the compiled training step (fastnn/_kernels/train.pyx: `_pooled_step`).
  *
  * An OpenMP parallel region ends only when every thread of its team has arrived: on a busy
  * machine the calling thread waits, at the join, for a thread descheduled in the middle of
@@ -92,6 +93,7 @@ struct fnw_job {
     const char* x;            /* the caller's input, x_block bytes a row */
     char* y;                  /* workers' results, y_block bytes apart */
     size_t x_block, y_block;
+    void* ctx;                /* the work function's own data (the trainer's step) */
     /* The engine's own fields (read by its work function). */
     const void* layers;
     int n_layers;
@@ -111,6 +113,7 @@ static fnw_pool* fnw_the_pool = NULL;
 static unsigned long fnw_forks = 0;  /* forks this process is the child of (since the pool) */
 static atomic_long fnw_blocks_taken = 0;  /* by workers, ever (for tests) */
 static atomic_long fnw_blocks_redone = 0;  /* by callers, of late workers, ever (for tests) */
+static atomic_long fnw_late_joins = 0;  /* jobs workers joined after their close (for tests) */
 static int fnw_atfork_set = 0;
 
 static inline fnw_owner* fnw_owner_new(void) {
@@ -184,6 +187,7 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     for (q = 0; q < blocks; q++)
         atomic_init(&job->state[q], FNW_OPEN);
     job->x = NULL;
+    job->ctx = NULL;
     job->y = mem + head + states;
     job->x_block = x_block;
     job->y_block = yb;
@@ -220,6 +224,11 @@ static inline void fnw_exit(fnw_job* job) {
 /* The caller's last act on a job: from here on no worker starts reading its input. */
 static inline void fnw_close(fnw_job* job) {
     atomic_store_explicit(&job->closed, 1, memory_order_seq_cst);
+}
+
+/* Whether the caller closed the job (a worker that joins later has nothing to do). */
+static inline int fnw_closed(fnw_job* job) {
+    return atomic_load_explicit(&job->closed, memory_order_acquire);
 }
 
 /* Workers reading the job's input now (after fnw_close, 0: read no more). */
@@ -393,6 +402,15 @@ static inline long fnw_redone(void) {
     return atomic_load_explicit(&fnw_blocks_redone, memory_order_relaxed);
 }
 
+/* A worker joined a job its caller had closed (for tests). */
+static inline void fnw_count_late(void) {
+    atomic_fetch_add_explicit(&fnw_late_joins, 1, memory_order_relaxed);
+}
+
+static inline long fnw_late(void) {
+    return atomic_load_explicit(&fnw_late_joins, memory_order_relaxed);
+}
+
 static inline double fnw_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -415,6 +433,7 @@ static inline void fnw_relax(void) {
 #else  /* no workers: the engine runs its OpenMP path */
 
 typedef struct fnw_job {
+    void* ctx;
     const char* x;
     char* y;
     size_t x_block, y_block;
@@ -443,9 +462,12 @@ static inline int fnw_enter(fnw_job* j) { (void)j; return 0; }
 static inline void fnw_exit(fnw_job* j) { (void)j; }
 static inline void fnw_close(fnw_job* j) { (void)j; }
 static inline int fnw_readers(fnw_job* j) { (void)j; return 0; }
+static inline int fnw_closed(fnw_job* j) { (void)j; return 1; }
 static inline void fnw_count_taken(void) {}
 static inline void fnw_count_redone(void) {}
 static inline long fnw_redone(void) { return 0; }
+static inline void fnw_count_late(void) {}
+static inline long fnw_late(void) { return 0; }
 static inline void fnw_finish(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
 static inline void fnw_mark(fnw_job* j, long q, int s) { (void)j; (void)q; (void)s; }
 static inline int fnw_finished(fnw_job* j) { (void)j; return 0; }

@@ -1,0 +1,106 @@
+"""A compiled training step on fastnn's own worker threads (fastnn/_kernels/workers.h): the
+caller returns when every piece of the step is done, never waiting for a worker that has
+not started, and the results are those of one thread."""
+import multiprocessing
+import time
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn import layers as L
+from fastnn._kernels import train as train_kernels
+from fastnn._kernels._threads import CPU_LIMIT
+
+pytestmark = pytest.mark.skipif(CPU_LIMIT < 2, reason="workers need two CPUs")
+
+DELAY = 0.05  # a worker "descheduled" this long
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((1280, 300)).astype(np.float32), rng.integers(0, 4, 1280)
+
+
+def _train(threads, X, y, steps=5):
+    """Weights and optimizer state after `steps` steps of 256 rows on `threads` threads
+    (enough work for two threads)."""
+    fn.set_num_threads(threads)
+    try:
+        model = fn.Sequential([L.Dense(256, activation="relu"), L.Dense(128, activation="relu"),
+                               L.Dense(4, activation="softmax")],
+                              input_dim=300, dtype="float32", seed=0)
+        model.compile(fn.optimizers.Adam(lr=1e-2), "sparse_categorical_crossentropy")
+        model.fit(X[:256 * steps], y[:256 * steps], epochs=1, batch_size=256, shuffle=False,
+                  verbose=0)
+        return model.get_weights() + model.optimizer.get_state()
+    finally:
+        fn.set_num_threads(None)
+
+
+def _assert_same(a, b):
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.fixture
+def delayed():
+    def delay(seconds, in_piece):
+        train_kernels._delay_workers(seconds, in_piece)
+    yield delay
+    train_kernels._delay_workers(0)
+
+
+def test_workers_take_pieces_and_give_the_bits_of_one_thread():
+    X, y = _data()
+    expected = _train(1, X, y)
+    pieces, _ = train_kernels._worker_counts()
+    _assert_same(_train(2, X, y), expected)
+    assert train_kernels._worker_counts()[0] > pieces
+
+
+def test_a_worker_that_joins_late_is_not_waited_for(delayed):
+    X, y = _data()
+    expected = _train(1, X, y)
+    delayed(DELAY, in_piece=False)  # every worker sleeps before it looks at a step
+    _, late = train_kernels._worker_counts()
+    got = _train(2, X, y, steps=3)
+    _assert_same(got, _train(1, X, y, steps=3))
+    time.sleep(3 * DELAY)
+    # the steps ended without the worker, which found them closed when it woke
+    assert train_kernels._worker_counts()[1] > late
+    delayed(0, False)
+    _assert_same(_train(2, X, y), expected)
+
+
+def test_a_worker_late_in_a_piece_holds_only_that_piece(delayed):
+    X, y = _data()
+    expected = _train(1, X, y)
+    delayed(DELAY, in_piece=True)  # a worker sleeps in the first piece it takes of a step
+    pieces, _ = train_kernels._worker_counts()
+    _assert_same(_train(2, X, y), expected)
+    assert train_kernels._worker_counts()[0] > pieces
+
+
+def _child_train(X, y, queue):
+    pieces, _ = train_kernels._worker_counts()
+    result = _train(2, X, y)
+    queue.put((result, train_kernels._worker_counts()[0] - pieces))
+
+
+def test_a_forked_child_trains_on_its_own_workers():
+    X, y = _data()
+    expected = _train(2, X, y)  # the parent's workers started
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_train, args=(X, y, queue))
+    child.start()
+    try:
+        result, pieces = queue.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    assert pieces > 0  # the child's own workers took pieces
+    _assert_same(result, expected)
