@@ -104,3 +104,23 @@ def test_a_forked_child_trains_on_its_own_workers():
     assert child.exitcode == 0
     assert pieces > 0  # the child's own workers took pieces
     _assert_same(result, expected)
+
+
+def test_a_step_whose_loss_is_not_finite_updates_nothing_on_workers():
+    X, y = _data()
+    fn.set_num_threads(2)
+    try:
+        model = fn.Sequential([L.Dense(256, activation="relu"), L.Dense(4, activation="softmax")],
+                              input_dim=300, dtype="float32", seed=0)
+        model.compile(fn.optimizers.Adam(lr=1e-2), "sparse_categorical_crossentropy")
+        weights = model.get_weights()
+        weights[2][:] = 3e38  # logits overflow to infinity: the loss is NaN
+        model.set_weights(weights)
+        pieces, _ = train_kernels._worker_counts()
+        with pytest.raises(fn.callbacks.NonFiniteLossError):
+            model.fit(X[:256], y[:256], epochs=1, batch_size=256, verbose=0)
+        assert train_kernels._worker_counts()[0] > pieces  # the workers ran the forward pass
+        _assert_same(model.get_weights(), weights)
+        assert model.optimizer.iterations == 0
+    finally:
+        fn.set_num_threads(None)

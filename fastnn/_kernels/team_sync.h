@@ -55,7 +55,6 @@ static inline void fastnn_counter_init(fastnn_counter_t* c) {
     atomic_init(&c->sleepers, 0);
 }
 
-/* One more piece of work is done. */
 /* Counters are real atomics here (0: the OpenMP barrier stands in, see below). */
 #define FASTNN_TEAM_SYNC 1
 
@@ -64,6 +63,7 @@ static inline int fastnn_counter_take(fastnn_counter_t* c) {
     return atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
 }
 
+/* One more piece of work is done. */
 static inline void fastnn_counter_add(fastnn_counter_t* c) {
     atomic_fetch_add(&c->count, 1);
     if (atomic_load(&c->sleepers) > 0)

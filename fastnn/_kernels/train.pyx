@@ -66,12 +66,8 @@ cdef extern from "workers.h" nogil:
     ctypedef struct fnw_pool:
         pass
     ctypedef struct fnw_job:
-        void* ctx
         char* y
     ctypedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil
-    fnw_owner* fnw_owner_new()
-    void fnw_owner_free(fnw_owner* o)
-    void fnw_owner_here(fnw_owner* o)
     fnw_pool* fnw_pool_get(int n_workers)
     fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block, size_t y_block,
                          int max_workers, fnw_work_fn work)
@@ -435,7 +431,7 @@ cdef void _step_pieces(StepJob* j, bint caller, floating dummy) noexcept nogil:
 
 cdef void _step_worker(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil:
     """A worker's part of a pooled step (nothing once the caller closed it)."""
-    cdef StepJob* j = <StepJob*>job.ctx
+    cdef StepJob* j = <StepJob*>job.y
     if _worker_delay > 0 and not _delay_in_piece:
         fnw_sleep(_worker_delay)
     if fnw_closed(job):
@@ -452,10 +448,11 @@ cdef bint _pooled_step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const f
                        const XentLoss* loss, double penalty, const Item* items,
                        Py_ssize_t n_items, const Span* spans, const OptimHyper* h,
                        const OptimHyper* h_fresh, Py_ssize_t fresh_from, Py_ssize_t* bad,
-                       int nt, fnw_pool* pool, fnw_owner* owner) noexcept nogil:
+                       int nt, fnw_pool* pool) noexcept nogil:
     """`_step` on the caller and up to nt - 1 of pool's workers; False when the workers
-    are not to be had (out of memory, or busy with another call's job)."""
-    cdef fnw_job* job = fnw_job_new(owner, 1, 0, sizeof(StepJob), nt - 1,
+    are not to be had (out of memory, or busy with another call's job). The job has no
+    owner: a worker that took no piece touches nothing but the job (see workers.h)."""
+    cdef fnw_job* job = fnw_job_new(NULL, 1, 0, sizeof(StepJob), nt - 1,
                                     <fnw_work_fn>_step_worker)
     cdef StepJob* j
     if job == NULL:
@@ -486,7 +483,6 @@ cdef bint _pooled_step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const f
     fastnn_counter_init(&j.decided)
     fastnn_counter_init(&j.next_item)
     fastnn_counter_init(&j.items_done)
-    job.ctx = j
     if not fnw_post(pool, job):
         fnw_release(job)
         return False
@@ -501,8 +497,8 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
                 const Py_ssize_t* rows, const Item* packs, Py_ssize_t n_packs,
                 const XentLoss* loss, double penalty, const Item* items, Py_ssize_t n_items,
                 const Span* spans, const OptimHyper* h, const OptimHyper* h_fresh,
-                Py_ssize_t fresh_from, Py_ssize_t* bad, int nt, fnw_pool* pool,
-                fnw_owner* owner) noexcept nogil:
+                Py_ssize_t fresh_from, Py_ssize_t* bad, int nt,
+                fnw_pool* pool) noexcept nogil:
     """A whole step (`DenseTrainer.train_step`) in one parallel region: the batch gathered
     from `data` (when `rows` is not NULL) and the kernels packed; the chunks of rows
     through every layer, the loss and the dZ; then, when the loss is finite, the updates.
@@ -530,7 +526,7 @@ cdef void _step(const TLayer* L, Py_ssize_t nl, Py_ssize_t batch, const floating
         return
     if pool != NULL and _pooled_step(L, nl, batch, data, rows, packs, n_packs, loss, penalty,
                                      items, n_items, spans, h, h_fresh, fresh_from, bad, nt,
-                                     pool, owner):
+                                     pool):
         return
     fastnn_counter_init(&arrived)
     fastnn_counter_init(&prepared)
@@ -623,7 +619,6 @@ cdef class DenseTrainer:
     cdef bint is_double
     cdef int typenum
     cdef object arrays, buffers, bad, keep, _x, panels, gathered
-    cdef fnw_owner* _owner  # counts the jobs of its steps that workers still hold
 
     def __cinit__(self, layers):
         cdef Py_ssize_t l, q
@@ -631,7 +626,6 @@ cdef class DenseTrainer:
         self.layers = <TLayer*>PyMem_Malloc(max(self.n_layers, 1) * sizeof(TLayer))
         self.items = NULL
         self.packs = NULL
-        self._owner = fnw_owner_new()  # NULL without workers: OpenMP teams only
         if self.layers == NULL:
             raise MemoryError()
         memset(self.layers, 0, max(self.n_layers, 1) * sizeof(TLayer))
@@ -675,8 +669,6 @@ cdef class DenseTrainer:
         self.items_batch = -1
 
     def __dealloc__(self):
-        with nogil:  # a worker that joined a step late lets go of it (it touches nothing else)
-            fnw_owner_free(self._owner)
         PyMem_Free(self.layers)
         PyMem_Free(self.items)
         PyMem_Free(self.packs)
@@ -873,21 +865,18 @@ cdef class DenseTrainer:
         h_fresh.first = True
         nt = threads_for(3 * self._macs(batch) // MACS_PER_WORK, n_threads)
         nt = <int>max(nc, self.n_items) if nt > max(nc, self.n_items) else nt
-        if nt > 1 and FASTNN_TEAM_SYNC and self._owner != NULL:
-            fnw_owner_here(self._owner)  # (the GIL orders these calls)
-            pool = fnw_pool_get(nt - 1)
+        if nt > 1 and FASTNN_TEAM_SYNC:
+            pool = fnw_pool_get(nt - 1)  # NULL without workers: an OpenMP team
         blas_serial_enter()
         with nogil:
             if self.is_double:
                 _step(self.layers, self.n_layers, batch, <const double*>data, row_index,
                       self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
-                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool,
-                      self._owner)
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool)
             else:
                 _step(self.layers, self.n_layers, batch, <const float*>data, row_index,
                       self.packs, self.n_packs, &loss, penalty, self.items, self.n_items,
-                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool,
-                      self._owner)
+                      plan.spans, &h, &h_fresh, fresh_from, &bad_items[0], nt, pool)
         blas_serial_exit()
         for c in range(nc):
             if bad[c] >= 0:

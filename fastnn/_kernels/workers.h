@@ -9,7 +9,7 @@
  *
  *   - The caller runs its blocks on its input into its output.
  *   - A worker runs its block on the caller's input into the job's own output buffer and
- *     marks it done (release). Workers never write into the caller's arrays.
+ *     marks it done (release). Its workers never write into the engine's arrays.
  *   - When no block is left to take, the caller copies the workers' finished blocks into
  *     its output; a block a worker still holds after `patience` the caller computes itself.
  *     Whoever computes a block runs the same code on the same rows, so the result is the
@@ -22,6 +22,13 @@
  *   - The job is reference-counted: the caller and each worker that joined hold a reference,
  *     and the last one frees it, then releases the job's owner (the plan), whose
  *     destruction waits until no job of its own is left (`fnw_owner_free`).
+ *
+ * A training step (train.pyx) uses the pool differently: its pieces write in place (the
+ * layers' buffers, the weights, the optimizer's state), so none can be run twice. The
+ * caller returns only when every piece is done, and so waits for a piece a worker took and
+ * was descheduled in; what it never waits for is a worker that has not taken a piece yet
+ * (it takes none once the caller has closed the job, and touches only the job's memory).
+ * Such jobs have no owner (NULL): nothing but the job itself outlives the call.
  *
  * Workers wait on a condition variable when there is no job (they never spin: a spinning
  * thread takes the core of the busy process it shares it with). The pool is per process:
@@ -93,7 +100,6 @@ struct fnw_job {
     const char* x;            /* the caller's input, x_block bytes a row */
     char* y;                  /* workers' results, y_block bytes apart */
     size_t x_block, y_block;
-    void* ctx;                /* the work function's own data (the trainer's step) */
     /* The engine's own fields (read by its work function). */
     const void* layers;
     int n_layers;
@@ -152,7 +158,8 @@ static inline void fnw_release(fnw_job* job) {
         return;
     o = job->owner;
     free(job);
-    atomic_fetch_sub_explicit(&o->jobs, 1, memory_order_release);
+    if (o != NULL)
+        atomic_fetch_sub_explicit(&o->jobs, 1, memory_order_release);
 }
 
 /* A job of `blocks` blocks, of x_block bytes per row of input and y_block bytes of output
@@ -187,11 +194,11 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     for (q = 0; q < blocks; q++)
         atomic_init(&job->state[q], FNW_OPEN);
     job->x = NULL;
-    job->ctx = NULL;
     job->y = mem + head + states;
     job->x_block = x_block;
     job->y_block = yb;
-    atomic_fetch_add_explicit(&owner->jobs, 1, memory_order_relaxed);
+    if (owner != NULL)
+        atomic_fetch_add_explicit(&owner->jobs, 1, memory_order_relaxed);
     return job;
 }
 
@@ -433,7 +440,6 @@ static inline void fnw_relax(void) {
 #else  /* no workers: the engine runs its OpenMP path */
 
 typedef struct fnw_job {
-    void* ctx;
     const char* x;
     char* y;
     size_t x_block, y_block;
