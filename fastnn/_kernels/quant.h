@@ -51,6 +51,15 @@ enum { FASTNN_ISA_PORTABLE = 0, FASTNN_ISA_AVX512 = 1, FASTNN_ISA_AVX256 = 2 };
 #define FASTNN_GROUP 4
 #define FASTNN_MR 4
 
+/* GCC 12 at -O3 vectorizes the bf16 portable loop over k wrongly when it tunes for
+ * Sapphire Rapids (x0 counted twice at k = 3, seen with -march=sapphirerapids and in
+ * the extension built with -march=native there); its loops stay scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FASTNN_NO_LOOP_VECTORIZE __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define FASTNN_NO_LOOP_VECTORIZE
+#endif
+
 /* Bytes of the packed form of a (k, n) matrix: `step` inputs per 64-byte panel step. */
 static inline size_t fastnn_packed_bytes(ptrdiff_t k, ptrdiff_t n, int step) {
     ptrdiff_t nkb = (k + step - 1) / step, panels = (n + FASTNN_PANEL - 1) / FASTNN_PANEL;
@@ -140,7 +149,7 @@ static void fastnn_q8_gemm_portable(const uint8_t *X, ptrdiff_t ldx, ptrdiff_t m
     }
 }
 
-static void fastnn_bf16_gemm_portable(const uint16_t *X, ptrdiff_t ldx, ptrdiff_t m,
+FASTNN_NO_LOOP_VECTORIZE static void fastnn_bf16_gemm_portable(const uint16_t *X, ptrdiff_t ldx, ptrdiff_t m,
                                       ptrdiff_t nkb, const uint16_t *P, ptrdiff_t n_panels,
                                       float *C, ptrdiff_t ldc) {
     for (ptrdiff_t q = 0; q < n_panels; q++) {
