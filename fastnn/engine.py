@@ -100,8 +100,7 @@ PRECISIONS = ("float", "int8", "bf16")
 QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
 """Name and dtype of the stored weights of each quantized precision."""
 
-CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (32, 0.20), (128, 0.12), (256, 0.12),
-                     (sys.maxsize, 0.11))
+CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (256, 0.05), (sys.maxsize, 0.04))
 """(batch, density) steps: for chunks up to ``batch`` rows (and above the step before),
 CSR beats dense when the layer's density is at most ``density``.
 
@@ -117,16 +116,24 @@ CSR at 80-90% sparsity ran 2-7x slower than dense. For 128 rows on two threads t
 single layers of 256x128 broke even at 0.15 (0.12: 0.45 of dense) and the 784-256-128-10
 network at 85% sparsity ran 1.15x dense with every layer in CSR (a dense network runs
 such chunks blockwise, in blocks of rows through every layer on one thread, which a
-layer in CSR forgoes): the step is 0.12.
+layer in CSR forgoes).
+
+On a 2-core Intel Xeon with AVX-512 (default threads), CSR pays less from 32 rows: the
+784x256 layer at density 0.10 ran 1.32x dense at 32 rows and 1.21-1.30x at 256-1024,
+at 0.05 0.34x at 32 rows, 0.63x at 128 and 0.99-1.06x at 256-1024; 256x128 at 0.05
+ran 0.61-0.68x up to 256 rows and 1.71x at 1024. The network at 90% sparsity ran
+1.08-1.39x dense from 32 rows with the Zen 4 steps (0.20, 0.12, 0.11). The steps from
+16 rows are the lower of the two machines: 0.05 up to 256 rows, and 0.04 above, where
+256x128 lost at 0.05.
 """
 
 BLOCK_CROSSOVER_DENSITY = {
-    4: ((1, 0.10), (2, 0.10), (8, 0.10), (32, 0.30), (128, 0.30), (256, 0.30),
+    4: ((1, 0.10), (2, 0.10), (8, 0.10), (32, 0.20), (128, 0.20), (256, 0.20),
+        (sys.maxsize, 0.20)),
+    8: ((1, 0.30), (2, 0.30), (8, 0.30), (32, 0.30), (128, 0.30), (256, 0.30),
         (sys.maxsize, 0.30)),
-    8: ((1, 0.30), (2, 0.30), (8, 0.30), (32, 0.60), (128, 0.60), (256, 0.60),
-        (sys.maxsize, 0.60)),
-    16: ((1, 0.45), (2, 0.45), (8, 0.60), (32, 0.60), (128, 0.60), (256, 0.60),
-         (sys.maxsize, 0.60)),
+    16: ((1, 0.40), (2, 0.40), (8, 0.40), (32, 0.40), (128, 0.40), (256, 0.40),
+         (sys.maxsize, 0.40)),
 }
 """Per block width, (batch, block density) steps as in `CROSSOVER_DENSITY`: the block-
 sparse form beats dense for chunks up to ``batch`` rows when the layer's block
@@ -148,6 +155,20 @@ where 0.80 was measured), lowered further where needed so that the batches where
 blocks win form one range (one row takes the crossover of two). Two rows run as two
 single rows (their kernel for one row is the fastest per row) while GEMM gains from
 the second row; 4 rows of 1x4 blocks run the 8-row kernel, half of it wasted.
+
+On a 2-core Intel Xeon with AVX-512 the blocks pay less from 8 rows:
+
+====  ==========  =========  =========  ==========
+      1 row       8 rows     32 rows    256, 1024
+====  ==========  =========  =========  ==========
+1x4   0.30-0.45   0.20-0.30  0.20       0.20
+1x8   0.45        0.30-0.45  0.30-0.45  0.30-0.45
+1x16  0.45-0.80   0.45-0.60  0.45-0.60  0.45-0.60
+====  ==========  =========  =========  ==========
+
+(1x8 at 0.45 ran 0.90-1.11x dense, 1x16 at 0.45 0.74-1.00x.) The steps are the lower
+of the two machines, with the margin: 1x4 0.10 up to 8 rows and 0.20 above, 1x8 0.30,
+1x16 0.40.
 """
 
 # Limits of the loader; a file beyond them is refused before anything is allocated.
@@ -687,8 +708,9 @@ class InferenceEngine:
         """Write the engine to a safetensors file (atomically).
 
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
-        int32 ``indices``, ``values``, as in model files), so the file shrinks with the
-        number of nonzeros; those that hold a block-sparse form as its arrays
+        int32 ``indices``, ``values``, as in model files), and so are the float layers
+        of an engine of "auto" layout that run dense but whose CSR takes fewer bytes (the
+        loader makes them dense again), so the file shrinks with the number of nonzeros; those that hold a block-sparse form as its arrays
         (``values`` of shape (blocks, block width), layout "bsr" with its ``block``; int8
         layers run in blocks likewise, int8 values, with ``w_scale``); the others as dense
         ``W`` of shape (n_in, n_out * pieces), or ``Wq`` (int8) and ``w_scale``, or ``Wh``.
@@ -720,6 +742,9 @@ class InferenceEngine:
                      "n_out": layer.n_out}
             if layer.kind == "dense":
                 csr = a.get("indptr") is not None
+                if not csr and layer.quant is None and self._layout == "auto":
+                    a = dict(a, **_smaller_csr(a["W"]))
+                    csr = a.get("indptr") is not None
                 entry.update(pieces=layer.pieces,
                              layout=("bsr" if layer.block else "csr") if csr else "dense",
                              bias=a["b"] is not None)
@@ -754,6 +779,16 @@ class InferenceEngine:
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self._dtype.name,
             "layout": self._layout, "max_batch": str(self._max_batch),
             "layers": json.dumps(described), "classes": json.dumps(labels.to_json(self.classes))}
+
+
+def _smaller_csr(W):
+    """The CSR arrays of a pruned W where they take fewer bytes than W, else {}: a layer
+    that runs dense is stored as CSR all the same, and made dense again when loaded."""
+    nnz = np.count_nonzero(W)
+    if nnz * (W.itemsize + 4) + (W.shape[1] + 1) * 8 >= W.nbytes:
+        return {}
+    indptr, indices, data = csr_from_dense(W, dtype=W.dtype)
+    return {"indptr": indptr, "indices": indices.astype(index_dtype(W.shape[0])), "data": data}
 
 
 def _fail(message):

@@ -318,6 +318,13 @@ def test_file_of_a_sparse_engine_is_much_smaller(tmp_path):
     assert sparse_size < 0.2 * dense_size
     header = read_header((tmp_path / "sparse.fastnn").read_bytes())
     assert header["0.indices"]["dtype"] == "U16"
+    # layers that run dense are stored as CSR all the same, and loaded as they ran
+    engine = InferenceEngine(specs)
+    assert "dense" in [r["storage"] for r in engine.layout()]
+    loaded = load_engine(tmp_path / "sparse.fastnn")
+    assert loaded.layout() == engine.layout()
+    X = rng.standard_normal((40, 784)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), engine.predict(X))
 
 
 # -- hostile files --------------------------------------------------------------
@@ -501,23 +508,22 @@ def test_predict_refuses_an_out_that_overlaps_X():
 
 def test_sparse_batches_takes_the_upper_of_two_ranges():
     import sys
-    from fastnn.engine import CROSSOVER_DENSITY, sparse_batches
-    one_row, few_rows = CROSSOVER_DENSITY[0][1], CROSSOVER_DENSITY[1][1]
-    d = (one_row + few_rows) / 2  # wins at one row and at many, not at a few
-    upper = next(below + 1 for (below, _), (_, c) in zip(CROSSOVER_DENSITY, CROSSOVER_DENSITY[1:])
-                 if c >= d and below > 1)
-    assert sparse_batches(d, 1024) == (upper, sys.maxsize)
-    assert sparse_batches(d, 1) == (1, sys.maxsize)
-    assert sparse_batches(d, upper - 1) == (1, 1)
-    assert sparse_batches(1.0, 1024) == (1, 0)
-    assert sparse_batches(0.0, 1024) == (1, sys.maxsize)
+    from fastnn.engine import sparse_batches
+    table = ((1, 0.10), (15, 0.0), (256, 0.05), (sys.maxsize, 0.04))
+    d = 0.05  # wins at one row and at 16-256 rows, not at a few nor above 256
+    assert sparse_batches(d, 1024, table) == (16, 256)
+    assert sparse_batches(d, 256, table) == (16, sys.maxsize)
+    assert sparse_batches(d, 1, table) == (1, sys.maxsize)
+    assert sparse_batches(d, 15, table) == (1, 1)
+    assert sparse_batches(1.0, 1024, table) == (1, 0)
+    assert sparse_batches(0.0, 1024, table) == (1, sys.maxsize)
 
 
 def test_large_chunks_run_blockwise_past_a_layers_sparse_range():
     rng = np.random.default_rng(11)
-    specs = [_dense(rng, 40, 64, 0.2, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
+    specs = [_dense(rng, 40, 64, 0.05, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
     engine = InferenceEngine(specs, n_threads=2)
-    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-32 rows, dense above
+    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-256 rows, dense above
     assert engine.layout()[0]["storage"] == "dense+csr" and hi is not None
     assert engine._plan.blockwise_from == hi + 1
     for n in (lo, hi, 200, 1000):
