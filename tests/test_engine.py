@@ -523,7 +523,7 @@ def test_large_chunks_run_blockwise_past_a_layers_sparse_range():
     rng = np.random.default_rng(11)
     specs = [_dense(rng, 40, 64, 0.05, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
     engine = InferenceEngine(specs, n_threads=2)
-    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-256 rows, dense above
+    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-128 rows, dense above
     assert engine.layout()[0]["storage"] == "dense+csr" and hi is not None
     assert engine._plan.blockwise_from == hi + 1
     for n in (lo, hi, 200, 1000):
