@@ -418,11 +418,19 @@ def _affine_layer(spec, i, n_in, dtype):
     return _Layer("affine", act, n, n, 1, arrays)
 
 
+ESTIMATE_BATCHES = (1, 2, 8, 32, 128, 256, 1024)
+"""The batch sizes over which sparse forms are compared (`_estimate`)."""
+
+
 def _estimate(density, table):
-    """Time of a sparse form relative to dense, summed over the batch steps of `table`:
-    ``density / crossover`` where the form wins, 1 where dense runs instead."""
-    return sum(min(density / crossover, 1.0) if crossover else float(density > 0)
-               for _, crossover in table)
+    """Time of a sparse form relative to dense, summed over `ESTIMATE_BATCHES`:
+    ``density / crossover`` where the form wins, 1 where dense runs instead (the same
+    batches for every table, whatever its steps)."""
+    total = 0.0
+    for batch in ESTIMATE_BATCHES:
+        crossover = next(c for upto, c in table if batch <= upto)
+        total += min(density / crossover, 1.0) if crossover else float(density > 0)
+    return total
 
 
 def sparse_form(W, layout="auto", chunk=sys.maxsize, density=None, block=0):
