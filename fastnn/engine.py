@@ -65,6 +65,7 @@ import sys
 import numpy as np
 
 from fastnn._kernels._checks import as_input, resolve_threads
+from fastnn._kernels._memory import gather
 from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
 from fastnn._kernels.blocksparse import (BLOCKS, block_density, bsr_from_dense, check_bsr,
@@ -566,6 +567,7 @@ class InferenceEngine:
         for layer in built:
             if layer.kind == "dense" and layer.quant is None:
                 _choose_storage(layer, layout, chunk)
+        _on_huge_pages(built)
         self._plan = Plan([layer.plan_spec() for layer in built], self._dtype, self._max_batch,
                           max(2, os.cpu_count() or 1))
         self.n_in = built[0].n_in
@@ -798,6 +800,16 @@ def _smaller_csr(W):
         return {}
     indptr, indices, data = csr_from_dense(W, dtype=W.dtype)
     return {"indptr": indptr, "indices": indices.astype(index_dtype(W.shape[0])), "data": data}
+
+
+def _on_huge_pages(layers):
+    """Moves the layers' arrays into one block of memory on huge pages (see
+    `fastnn._kernels._memory`): the same values, read at the same speed whatever
+    physical pages the engine was given."""
+    places = [(layer.arrays, name) for layer in layers
+              for name, a in layer.arrays.items() if isinstance(a, np.ndarray)]
+    for (arrays, name), copy in zip(places, gather([a[n] for a, n in places])):
+        arrays[name] = copy
 
 
 def _fail(message):
