@@ -803,13 +803,20 @@ def _smaller_csr(W):
 
 
 def _on_huge_pages(layers):
-    """Moves the layers' arrays into one block of memory on huge pages (see
-    `fastnn._kernels._memory`): the same values, read at the same speed whatever
-    physical pages the engine was given."""
+    """Moves the layers' arrays, and those a quantized layer's kernels read, into one
+    block of memory on huge pages (see `fastnn._kernels._memory`): the same values, read
+    at the same speed whatever physical pages the engine was given."""
     places = [(layer.arrays, name) for layer in layers
               for name, a in layer.arrays.items() if isinstance(a, np.ndarray)]
-    for (arrays, name), copy in zip(places, gather([a[n] for a, n in places])):
+    quants = [layer.quant for layer in layers if layer.quant is not None]
+    held = [q.kernel_arrays() for q in quants]
+    copies = gather([a[n] for a, n in places] + [x for arrays in held for x in arrays])
+    for (arrays, name), copy in zip(places, copies):
         arrays[name] = copy
+    start = len(places)
+    for q, arrays in zip(quants, held):
+        q.use_arrays(copies[start:start + len(arrays)])
+        start += len(arrays)
 
 
 def _fail(message):

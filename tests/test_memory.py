@@ -47,3 +47,22 @@ def test_an_engine_keeps_its_weights_in_one_block():
     expected = np.exp(z - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(engine.predict(X), expected / expected.sum(axis=1, keepdims=True),
                                rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not HUGE, reason="no transparent huge pages here")
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_a_quantized_engine_reads_its_weights_from_the_block(precision):
+    import fastnn as fn
+    from fastnn import layers as L
+    model = fn.Sequential([L.Dense(256, activation="relu"), L.Dense(10, activation="softmax")],
+                          input_dim=784, seed=0)
+    X = np.random.default_rng(2).random((64, 784)).astype(np.float32)
+    engine = fn.deploy(model, precision=precision, calibration=X if precision == "int8" else None)
+    first = engine._layers[0].quant
+    bias = engine._layers[0].arrays["b"]  # the block's first array
+    assert bias.ctypes.data % _memory.HUGE_PAGE == 0
+    assert isinstance(bias.base, np.ndarray) and first.packed.base is bias.base
+    expected = fn.deploy(model).predict(X)
+    np.testing.assert_allclose(engine.predict(X), expected, atol=0.05)
+    with pytest.raises(ValueError, match="copies"):
+        first.use_arrays(first.kernel_arrays()[1:] + [np.zeros(3)])

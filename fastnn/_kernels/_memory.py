@@ -12,7 +12,7 @@ import mmap
 import numpy as np
 
 HUGE_PAGE = 2 << 20
-MIN_BYTES = 256 << 10
+MIN_BYTES = 64 << 10
 """Smaller weights stay where they are: a few 4 KB pages, and a huge page would be
 mostly empty."""
 

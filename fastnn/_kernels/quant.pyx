@@ -378,6 +378,31 @@ cdef class QuantDense:
     cdef const QWeights* weights_ptr(self):
         return &self.w
 
+    def kernel_arrays(self):
+        """The arrays its kernels read (packed weights, corrections, scales, block
+        indices), in the order `use_arrays` takes them."""
+        return [a for a in (self.packed, self.corr, self.w_scale, self.qptr, self.qidx)
+                if a is not None]
+
+    def use_arrays(self, arrays):
+        """Reads from `arrays`, copies of `kernel_arrays()` (same dtypes, shapes and
+        values, elsewhere in memory: the engine moves them onto huge pages)."""
+        arrays = list(arrays)
+        old = self.kernel_arrays()
+        if len(arrays) != len(old) or any(
+                not isinstance(a, np.ndarray) or a.dtype != o.dtype or a.shape != o.shape
+                or not a.flags.c_contiguous for a, o in zip(arrays, old)):
+            raise ValueError("use_arrays takes copies of kernel_arrays()")
+        self.packed = arrays.pop(0)
+        if self.corr is not None:
+            self.corr = arrays.pop(0)
+        if self.w_scale is not None:
+            self.w_scale = arrays.pop(0)
+        if self.qptr is not None:
+            self.qptr = arrays.pop(0)
+            self.qidx = arrays.pop(0)
+        self._bind()
+
     @property
     def n_in(self):
         return self.w.n_in
