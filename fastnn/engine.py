@@ -55,8 +55,13 @@ layer pruned in blocks elsewhere is found by its zeros) against crossover densit
 per block width (`BLOCK_CROSSOVER_DENSITY`, fitted with
 ``python bench/bench_blocksparse.py --calibrate``). Of the sparse forms whose
 crossover the layer passes for some chunk size, the engine keeps the one of lowest
-estimated time, ``density / crossover`` relative to dense summed over the batch steps
-of the tables (1 where dense runs instead).
+estimated time, ``density / crossover`` relative to dense summed over the batch sizes
+of `ESTIMATE_BATCHES` (1 where dense runs instead).
+
+Large chunks of a dense network run blockwise (each block of rows through every layer
+on one thread), which one layer running sparse at that size prevents. Where the layers
+sparse there hold less than half the network's weights, their sparse ranges stop below
+it (`_blockwise_cut`; `layout()` says so in the reason).
 """
 import json
 import os
@@ -70,7 +75,7 @@ from fastnn._kernels._threads import get_num_threads
 from fastnn._kernels.activations import CODES, DEFAULT_ALPHA
 from fastnn._kernels.blocksparse import (BLOCKS, block_density, bsr_from_dense, check_bsr,
                                          dense_from_bsr)
-from fastnn._kernels.engine import KINDS, Plan, chunk_rows
+from fastnn._kernels.engine import BLOCKWISE_ROWS, KINDS, Plan, chunk_rows
 from fastnn._kernels.quant import QuantDense, quantize_weights, to_bf16
 from fastnn._kernels.sparse import (check_canonical, check_csr, csr_from_dense, dense_from_csr,
                                     index_dtype)
@@ -259,6 +264,7 @@ class _Layer:
         self.sparse_one_row = False   # CSR also for one row, below sparse_batches
         self.block = 0                # block width of the sparse form; 0 for CSR
         self.storage_reason = ""
+        self.blockwise_kept = False   # its sparse range cut so that the network runs blockwise
         self.nnz = None
         self.precision = "float"      # or "int8", "bf16": then `quant` holds the weights
         self.precision_reason = ""
@@ -474,12 +480,15 @@ def sparse_form(W, layout="auto", chunk=sys.maxsize, density=None, block=0):
     return block, ranges[block], densities
 
 
-def _choose_storage(layer, layout, chunk):
+def _choose_storage(layer, layout, chunk, below=None):
     """Set the layer's sparse form (CSR or a block width), the range of batch sizes it
-    runs for and why, and keep only the forms it needs."""
+    runs for (below `below` rows, if given) and why, and keep only the forms it needs."""
     a = layer.arrays
     W = layer.dense_weights()
     block, (lo, hi), densities = sparse_form(W, layout, chunk, layer.density, layer.block)
+    if below is not None and hi >= below:
+        lo, hi = (lo, below - 1) if lo < below else (1, 0)
+        layer.blockwise_kept = True
     layer.sparse_batches = lo, hi
     needs_sparse = lo <= hi
     # CSR's two ranges (see the module docstring): one row, below the range taken above.
@@ -567,6 +576,10 @@ class InferenceEngine:
         for layer in built:
             if layer.kind == "dense" and layer.quant is None:
                 _choose_storage(layer, layout, chunk)
+        if layout == "auto":
+            rows, cut = _blockwise_cut(built)
+            for layer in cut:
+                _choose_storage(layer, layout, chunk, below=rows)
         _on_huge_pages(built)
         self._plan = Plan([layer.plan_spec() for layer in built], self._dtype, self._max_batch,
                           max(2, os.cpu_count() or 1))
@@ -689,6 +702,10 @@ class InferenceEngine:
                     entry["reason"] = (f"density {layer.density:.3f} (block densities {blocks}) "
                                        f"against crossover densities "
                                        f"{crossovers(CROSSOVER_DENSITY)}")
+                if layer.blockwise_kept:
+                    entry["reason"] += (f"; dense from {lo if lo > hi else hi + 1} rows, where "
+                                        f"the network runs blockwise (its layers sparse there "
+                                        f"held less than half its weights)")
             report.append(entry)
         return report
 
@@ -800,6 +817,28 @@ def _smaller_csr(W):
         return {}
     indptr, indices, data = csr_from_dense(W, dtype=W.dtype)
     return {"indptr": indptr, "indices": indices.astype(index_dtype(W.shape[0])), "data": data}
+
+
+def _blockwise_cut(layers):
+    """(rows, layers): from `rows` rows (at least `BLOCKWISE_ROWS`) the network should run
+    blockwise (a block of rows through every layer on one thread), which any layer sparse
+    there prevents; `layers` are those to run dense from there. That is the first size at
+    which the layers that run sparse hold less than half the network's weights: what such
+    small layers gain costs less than the blockwise path (the 784-256-128-10 network at
+    95%, its last layer alone in 1x8 blocks from 129 rows, ran 1.38x dense at 256 rows).
+    (None, []) when no layer runs sparse at blockwise sizes."""
+    sizes = [layer.n_in * layer.n_z for layer in layers]
+    ranges = [layer.sparse_batches if layer.kind == "dense" and layer.quant is None
+              else (1, 0) for layer in layers]
+    for rows in sorted({BLOCKWISE_ROWS} | {hi + 1 for _, hi in ranges
+                                            if BLOCKWISE_ROWS <= hi < sys.maxsize}):
+        sparse = [i for i, (lo, hi) in enumerate(ranges) if lo <= rows <= hi]
+        if not sparse:
+            return None, []
+        if 2 * sum(sizes[i] for i in sparse) < sum(sizes):
+            return rows, [layers[i] for i, (lo, hi) in enumerate(ranges)
+                          if lo <= hi and hi >= rows]
+    return None, []
 
 
 def _on_huge_pages(layers):

@@ -550,3 +550,24 @@ def test_one_row_runs_csr_below_the_range_of_many_rows():
     for n in (1, 2, first["csr_batches"][0], 300):
         X = rng.standard_normal((n, 300)).astype(np.float32)
         _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
+
+
+def test_a_small_sparse_layer_leaves_large_chunks_blockwise():
+    # A small layer in blocks would keep the network from running blockwise at large
+    # chunks: its blocks stop there, the big dense layer decides.
+    from fastnn.engine import BLOCKWISE_ROWS
+    rng = np.random.default_rng(21)
+    big = _dense(rng, 300, 200, 1.0, "relu")
+    small = _dense(rng, 200, 24, 1.0, "softmax")
+    small["W"] *= np.repeat(rng.random((200, 3)) < 0.1, 8, axis=1)  # 1x8 blocks at 10%
+    engine = InferenceEngine([big, small], n_threads=2)
+    first, last = engine.layout()
+    assert first["storage"] == "dense" and last["block"] == "1x8"
+    assert last["csr_batches"] == (1, BLOCKWISE_ROWS - 1)
+    assert "blockwise" in last["reason"]
+    assert engine._plan.blockwise_from == BLOCKWISE_ROWS
+    alone = InferenceEngine([small])  # alone, the layer runs in blocks at every size
+    assert alone.layout()[0]["csr_batches"] == (1, None)
+    for n in (1, BLOCKWISE_ROWS - 1, BLOCKWISE_ROWS, 300):
+        X = rng.standard_normal((n, 300)).astype(np.float32)
+        _assert_close(engine.predict(X), _numpy_forward([big, small], X)[0])

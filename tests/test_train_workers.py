@@ -116,11 +116,16 @@ def test_a_step_whose_loss_is_not_finite_updates_nothing_on_workers():
         weights = model.get_weights()
         weights[2][:] = 3e38  # logits overflow to infinity: the loss is NaN
         model.set_weights(weights)
-        pieces, _ = train_kernels._worker_counts()
-        with pytest.raises(fn.callbacks.NonFiniteLossError):
-            model.fit(X[:256], y[:256], epochs=1, batch_size=256, verbose=0)
-        assert train_kernels._worker_counts()[0] > pieces  # the workers ran the forward pass
-        _assert_same(model.get_weights(), weights)
-        assert model.optimizer.iterations == 0
+        helped = False
+        for _ in range(20):  # until the workers took part in a step (they may start late)
+            pieces, _ = train_kernels._worker_counts()
+            with pytest.raises(fn.callbacks.NonFiniteLossError):
+                model.fit(X[:256], y[:256], epochs=1, batch_size=256, verbose=0)
+            helped = train_kernels._worker_counts()[0] > pieces
+            _assert_same(model.get_weights(), weights)
+            assert model.optimizer.iterations == 0
+            if helped:
+                break
+        assert helped
     finally:
         fn.set_num_threads(None)
