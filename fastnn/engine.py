@@ -106,7 +106,7 @@ PRECISIONS = ("float", "int8", "bf16")
 QUANT_WEIGHTS = {"int8": ("Wq", np.int8), "bf16": ("Wh", np.uint16)}
 """Name and dtype of the stored weights of each quantized precision."""
 
-CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (128, 0.05), (sys.maxsize, 0.04))
+CROSSOVER_DENSITY = ((1, 0.10), (15, 0.0), (95, 0.05), (sys.maxsize, 0.04))
 """(batch, density) steps: for chunks up to ``batch`` rows (and above the step before),
 CSR beats dense when the layer's density is at most ``density``.
 
@@ -129,9 +129,9 @@ On a 2-core Intel Xeon with AVX-512 (default threads), CSR pays less from 32 row
 at 0.05 0.34x at 32 rows, 0.63x at 128 and 0.99-1.06x at 256-1024; 256x128 at 0.05
 ran 0.61-0.68x up to 256 rows and 1.71x at 1024. The network at 90% sparsity ran
 1.08-1.39x dense from 32 rows with the Zen 4 steps (0.20, 0.12, 0.11). The steps from
-16 rows are the lower of the two machines: 0.05 up to 128 rows, and 0.04 above, where
-784x256 broke even at 0.05 and 256x128 lost (the network at 95% ran 1.08x dense at 256
-rows with the step at 0.05 there).
+16 rows are the lower of the two machines: 0.05 up to 95 rows, and 0.04 from 96 rows,
+where a dense network runs blockwise (the network at 95% ran 0.94-1.20x dense at 128
+rows in CSR, 1.08x at 256) and 784x256 broke even at 0.05 and 256x128 lost.
 """
 
 BLOCK_CROSSOVER_DENSITY = {

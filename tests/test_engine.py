@@ -96,8 +96,10 @@ def test_auto_layout_mixes_forms_and_matches(density, batches):
         _assert_close(engine.predict(X), _numpy_forward(specs, X)[0])
     report = engine.layout()
     assert report[0]["density"] == pytest.approx(np.count_nonzero(specs[0]["W"]) / (40 * 64))
-    assert report[1]["storage"] == "dense+csr" and report[1]["index_dtype"] == "uint16"
-    assert report[1]["csr_batches"] == (16, None)  # dense below 16 rows (CROSSOVER_DENSITY)
+    # CSR or blocks (1x4 blocks of a random 4% layer are 15% full), both for many rows only
+    assert report[1]["storage"] in ("dense+csr", "dense+bsr")
+    assert report[1]["index_dtype"] == "uint16"
+    assert report[1]["csr_batches"][0] > 2 and report[1]["csr_batches"][1] is None
     assert report[2]["storage"] == "dense" and report[2]["csr_batches"] is None
     assert all("reason" in r for r in report)
     if density == 0.05:
@@ -523,7 +525,7 @@ def test_large_chunks_run_blockwise_past_a_layers_sparse_range():
     rng = np.random.default_rng(11)
     specs = [_dense(rng, 40, 64, 0.05, "relu"), _dense(rng, 64, 5, 1.0, "softmax")]
     engine = InferenceEngine(specs, n_threads=2)
-    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-128 rows, dense above
+    lo, hi = engine.layout()[0]["csr_batches"]  # CSR for 16-95 rows, dense above
     assert engine.layout()[0]["storage"] == "dense+csr" and hi is not None
     assert engine._plan.blockwise_from == hi + 1
     for n in (lo, hi, 200, 1000):

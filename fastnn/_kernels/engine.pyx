@@ -103,6 +103,7 @@ import sys
 
 import numpy as np
 
+from fastnn._kernels._memory import gather
 from fastnn._kernels.dense import pack_panels, packed_path
 
 cnp.import_array()
@@ -725,6 +726,10 @@ cdef class Plan:
         # Quantized layers get scratch for as many threads as there are CPUs.
         self.q_threads = max(1, max_pool)
         q_bytes = 0
+        # The float32 layers' packed panels, in one block on huge pages (see _memory.py).
+        packed = {i: pack_panels(spec["W"]) for i, spec in enumerate(layers)
+                  if self.dtype == np.float32 and spec.get("W") is not None and packed_path()}
+        packed = dict(zip(packed, gather(list(packed.values()))))
         for i, spec in enumerate(layers):
             L = &self.layers[i]
             L.kind = spec["kind"]
@@ -744,10 +749,9 @@ cdef class Plan:
             L.W = _ptr(spec.get("W"))
             L.block = spec.get("block", 0)
             L.Wp = NULL
-            if self.dtype == np.float32 and spec.get("W") is not None and packed_path():
-                panels = pack_panels(spec["W"])
-                keep.append(panels)
-                L.Wp = _ptr(panels)
+            if i in packed:
+                keep.append(packed[i])
+                L.Wp = _ptr(packed[i])
             L.indptr = <int64_t*>_ptr(spec.get("indptr"))
             L.indices = _ptr(spec.get("indices"))
             L.wide_indices = spec.get("indices") is not None and spec["indices"].dtype == np.int32
