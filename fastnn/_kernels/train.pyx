@@ -60,27 +60,9 @@ cdef extern from "team_sync.h" nogil:
     void fastnn_counter_wait(fastnn_counter_t* c, int target)
     void fastnn_team_end(fastnn_counter_t* arrived, int n, int thread)
 
-cdef extern from "workers.h" nogil:
-    ctypedef struct fnw_owner:
-        pass
-    ctypedef struct fnw_pool:
-        pass
-    ctypedef struct fnw_job:
-        char* y
-    ctypedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil
-    fnw_pool* fnw_pool_get(int n_workers)
-    fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block, size_t y_block,
-                         int max_workers, fnw_work_fn work)
-    void fnw_release(fnw_job* job)
-    int fnw_post(fnw_pool* p, fnw_job* job)
-    void fnw_withdraw(fnw_pool* p, fnw_job* job)
-    void fnw_close(fnw_job* job)
-    int fnw_closed(fnw_job* job)
-    void fnw_count_taken()
-    long fnw_taken()
-    void fnw_count_late()
-    long fnw_late()
-    void fnw_sleep(double seconds)
+from fastnn._kernels.workers cimport (fnw_close, fnw_closed, fnw_count_late,
+    fnw_count_taken, fnw_job, fnw_job_new, fnw_late, fnw_pool, fnw_pool_get, fnw_post,
+    fnw_release, fnw_sleep, fnw_taken, fnw_withdraw, fnw_work_fn)
 
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
