@@ -264,7 +264,7 @@ class _Layer:
         self.sparse_one_row = False   # CSR also for one row, below sparse_batches
         self.block = 0                # block width of the sparse form; 0 for CSR
         self.storage_reason = ""
-        self.blockwise_kept = False   # its sparse range cut so that the network runs blockwise
+        self.cut_at = None            # rows from which it runs dense, for a blockwise network
         self.nnz = None
         self.precision = "float"      # or "int8", "bf16": then `quant` holds the weights
         self.precision_reason = ""
@@ -488,7 +488,7 @@ def _choose_storage(layer, layout, chunk, below=None):
     block, (lo, hi), densities = sparse_form(W, layout, chunk, layer.density, layer.block)
     if below is not None and hi >= below:
         lo, hi = (lo, below - 1) if lo < below else (1, 0)
-        layer.blockwise_kept = True
+        layer.cut_at = below
     layer.sparse_batches = lo, hi
     needs_sparse = lo <= hi
     # CSR's two ranges (see the module docstring): one row, below the range taken above.
@@ -702,10 +702,10 @@ class InferenceEngine:
                     entry["reason"] = (f"density {layer.density:.3f} (block densities {blocks}) "
                                        f"against crossover densities "
                                        f"{crossovers(CROSSOVER_DENSITY)}")
-                if layer.blockwise_kept:
-                    entry["reason"] += (f"; dense from {lo if lo > hi else hi + 1} rows, where "
-                                        f"the network runs blockwise (its layers sparse there "
-                                        f"held less than half its weights)")
+                if layer.cut_at is not None:
+                    entry["reason"] += (f"; dense from {layer.cut_at} rows, where the network "
+                                        f"runs blockwise (its layers sparse there held less "
+                                        f"than half its weights)")
             report.append(entry)
         return report
 
@@ -738,9 +738,10 @@ class InferenceEngine:
         Layers that hold a CSR form are stored as CSR (int64 ``indptr``, uint16 or
         int32 ``indices``, ``values``, as in model files), and so are the float layers
         of an engine of "auto" layout that run dense but whose CSR takes fewer bytes (the
-        loader makes them dense again), so the file shrinks with the number of nonzeros; those that hold a block-sparse form as its arrays
-        (``values`` of shape (blocks, block width), layout "bsr" with its ``block``; int8
-        layers run in blocks likewise, int8 values, with ``w_scale``); the others as dense
+        loader makes them dense again), so the file shrinks with the number of nonzeros;
+        those that hold a block-sparse form as its arrays (``values`` of shape (blocks,
+        block width), layout "bsr" with its ``block``; int8 layers run in blocks likewise,
+        int8 values, with ``w_scale``); the others as dense
         ``W`` of shape (n_in, n_out * pieces), or ``Wq`` (int8) and ``w_scale``, or ``Wh``.
         The metadata holds the format name and version, the dtype, the requested layout,
         ``max_batch`` and a JSON list of the layers (kind, activation, n_in, n_out (the
@@ -830,12 +831,12 @@ def _blockwise_cut(layers):
     sizes = [layer.n_in * layer.n_z for layer in layers]
     ranges = [layer.sparse_batches if layer.kind == "dense" and layer.quant is None
               else (1, 0) for layer in layers]
-    for rows in sorted({BLOCKWISE_ROWS} | {hi + 1 for _, hi in ranges
-                                            if BLOCKWISE_ROWS <= hi < sys.maxsize}):
+    # where the set of sparse layers can change: where a range starts or ends
+    sizes_at = {BLOCKWISE_ROWS} | {r for lo, hi in ranges for r in (lo, hi + 1)
+                                   if BLOCKWISE_ROWS <= r < sys.maxsize}
+    for rows in sorted(sizes_at):
         sparse = [i for i, (lo, hi) in enumerate(ranges) if lo <= rows <= hi]
-        if not sparse:
-            return None, []
-        if 2 * sum(sizes[i] for i in sparse) < sum(sizes):
+        if sparse and 2 * sum(sizes[i] for i in sparse) < sum(sizes):
             return rows, [layers[i] for i, (lo, hi) in enumerate(ranges)
                           if lo <= hi and hi >= rows]
     return None, []

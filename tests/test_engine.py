@@ -573,3 +573,24 @@ def test_a_small_sparse_layer_leaves_large_chunks_blockwise():
     for n in (1, BLOCKWISE_ROWS - 1, BLOCKWISE_ROWS, 300):
         X = rng.standard_normal((n, 300)).astype(np.float32)
         _assert_close(engine.predict(X), _numpy_forward([big, small], X)[0])
+
+
+def test_blockwise_cut_is_where_the_sparse_layers_are_small():
+    import sys
+    from types import SimpleNamespace
+    from fastnn.engine import BLOCKWISE_ROWS, _blockwise_cut
+
+    def layer(n_in, n_z, lo, hi):
+        return SimpleNamespace(kind="dense", quant=None, n_in=n_in, n_z=n_z,
+                               sparse_batches=(lo, hi))
+    big, small = (784, 256), (128, 10)
+    # the big layer sparse up to 128 rows, the small one at every size: cut at 129
+    layers = [layer(*big, 16, 128), layer(*small, 1, sys.maxsize)]
+    assert _blockwise_cut(layers) == (129, [layers[1]])
+    # a small layer sparse only from 300 rows: cut where it starts
+    layers = [layer(*big, 1, 0), layer(*small, 300, sys.maxsize)]
+    assert _blockwise_cut(layers) == (300, [layers[1]])
+    # the big layer sparse at every size decides: no cut
+    layers = [layer(*big, 16, sys.maxsize), layer(*small, 1, sys.maxsize)]
+    assert _blockwise_cut(layers) == (None, [])
+    assert _blockwise_cut([layer(*big, 1, BLOCKWISE_ROWS - 1)]) == (None, [])
