@@ -72,9 +72,9 @@ cdef enum:
     KIND_AFFINE = 1
 
 KINDS = {"dense": KIND_DENSE, "affine": KIND_AFFINE}
+"""Kernel code of each layer kind, by name."""
 BLOCKWISE_ROWS = BLOCKWISE_MIN_ROWS
 """Chunks of this many rows and more run blockwise (unless a layer runs sparse there)."""
-"""Kernel code of each layer kind, by name."""
 
 # Floats per scratch buffer at most: wide networks run in smaller chunks of rows.
 SCRATCH_ELEMENTS = 1 << 21
