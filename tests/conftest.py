@@ -1,3 +1,6 @@
+import multiprocessing
+import threading
+
 import numpy as np
 import pytest
 
@@ -33,3 +36,43 @@ def numeric_gradient(f, a, h=1e-6):
         flat[i] = saved
         gflat[i] = (up - down) / (2 * h)
     return grad
+
+
+def _put_result(queue, call):
+    queue.put(call())
+
+
+def in_forked_child(call, timeout=60):
+    """call() in a forked child process, and its result (the child must exit cleanly)."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_put_result, args=(queue, call))
+    child.start()
+    try:
+        result = queue.get(timeout=timeout)
+    finally:
+        child.join(timeout=timeout)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    return result
+
+
+def in_threads(work, n):
+    """work(tid) on n threads at once, tid = 0 .. n - 1; the first exception any of them
+    raised is raised again here, in the calling thread."""
+    errors = []
+
+    def run(tid):
+        try:
+            work(tid)
+        except BaseException as exc:  # reported below, in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

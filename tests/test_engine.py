@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import in_threads
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastnn._kernels.activations import CODES
@@ -218,24 +219,16 @@ def test_threads_calling_predict_at_once_match_serial_calls(layout):
     engine = InferenceEngine(specs, layout=layout, max_batch=64)
     inputs = [rng.standard_normal((n, 300)).astype(np.float32) for n in (1, 5, 64, 150) * 4]
     serial = [engine.predict(X) for X in inputs]
-    results, errors = {}, []
+    results = {}
     barrier = threading.Barrier(8)
 
     def work(tid):
-        try:
-            barrier.wait()
-            for rep in range(5):
-                for k in range(tid, len(inputs), 8):
-                    results[tid, rep, k] = engine.predict(inputs[k])
-        except BaseException as exc:  # reported below, in the main thread
-            errors.append(exc)
+        barrier.wait()
+        for rep in range(5):
+            for k in range(tid, len(inputs), 8):
+                results[tid, rep, k] = engine.predict(inputs[k])
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    in_threads(work, 8)
     assert len(results) == 5 * len(inputs)
     for (tid, rep, k), Y in results.items():
         np.testing.assert_array_equal(Y, serial[k])

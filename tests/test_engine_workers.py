@@ -2,17 +2,16 @@
 on the calling thread and on workers, and a block a worker is late with is computed by the
 caller, with the same bits; a late worker never touches the caller's arrays."""
 import gc
-import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 import weakref
 
 import numpy as np
 import pytest
 
+from conftest import in_forked_child, in_threads
 from fastnn._kernels import engine as engine_kernels
 from fastnn._kernels._threads import CPU_LIMIT
 from fastnn.engine import InferenceEngine
@@ -84,7 +83,6 @@ def test_results_are_the_same_bits_when_the_caller_computes_a_late_block(net, la
 
 def test_a_late_worker_never_holds_up_the_call_nor_touches_its_arrays(net, late_workers):
     engines, X = net
-    plan = engines[2]._plan
     expected = engines[1].predict(X[:256])
     inputs = []
     for _ in range(3):
@@ -159,25 +157,15 @@ def test_interpreter_exit_while_a_worker_is_late():
     assert done.stdout.strip() == "(300, 10) 1"  # the plan, freed at exit, waits for it
 
 
-def _child_predict(engine, X, queue):
-    queue.put(_until_a_worker_takes_a_block(lambda: engine.predict(X))[0])
 
 
 def test_a_forked_child_makes_its_own_workers(net):
     engines, X = net
     expected = engines[1].predict(X[:300])
     np.testing.assert_array_equal(engines[2].predict(X[:300]), expected)  # workers started
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child_predict, args=(engines[2], X[:300], queue))
-    child.start()
-    try:
-        result = queue.get(timeout=60)
-    finally:
-        child.join(timeout=60)
-        if child.is_alive():
-            child.kill()
-    assert child.exitcode == 0
+    # the child's own workers take a block
+    result = in_forked_child(lambda: _until_a_worker_takes_a_block(
+        lambda: engines[2].predict(X[:300]))[0])
     np.testing.assert_array_equal(result, expected)
 
 
@@ -206,19 +194,10 @@ def test_python_threads_sharing_the_workers_match_serial_calls(net):
     engines, X = net
     inputs = [X[k * 100:k * 100 + n] for k, n in enumerate((96, 150, 256, 300, 500))]
     expected = [engines[1].predict(x) for x in inputs]
-    errors = []
 
     def work(tid):
-        try:
-            for _ in range(10):
-                for x, y in zip(inputs, expected):
-                    np.testing.assert_array_equal(engines[2].predict(x), y)
-        except BaseException as exc:  # reported below, in the main thread
-            errors.append(exc)
+        for _ in range(10):
+            for x, y in zip(inputs, expected):
+                np.testing.assert_array_equal(engines[2].predict(x), y)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    in_threads(work, 4)

@@ -1,12 +1,12 @@
 """A compiled training step on fastnn's own worker threads (fastnn/_kernels/workers.h): the
 caller returns when every piece of the step is done, never waiting for a worker that has
 not started, and the results are those of one thread."""
-import multiprocessing
 import time
 
 import numpy as np
 import pytest
 
+from conftest import in_forked_child
 import fastnn as fn
 from fastnn import layers as L
 from fastnn._kernels import train as train_kernels
@@ -92,25 +92,14 @@ def test_a_worker_late_in_a_piece_holds_only_that_piece(delayed):
     _assert_same(_until_workers_take_a_piece(lambda: _train(2, X, y)), expected)
 
 
-def _child_train(X, y, queue):
-    queue.put(_until_workers_take_a_piece(lambda: _train(2, X, y)))  # the child's workers
 
 
 def test_a_forked_child_trains_on_its_own_workers():
     X, y = _data()
     expected = _train(2, X, y)  # the parent's workers started
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child_train, args=(X, y, queue))
-    child.start()
-    try:
-        result = queue.get(timeout=60)
-    finally:
-        child.join(timeout=60)
-        if child.is_alive():
-            child.kill()
-    assert child.exitcode == 0
-    _assert_same(result, expected)
+    # the child's own workers take a piece
+    _assert_same(in_forked_child(lambda: _until_workers_take_a_piece(lambda: _train(2, X, y))),
+                 expected)
 
 
 def test_a_step_whose_loss_is_not_finite_updates_nothing_on_workers():
