@@ -18,8 +18,8 @@ With two threads or more, such blocks run on fastnn's own worker threads (worker
 than an OpenMP team, so that the calling thread never waits for a worker the scheduler has
 put aside on a busy machine: the caller and the workers take blocks as they come free, and
 the caller computes itself a block a worker is late with; the plan keeps the input of a call
-alive while a late worker still reads it. Where workers.h is unavailable (FNW_AVAILABLE is 0), or while
-another call holds the workers, the blocks run in an OpenMP team.
+alive while a late worker still reads it. Where workers.h is unavailable (FNW_AVAILABLE is
+0), or while another call holds the workers, the blocks run in an OpenMP team.
 
 Activations flow in one of two layouts: rows (batch, width), or transposed
 (width, batch) when a batched sparse layer needs the batch contiguous. A plan
@@ -102,8 +102,8 @@ cdef double PATIENCE = 1.5
 # about when the caller's does), then asleep: spinning longer would take the core from a
 # worker that shares it, on a machine busier than its cores.
 cdef double SPIN_SECONDS = 20e-6
-# Seconds a worker sleeps after it copied a block's rows (tests: a worker the scheduler put
-# aside in the middle of a block).
+# Seconds a worker sleeps after it took a block (tests: a worker the scheduler put aside
+# in the middle of a block).
 cdef double _worker_delay = 0  # see _delay_workers
 
 
