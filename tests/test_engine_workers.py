@@ -13,6 +13,7 @@ import pytest
 
 from conftest import in_forked_child, in_threads
 from fastnn._kernels import engine as engine_kernels
+from fastnn._kernels import optim as optim_kernels
 from fastnn._kernels._threads import CPU_LIMIT
 from fastnn.engine import InferenceEngine
 
@@ -201,3 +202,26 @@ def test_python_threads_sharing_the_workers_match_serial_calls(net):
                 np.testing.assert_array_equal(engines[2].predict(x), y)
 
     in_threads(work, 4)
+
+
+@pytest.mark.skipif(not optim_kernels.FLUSHES_SUBNORMALS, reason="x86 floating-point mode")
+def test_workers_compute_in_the_callers_floating_point_mode():
+    # Subnormal inputs through linear layers without bias: a caller that flushes subnormals
+    # (flush-to-zero, denormals-are-zero) gets zeros, and so must the blocks its workers run.
+    # (Bits are compared as integers: under denormals-are-zero a subnormal compares as 0.)
+    rng = np.random.default_rng(9)
+    specs = [{"kind": "dense", "activation": "linear", "b": np.zeros(n_out, np.float32),
+              "W": (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)}
+             for n_in, n_out in ((200, 96), (96, 10))]
+    X = (rng.standard_normal((1001, 200)) * 1e-39).astype(np.float32)
+    engines = {n: InferenceEngine(specs, layout="dense", n_threads=n) for n in (1, 2)}
+    assert engines[1].predict(X).view(np.int32).all(axis=1).any()  # subnormal results
+    _until_a_worker_takes_a_block(lambda: engines[2].predict(X))  # workers started unflushed
+    was = engine_kernels._flush_subnormals(True)
+    try:
+        flushed = engines[1].predict(X)
+        Y, _ = _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+    finally:
+        engine_kernels._flush_subnormals(was)
+    assert not flushed.view(np.int32).any()
+    assert not Y.view(np.int32).any()

@@ -114,6 +114,22 @@ def _delay_workers(double seconds):
     _worker_delay = seconds
 
 
+cdef extern from "subnormal.h" nogil:
+    unsigned int fastnn_float_mode()
+    void fastnn_set_float_mode(unsigned int mode)
+    enum:
+        FASTNN_FTZ_DAZ
+
+
+def _flush_subnormals(bint on):
+    """Set or clear flush-to-zero and denormals-are-zero in the calling thread's
+    floating-point mode (x86; elsewhere nothing); returns whether they were set (for
+    tests: a caller in such a mode, which the workers take on)."""
+    cdef unsigned int mode = fastnn_float_mode()
+    fastnn_set_float_mode(mode | FASTNN_FTZ_DAZ if on else mode & ~FASTNN_FTZ_DAZ)
+    return mode & FASTNN_FTZ_DAZ == FASTNN_FTZ_DAZ
+
+
 def _blocks_taken_by_workers():
     """Blocks the workers of this process have taken so far (for tests)."""
     return fnw_taken()

@@ -28,12 +28,25 @@ static inline unsigned int fastnn_subnormals_off(void) {
 
 static inline void fastnn_subnormals_restore(unsigned int mode) { _mm_setcsr(mode); }
 
+/* The calling thread's floating-point mode (rounding, flushing, exception masks), which a
+ * worker thread takes on for the time of a caller's job, so that a block computes the
+ * same bits on whichever thread runs it. */
+static inline unsigned int fastnn_float_mode(void) { return _mm_getcsr(); }
+
+static inline void fastnn_set_float_mode(unsigned int mode) {
+    if (_mm_getcsr() != mode)
+        _mm_setcsr(mode);
+}
+
 #else
 
 #define FASTNN_FLUSHES_SUBNORMALS 0
+#define FASTNN_FTZ_DAZ 0u
 
 static inline unsigned int fastnn_subnormals_off(void) { return 0; }
 static inline void fastnn_subnormals_restore(unsigned int mode) { (void)mode; }
+static inline unsigned int fastnn_float_mode(void) { return 0; }
+static inline void fastnn_set_float_mode(unsigned int mode) { (void)mode; }
 
 #endif
 #endif

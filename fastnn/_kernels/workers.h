@@ -30,6 +30,9 @@
  * (it takes none once the caller has closed the job, and touches only the job's memory).
  * Such jobs have no owner (NULL): nothing but the job itself outlives the call.
  *
+ * A worker runs a job in its caller's floating-point mode (MXCSR on x86: flushing of
+ * subnormals, rounding), so its blocks have the bits the caller's would have.
+ *
  * Workers wait on a condition variable when there is no job (they never spin: a spinning
  * thread takes the core of the busy process it shares it with). The pool is per process:
  * a fork's child starts with none (pthread_atfork) and makes its own when first needed.
@@ -42,6 +45,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "subnormal.h"
 
 #if !defined(_WIN32) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L \
     && !defined(__STDC_NO_ATOMICS__)
@@ -90,6 +95,7 @@ struct fnw_job {
     int max_workers;          /* the call's thread count less one */
     fnw_work_fn work;         /* run by each worker that joins */
     fnw_owner* owner;
+    unsigned int float_mode;  /* the caller's, taken on by the workers (subnormal.h) */
     atomic_long next;         /* the next block to take */
     atomic_int readers;       /* workers running a block on the caller's input */
     atomic_int closed;        /* set by fnw_close */
@@ -184,6 +190,7 @@ static inline fnw_job* fnw_job_new(fnw_owner* owner, long blocks, size_t x_block
     job->max_workers = max_workers;
     job->work = work;
     job->owner = owner;
+    job->float_mode = fastnn_float_mode();
     atomic_init(&job->next, 0);
     atomic_init(&job->readers, 0);
     atomic_init(&job->closed, 0);
@@ -314,8 +321,10 @@ static void* fnw_main(void* arg) {
         seen = p->seq;
         atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->mu);
-        if (fnw_join(job))
+        if (fnw_join(job)) {
+            fastnn_set_float_mode(job->float_mode);
             job->work(job, &scratch, &scratch_bytes);
+        }
         fnw_release(job);
     }
     return NULL;
