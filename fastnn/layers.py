@@ -16,6 +16,7 @@ from fastnn import activations, constraints, initializers, regularizers
 from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
 from fastnn._kernels._checks import as_input
+from fastnn._kernels._memory import aligned_copy
 from fastnn._validation import check_int, check_real
 from fastnn._kernels._threads import get_num_threads
 
@@ -75,14 +76,14 @@ class Layer:
         `initializer` is called as ``initializer(shape, dtype, rng)``.
         """
         if self._given is None:
-            return np.asarray(initializer(shape, self.dtype, rng), dtype=self.dtype)
+            return aligned_copy(initializer(shape, self.dtype, rng), self.dtype)
         if not self._given:
             raise ValueError(f"layer {self.name!r} takes more arrays than were given")
         value = self._given.pop()
         if tuple(value.shape) != tuple(shape):
             raise ValueError(f"layer {self.name!r}: weight of shape {tuple(shape)} cannot take "
                              f"an array of shape {tuple(value.shape)}")
-        return np.array(value, dtype=self.dtype, order="C", copy=True)
+        return aligned_copy(value, self.dtype)
 
     def _build(self, rng):
         return self.input_dim

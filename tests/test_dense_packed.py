@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fastnn._kernels import dense
+from fastnn._kernels import activations, dense
 from fastnn._kernels.reference import dense as ref_dense
 from fastnn.engine import InferenceEngine
 
@@ -199,3 +199,23 @@ def test_a_narrow_softmax_matches_the_twin_row_by_row(n_out, n_threads):
     np.testing.assert_array_equal(
         InferenceEngine([spec], layout="dense", n_threads=n_threads).predict(X[37:90]),
         Y[37:90])
+
+
+@needs_packed
+@pytest.mark.parametrize("n_out", [32, 33, 47, 63, 100, 256])
+@pytest.mark.parametrize("act", ["linear", "relu", "tanh"])
+def test_a_few_rows_on_unpacked_weights_have_the_packed_bits(n_out, act):
+    # 5 to 32 rows of `dense.forward_into` (Sequential.predict's layers) run on W itself,
+    # the last panel shifted to end at the last column: each sum in the packed order.
+    rng = np.random.default_rng(n_out)
+    spec = _layer(rng, 70, n_out, act)
+    engine = InferenceEngine([spec], layout="dense", n_threads=1)
+    for m in (5, 12, 13, 32):
+        X = rng.standard_normal((m, 70)).astype(np.float32)
+        Y = np.empty((m, n_out), np.float32)
+        Z = np.empty((m, n_out), np.float32)
+        dense.forward_into(X, spec["W"], spec["b"], Y, Z, activations.CODES[act], None, 1)
+        np.testing.assert_array_equal(Y, engine.predict(X))
+        ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64),
+                                   spec["b"], act)
+        np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

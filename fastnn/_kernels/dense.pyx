@@ -44,14 +44,23 @@ cdef extern from "dense_packed.h" nogil:
     int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
                            const float* Wp, Py_ssize_t n, const float* b, int relu,
                            float* Y, Py_ssize_t ldy)
+    int fastnn_unpacked_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                             const float* W, Py_ssize_t n, const float* b, int relu,
+                             float* Y, Py_ssize_t ldy)
     int fastnn_packed_softmax(float* Y, Py_ssize_t m, Py_ssize_t n)
 
 cdef enum:
     # Rows per block of a packed product: a thread takes one block at a time.
     PACKED_BLOCK_ROWS = 48
+    UNPACKED_MIN_ROWS = 5
+    UNPACKED_MAX_ROWS = 32
 
 cdef bint _packed_cpu = fastnn_cpu_packed()
 _packed_use = [bool(_packed_cpu)]
+# Rows up to which `dense_forward_core` runs float32 products on W unpacked (from
+# UNPACKED_MIN_ROWS; `fastnn_unpacked_rows`) rather than BLAS, where the CPU has AVX-512F;
+# 0: BLAS always (`use_packed(False)`).
+cdef Py_ssize_t _unpacked_max_rows = UNPACKED_MAX_ROWS if _packed_cpu else 0
 
 
 def packed_path():
@@ -62,7 +71,9 @@ def packed_path():
 def use_packed(enabled=None):
     """Use the packed product in engines built from now on where the CPU allows it
     (None: where the CPU allows it; False: BLAS always, as on other CPUs)."""
+    global _unpacked_max_rows
     _packed_use[0] = bool(_packed_cpu) and (enabled is None or bool(enabled))
+    _unpacked_max_rows = UNPACKED_MAX_ROWS if _packed_use[0] else 0
 
 
 def pack_panels(W):
@@ -192,6 +203,18 @@ cdef void gemm_parallel(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, 
         gemm_chunk(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, c)
 
 
+cdef inline bint _unpacked(Py_ssize_t batch, Py_ssize_t n_out) noexcept nogil:
+    """Whether `dense_forward_core` runs a float32 product of `batch` rows on W unpacked
+    (`fastnn_unpacked_rows`, where the CPU has AVX-512F), not BLAS: from
+    UNPACKED_MIN_ROWS to UNPACKED_MAX_ROWS rows, where packing W would cost more than the
+    product; the bits are those of the engine's packed product. On Zen 5, 784-256-128-10
+    (Sequential.predict, weights on cache lines) ran 5 rows in 12-14 us and 32 in 60-74 us,
+    against OpenBLAS 0.3.30's 63 and 117 us with its AVX-512 (SkylakeX) kernels, and 103
+    and 185 us with its AVX2 (Haswell) ones; 2 and 4 rows in 10-11 and 13-15 us, where
+    the SkylakeX kernels took 8.5 and 9.0 us, so those stay BLAS's."""
+    return UNPACKED_MIN_ROWS <= batch <= _unpacked_max_rows and n_out >= FASTNN_PANEL
+
+
 cdef void dense_forward_core(const floating* X, const floating* W, const floating* b,
                              floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
                              Py_ssize_t n_out, int act, const floating* alpha,
@@ -201,6 +224,13 @@ cdef void dense_forward_core(const floating* X, const floating* W, const floatin
     cdef Py_ssize_t c, i, macs = batch * n_in * n_out
     cdef Py_ssize_t rows = gemm_rows(batch, macs), nc = gemm_chunks(batch, macs)
     cdef int nt = gemm_threads(macs, nc, n_threads)
+    if floating is float:
+        if _unpacked(batch, n_out):
+            fastnn_unpacked_rows(X, n_in, batch, n_in, W, n_out, NULL, 0, Y, n_out)
+            for i in range(batch):
+                bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out,
+                             act, alpha)
+            return
     for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
         for i in range(c * rows, gemm_stop(batch, macs, c)):
@@ -278,7 +308,8 @@ cdef void _chain_run(const ChainLayer* layers, Py_ssize_t n_layers, const floati
         dst = Y if i == n_layers - 1 else scratch + (i % 2) * half
         W, b = <const floating*>layers[i].W, <const floating*>layers[i].b
         alpha, n_in, n_out = <const floating*>layers[i].alpha, layers[i].n_in, layers[i].n_out
-        if gemm_chunks(batch, batch * n_in * n_out) == 1:
+        if gemm_chunks(batch, batch * n_in * n_out) == 1 and not (floating is float
+                                                                  and _unpacked(batch, n_out)):
             # The one chunk of `dense_forward_core`, without its OpenMP region: a team of
             # one still costs its setup, most of a layer's time at batch 1.
             gemm_chunk(False, False, batch, n_out, n_in, src, n_in, W, n_out, dst, n_out, 0)

@@ -19,6 +19,11 @@
  * pass of its own over X; finite X whose sums overflow is flagged too, and a caller that
  * needs to tell the two apart scans X then.
  *
+ * The same kernel reads W unpacked, in its own rows (`fastnn_unpacked_rows`), for the
+ * products of a few rows (`dense_forward_core`: the layers of Sequential.predict), where
+ * packing would cost more than the product: the same sums in the same order, so the
+ * same bits.
+ *
  * The kernel is compiled for AVX-512F and FMA alone (a target attribute), whatever the
  * build's -march, and runs only where fastnn_cpu_packed() says the CPU has them;
  * elsewhere the engine calls BLAS.
@@ -69,8 +74,8 @@ static int fastnn_cpu_packed(void) {
  * added) is NaN or infinite: the first 16 columns tell for the whole row. */
 static inline __attribute__((always_inline)) FASTNN_T512F int
 fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
-                   const float* b, int relu, float* Y, ptrdiff_t ldy, const int mr,
-                   const int nv, __mmask16 mask0, __mmask16 mask1) {
+                   ptrdiff_t ldw, const float* b, int relu, float* Y, ptrdiff_t ldy,
+                   const int mr, const int nv, __mmask16 mask0, __mmask16 mask1) {
     __m512 c0[FASTNN_TILE_ROWS], c1[FASTNN_TILE_ROWS];
     __m256 h[FASTNN_TILE_ROWS];
     __m512 w0 = _mm512_setzero_ps(), w1 = _mm512_setzero_ps(), x, y0, y1, b0, b1;
@@ -85,11 +90,11 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
     }
     for (p = 0; p < k; p++) {
         if (nv == 0) {
-            wh = _mm256_loadu_ps(panel + p * FASTNN_PANEL);
+            wh = _mm256_loadu_ps(panel + p * ldw);
         } else {
-            w0 = _mm512_loadu_ps(panel + p * FASTNN_PANEL);
+            w0 = _mm512_loadu_ps(panel + p * ldw);
             if (nv == 2)
-                w1 = _mm512_loadu_ps(panel + p * FASTNN_PANEL + 16);
+                w1 = _mm512_loadu_ps(panel + p * ldw + 16);
         }
         for (r = 0; r < mr; r++) {
             if (nv == 0) {
@@ -107,7 +112,7 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
     for (r = 0; r < mr; r++) {
         if (nv == 0)  /* the upper half is masked off below */
             c0[r] = _mm512_castps256_ps512(h[r]);
-        y0 = _mm512_add_ps(c0[r], b0);
+        y0 = b ? _mm512_add_ps(c0[r], b0) : c0[r];
         /* y - y is 0 for a finite y, NaN otherwise */
         bad |= _mm512_mask_cmp_ps_mask(mask0, _mm512_sub_ps(y0, y0), _mm512_setzero_ps(),
                                        _CMP_NEQ_UQ);
@@ -115,7 +120,7 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
             y0 = _mm512_max_ps(y0, _mm512_setzero_ps());
         _mm512_mask_storeu_ps(Y + r * ldy, mask0, y0);
         if (nv == 2) {
-            y1 = _mm512_add_ps(c1[r], b1);
+            y1 = b ? _mm512_add_ps(c1[r], b1) : c1[r];
             if (relu)
                 y1 = _mm512_max_ps(y1, _mm512_setzero_ps());
             _mm512_mask_storeu_ps(Y + r * ldy + 16, mask1, y1);
@@ -127,15 +132,17 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
 #define FASTNN_TILE_CASE(N) \
     case N: \
         if (nv == 2) \
-            return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 2, mask0, mask1); \
+            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 2, mask0, \
+                                      mask1); \
         if (nv == 1) \
-            return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 1, mask0, mask1); \
-        return fastnn_packed_tile(X, ldx, k, panel, b, relu, Y, ldy, N, 0, mask0, mask1);
+            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 1, mask0, \
+                                      mask1); \
+        return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 0, mask0, mask1);
 
 static FASTNN_T512F int
 fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
-                        const float* b, int relu, float* Y, ptrdiff_t ldy, int mr, int nv,
-                        __mmask16 mask0, __mmask16 mask1) {
+                        ptrdiff_t ldw, const float* b, int relu, float* Y, ptrdiff_t ldy,
+                        int mr, int nv, __mmask16 mask0, __mmask16 mask1) {
     switch (mr) {
         FASTNN_TILE_CASE(1) FASTNN_TILE_CASE(2) FASTNN_TILE_CASE(3) FASTNN_TILE_CASE(4)
         FASTNN_TILE_CASE(5) FASTNN_TILE_CASE(6) FASTNN_TILE_CASE(7) FASTNN_TILE_CASE(8)
@@ -144,29 +151,61 @@ fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float*
     }
 }
 
-/* Y[:m] := X[:m] @ W + b (ReLU when relu), X rows ldx apart, Y rows ldy apart; Wp holds
- * the panels of W (k x n), b may be NULL. Returns nonzero when a sum X @ W + b is NaN or
- * infinite (always when X holds a NaN or an infinity; see the top of this file). */
+/* Y[:m] := X[:m] @ W + b (ReLU when relu), X rows ldx apart, Y rows ldy apart, b may be
+ * NULL; W (k x n) read in panels of 32 columns: packed (ldw = 32, `fastnn_packed_rows`)
+ * or in W itself (ldw = n, `fastnn_unpacked_rows`).
+ * Returns nonzero when a sum X @ W + b is NaN or infinite (always when X holds a NaN or
+ * an infinity; see the top of this file). */
 static FASTNN_T512F int
-fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* Wp,
-                   ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
-    ptrdiff_t i, j, left;
-    int mr, bad = 0;
+fastnn_panel_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* W,
+                  ptrdiff_t ldw, ptrdiff_t n, const float* b, int relu, float* Y,
+                  ptrdiff_t ldy) {
+    ptrdiff_t i, j, j0, left;
+    int mr, skip, bad = 0;
     __mmask16 mask0, mask1;
     for (i = 0; i < m; i += FASTNN_TILE_ROWS) {
         mr = m - i < FASTNN_TILE_ROWS ? (int)(m - i) : FASTNN_TILE_ROWS;
         for (j = 0; j < n; j += FASTNN_PANEL) {
             left = n - j;
+            j0 = j;
             mask0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             mask1 = left >= 32 ? (__mmask16)0xFFFF
                     : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
-            bad |= fastnn_packed_tile_rows(X + i * ldx, ldx, k,
-                                           Wp + (j / FASTNN_PANEL) * k * FASTNN_PANEL,
-                                           b ? b + j : NULL, relu, Y + i * ldy + j, ldy, mr,
-                                           left > 16 ? 2 : left > 8 ? 1 : 0, mask0, mask1);
+            if (left < FASTNN_PANEL && ldw != FASTNN_PANEL) {
+                /* W itself (n >= 32): its last 32 columns, of which the first 32 - left
+                 * are computed again and not stored, so that no load passes the end of a
+                 * row of W (masked loads ran the product 3x slower on Zen 5) */
+                j0 = n - FASTNN_PANEL;
+                skip = (int)(FASTNN_PANEL - left);
+                mask0 = (__mmask16)(skip >= 16 ? 0 : 0xFFFFu << skip);
+                mask1 = (__mmask16)(skip >= 16 ? 0xFFFFu << (skip - 16) : 0xFFFFu);
+                left = FASTNN_PANEL;
+            }
+            bad |= fastnn_packed_tile_rows(
+                X + i * ldx, ldx, k,
+                ldw == FASTNN_PANEL ? W + j * k : W + j0, ldw,
+                b ? b + j0 : NULL, relu, Y + i * ldy + j0, ldy, mr,
+                left > 16 ? 2 : left > 8 ? 1 : 0, mask0, mask1);
         }
     }
     return bad;
+}
+
+/* fastnn_panel_rows on the panels of W (`fastnn_pack_panels`). */
+static FASTNN_T512F int
+fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* Wp,
+                   ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
+    return fastnn_panel_rows(X, ldx, m, k, Wp, FASTNN_PANEL, n, b, relu, Y, ldy);
+}
+
+/* fastnn_panel_rows on W (k x n, C order, n >= 32) itself, unpacked: the same sums in the
+ * same order, so the same bits, as on its panels; for a few rows, where packing W would
+ * cost more than the product (a panel's rows are then n floats apart, not 32: on Zen 5
+ * 784-256-128-10 at 8 rows took 16.7 us, against 14.9 packed). */
+static FASTNN_T512F int
+fastnn_unpacked_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* W,
+                     ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
+    return fastnn_panel_rows(X, ldx, m, k, W, n, n, b, relu, Y, ldy);
 }
 
 #if defined(FASTNN_HAVE_MVEC)
@@ -228,6 +267,12 @@ static int fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdif
     (void)X; (void)ldx; (void)m; (void)k; (void)Wp; (void)n; (void)b; (void)relu;
     (void)Y; (void)ldy;
     return 0;
+}
+
+static int fastnn_unpacked_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
+                                const float* W, ptrdiff_t n, const float* b, int relu,
+                                float* Y, ptrdiff_t ldy) {
+    return fastnn_packed_rows(X, ldx, m, k, W, n, b, relu, Y, ldy);
 }
 
 static int fastnn_packed_softmax(float* Y, ptrdiff_t m, ptrdiff_t n) {

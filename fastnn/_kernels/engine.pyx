@@ -81,8 +81,11 @@ SCRATCH_ELEMENTS = 1 << 21
 # Rows from which a float32 dense layer in the row layout runs on its packed weights
 # (where the CPU allows: `fastnn._kernels.dense.packed_path`) instead of BLAS. On one
 # thread (Zen 4, OpenBLAS) BLAS with 5-15 rows ran 1.1-5x slower than packed (784x256 at
-# 8 rows: 94 us against 31); with 2-4 rows BLAS ran up to 1.5x faster (not on 1024x1024).
-cdef Py_ssize_t PACKED_MIN_ROWS = 5
+# 8 rows: 94 us against 31); with 2-4 rows BLAS ran up to 1.5x faster there. On Zen 5,
+# 784-256-128-10 with 2, 3 and 4 rows ran in 7.9-8.3, 9.3-10.0 and 11.6-12.3 us packed,
+# against 10.0-10.5, 16.3-17.1 and 10.7-11.1 us in OpenBLAS 0.3.30 with its AVX-512
+# (SkylakeX) kernels, and 80-110 us with its AVX2 (Haswell) ones (OPENBLAS_CORETYPE).
+cdef Py_ssize_t PACKED_MIN_ROWS = 2
 
 cdef enum:
     # Rows per block of a chunk shared out among threads (see the module docstring): two
