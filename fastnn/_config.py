@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-from fastnn._kernels._blas_threads import get_blas_threads
+from fastnn._kernels._blas_threads import get_blas_core, get_blas_threads
 from fastnn._kernels._threads import get_num_threads, openmp_enabled, set_num_threads
 from fastnn._kernels.quant import paths as quant_paths
 
@@ -32,6 +32,7 @@ def config():
         "threads": get_num_threads(),
         "blas": _scipy_blas(),
         "blas_threads": get_blas_threads(),
+        "blas_core": get_blas_core(),
         "dtypes": ["float32", "float64"],
         "int8_path": quant_paths()["int8"],
         "bf16_path": quant_paths()["bf16"],
@@ -39,8 +40,9 @@ def config():
 
 
 def show_config():
-    """Print the version, OpenMP, thread count, the BLAS scipy uses, the dtypes and the live
-    paths of the int8 and bf16 kernels (see `fastnn._kernels.quant.paths`)."""
+    """Print the version, OpenMP, thread count, the BLAS scipy uses (its threads and the
+    CPU kernels it chose), the dtypes and the live paths of the int8 and bf16 kernels (see
+    `fastnn._kernels.quant.paths`)."""
     for key, value in config().items():
         if isinstance(value, list):
             value = ", ".join(value)

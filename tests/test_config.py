@@ -47,3 +47,22 @@ def test_show_config_prints_the_essentials(capsys):
     cfg = fastnn.config()
     assert cfg["threads"] == fastnn.get_num_threads()
     assert cfg["openmp"] == openmp_enabled()
+
+
+def _cpu_has(flag):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and flag in line.split() for line in f)
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(fastnn.config()["blas_core"] is None or not _cpu_has("avx2"),
+                    reason="the BLAS's kernels are not named, or no AVX2")
+def test_the_blas_kernels_are_reported_as_openblas_chose_them():
+    # OPENBLAS_CORETYPE makes OpenBLAS's choice; its Haswell kernels need AVX2.
+    code = "import fastnn; print(fastnn.config()['blas_core'])"
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "Haswell"

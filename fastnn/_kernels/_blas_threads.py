@@ -1,4 +1,5 @@
-"""The thread count of the BLAS behind ``scipy.linalg.cython_blas``, where it can be set.
+"""The thread count of the BLAS behind ``scipy.linalg.cython_blas``, where it can be set,
+and the kernels it chose for this CPU.
 
 scipy's wheels ship OpenBLAS with the ``scipy_openblas_`` symbol prefix; distribution
 builds link a plain OpenBLAS. Both expose a ``set_num_threads`` entry point, found here
@@ -11,8 +12,7 @@ the BLAS on one thread while they run (see `fastnn._kernels._threads`).
 import ctypes
 import sys
 
-_NAMES = (("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-          ("openblas_set_num_threads", "openblas_get_num_threads"))
+_PREFIXES = ("scipy_openblas_", "openblas_")
 
 
 def _find_openblas():
@@ -29,18 +29,22 @@ def _find_openblas():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for set_name, get_name in _NAMES:
-            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
+        for prefix in _PREFIXES:
+            setter = getattr(lib, prefix + "set_num_threads", None)
+            getter = getattr(lib, prefix + "get_num_threads", None)
+            core = getattr(lib, prefix + "get_corename", None)
             if setter is not None and getter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_int], None
                 getter.argtypes, getter.restype = [], ctypes.c_int
-                return setter, getter
+                if core is not None:
+                    core.argtypes, core.restype = [], ctypes.c_char_p
+                return setter, getter, core
     return None
 
 
 _OPENBLAS = _find_openblas()
 ADDRESSES = (None if _OPENBLAS is None else
-             tuple(ctypes.cast(f, ctypes.c_void_p).value for f in _OPENBLAS))
+             tuple(ctypes.cast(f, ctypes.c_void_p).value for f in _OPENBLAS[:2]))
 
 
 def set_blas_threads(n):
@@ -52,3 +56,16 @@ def set_blas_threads(n):
 def get_blas_threads():
     """The BLAS's thread count, or None when it cannot be read."""
     return _OPENBLAS[1]() if _OPENBLAS is not None else None
+
+
+def get_blas_core():
+    """The CPU kernels OpenBLAS chose at load, e.g. "Haswell" (AVX2) or "SkylakeX"
+    (AVX-512), or None when it cannot be read. The environment variable
+    ``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice: on a Zen 5 machine whose
+    environment set it to Haswell, fastnn's training step (its backward products are
+    BLAS's) took 0.61 ms against 0.46 ms with SkylakeX (784-256-128-10, batch 128, two
+    threads)."""
+    if _OPENBLAS is None or _OPENBLAS[2] is None:
+        return None
+    name = _OPENBLAS[2]()
+    return name.decode("ascii", "replace") if name else None
