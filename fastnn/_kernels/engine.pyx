@@ -94,8 +94,12 @@ cdef enum:
     # 48 rows ran within 1% of each other; smaller blocks leave less to wait for at the
     # end of a batch, when one thread takes the last block and the others are done.
     BLOCK_ROWS = 24
-    # Chunks of fewer rows run layer by layer (a team of threads costs more than it gains).
-    BLOCKWISE_MIN_ROWS = 96
+    # Chunks of fewer rows run layer by layer (the packed kernel's blocks of 48 rows make
+    # that one thread). On two threads (Zen 5) 784-256-128-10 ran 40-95 rows blockwise in
+    # 65-120 us; layer by layer, 49-95 rows, two blocks of the packed kernel per layer on
+    # an OpenMP team, took 176-216 us, slower than one thread (102-174 us); 32 rows
+    # blockwise took 64-67 us against 59-62 on one thread.
+    BLOCKWISE_MIN_ROWS = 40
 
 # A block a worker took is computed by the caller itself when the worker has not finished
 # it PATIENCE times the caller's mean block time after the caller finished its own blocks
