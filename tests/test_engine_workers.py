@@ -225,3 +225,25 @@ def test_workers_compute_in_the_callers_floating_point_mode():
         engine_kernels._flush_subnormals(was)
     assert not flushed.view(np.int32).any()
     assert not Y.view(np.int32).any()
+
+
+@pytest.mark.parametrize("precision, calibrate", [("int8", True), ("int8", False),
+                                                  ("bf16", False)])
+def test_quantized_engines_run_blocks_on_workers_with_the_same_bits(precision, calibrate,
+                                                                    late_workers):
+    # Quantized layers run blockwise too, each thread in its own scratch; a block a worker
+    # is late with is computed by the caller; a NaN in a block's rows is found.
+    from fastnn.quantization import plan_precision
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((300, 200)).astype(np.float32)
+    specs = plan_precision(_specs(rng), precision, X[:64] if calibrate else None)
+    engines = {n: InferenceEngine(specs, n_threads=n) for n in (1, 2)}
+    assert engines[2]._plan.blockwise_from <= 96
+    expected = engines[1].predict(X)
+    Y, redone = _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+    np.testing.assert_array_equal(Y, expected)
+    assert redone >= 1
+    engine_kernels._delay_workers(0)
+    X[250, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _until_a_worker_takes_a_block(lambda: engines[2].predict(X))

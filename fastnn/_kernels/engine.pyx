@@ -387,14 +387,23 @@ cdef bint _run_chunk(const Layer* layers, int n_layers, const floating* X, float
 
 
 cdef bint _run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
-                     Py_ssize_t nb, floating* scratch, Py_ssize_t part) noexcept nogil:
+                     Py_ssize_t nb, floating* scratch, Py_ssize_t part,
+                     Py_ssize_t qpart) noexcept nogil:
     """One block of a blockwise chunk on the calling thread, in its own three buffers of
-    `part` elements; False when the first layer met a non-finite sum (`_run_chunk`)."""
+    `part` elements and, after them, `qpart` elements of scratch for its quantized layers
+    (see `_block_scratch`); False when the first layer met a non-finite sum
+    (`_run_chunk`)."""
     cdef floating* bufs[3]
     bufs[0] = scratch
     bufs[1] = scratch + part
     bufs[2] = scratch + 2 * part
-    return _run_chunk(layers, n_layers, X, Y, nb, bufs, NULL, 1, 1, True)
+    return _run_chunk(layers, n_layers, X, Y, nb, bufs,
+                      <char*>(scratch + 3 * part) if qpart > 0 else NULL, 1, 1, True)
+
+
+cdef inline Py_ssize_t _block_scratch(Py_ssize_t part, Py_ssize_t qpart) noexcept nogil:
+    """Elements of a thread's scratch for blocks: three buffers and its quantized layers'."""
+    return 3 * part + qpart
 
 
 cdef inline Py_ssize_t _block_start(Py_ssize_t q, Py_ssize_t nb, Py_ssize_t blocks) noexcept nogil:
@@ -409,17 +418,18 @@ cdef inline Py_ssize_t _block_rows(Py_ssize_t q, Py_ssize_t nb, Py_ssize_t block
 
 cdef bint _scan_run_block(const Layer* layers, int n_layers, const floating* X, floating* Y,
                           Py_ssize_t rows, floating* scratch, Py_ssize_t part,
-                          bint scan) noexcept nogil:
+                          Py_ssize_t qpart, bint scan) noexcept nogil:
     """`_run_block`; with `scan`, False when its rows hold a NaN or an infinity (then Y is
     partly written). A first dense layer (on packed weights, as every dense layer of a
     blockwise plan) checks the block's rows as it multiplies them: only a block whose
     sums came out NaN or infinite is scanned, to tell a NaN or infinity of X from an
-    overflow. Any other first layer: the block's rows are scanned just before they run,
-    on the thread that runs them, while they come into cache."""
+    overflow. Any other first layer (a quantized one too): the block's rows are scanned
+    just before they run, on the thread that runs them, while they come into cache."""
     cdef Py_ssize_t n = rows * layers[0].n_in
-    if scan and layers[0].kind != KIND_DENSE and not all_finite(X, n):
+    if (scan and (layers[0].kind != KIND_DENSE or layers[0].q != NULL)
+            and not all_finite(X, n)):
         return False
-    if not _run_block(layers, n_layers, X, Y, rows, scratch, part) and scan:
+    if not _run_block(layers, n_layers, X, Y, rows, scratch, part, qpart) and scan:
         return all_finite(X, n)
     return True
 
@@ -428,7 +438,7 @@ cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) no
     """A worker's part of a job (workers.h): blocks as it takes them, each run on the
     caller's input into the job's output buffer, as a reader of the input (fnw_enter)."""
     cdef size_t size = sizeof(double) if job.dbl else sizeof(float)
-    cdef size_t need = 3 * job.part * size
+    cdef size_t need = _block_scratch(job.part, job.qpart) * size
     cdef const char* x
     cdef long q
     cdef Py_ssize_t rows
@@ -452,11 +462,11 @@ cdef void _worker_blocks(fnw_job* job, void** scratch, size_t* scratch_bytes) no
         if job.dbl:
             ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const double*>x,
                                  <double*>(job.y + q * job.y_block), rows,
-                                 <double*>scratch[0], job.part, job.scan)
+                                 <double*>scratch[0], job.part, job.qpart, job.scan)
         else:
             ok = _scan_run_block(<const Layer*>job.layers, job.n_layers, <const float*>x,
                                  <float*>(job.y + q * job.y_block), rows,
-                                 <float*>scratch[0], job.part, job.scan)
+                                 <float*>scratch[0], job.part, job.qpart, job.scan)
         fnw_exit(job)
         fnw_finish(job, q, FNW_DONE if ok else FNW_BAD)
 
@@ -484,7 +494,8 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
         fnw_mark(job, q, FNW_CALLER)
         if not _scan_run_block(layers, job.n_layers, X + _block_start(q, nb, blocks) * n_in,
                                Y + _block_start(q, nb, blocks) * n_out,
-                               _block_rows(q, nb, blocks), scratch, job.part, job.scan):
+                               _block_rows(q, nb, blocks), scratch, job.part, job.qpart,
+                               job.scan):
             ok = False
         mine += 1
     now = fnw_now()
@@ -515,14 +526,14 @@ cdef bint _pooled_blocks(fnw_job* job, const floating* X, floating* Y,
         else:
             fnw_count_redone()
             if not _scan_run_block(layers, job.n_layers, X + r0 * n_in, Y + r0 * n_out, rows,
-                                   scratch, job.part, job.scan):
+                                   scratch, job.part, job.qpart, job.scan):
                 ok = False
     fnw_close(job)
     return ok
 
 
 cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floating* Y,
-                      Py_ssize_t nb, floating* scratch, Py_ssize_t part,
+                      Py_ssize_t nb, floating* scratch, Py_ssize_t part, Py_ssize_t qpart,
                       int n_threads, bint scan, fnw_pool* pool, fnw_owner* owner,
                       fnw_job** late) noexcept nogil:
     """Y := network(X) for nb rows in blocks of at most BLOCK_ROWS, taken by n_threads
@@ -552,6 +563,7 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
         job.n_in = n_in
         job.n_out = n_out
         job.part = part
+        job.qpart = qpart
         job.scan = scan
         job.dbl = floating is double
         job.x = <const char*>X
@@ -574,7 +586,8 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
         if not _scan_run_block(layers, n_layers, X + _block_start(q, nb, blocks) * n_in,
                                Y + _block_start(q, nb, blocks) * n_out,
                                _block_rows(q, nb, blocks),
-                               scratch + omp_get_thread_num() * 3 * part, part, bad != NULL):
+                               scratch + omp_get_thread_num() * _block_scratch(part, qpart),
+                               part, qpart, bad != NULL):
             bad[q] = 1
     if bad != NULL:
         for q in range(blocks):
@@ -592,17 +605,18 @@ cdef inline bint _blockwise(Py_ssize_t rows, Py_ssize_t blockwise_from) noexcept
 cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y,
                Py_ssize_t batch, Py_ssize_t chunk, floating* scratch, Py_ssize_t stride,
                Py_ssize_t width, Py_ssize_t blockwise_from, int n_threads,
-               int q_threads, bint scan, fnw_pool* pool, fnw_owner* owner,
-               fnw_job** late) noexcept nogil:
+               int q_threads, Py_ssize_t qpart, bint scan, fnw_pool* pool,
+               fnw_owner* owner, fnw_job** late) noexcept nogil:
     """Y := network(X). With `scan`, False when X holds a NaN or an infinity (then Y is
     partly written): chunks are scanned before they run, blocks as they run
     (`_run_blocks`, on pool's workers where given); without, X is known to be finite."""
     cdef floating* bufs[3]
     cdef Py_ssize_t c0, nb, last
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[n_layers - 1].n_out
-    # A thread's three block buffers come out of the chunk's three buffers.
+    # A thread's block scratch (`_block_scratch`) comes out of the chunk's three buffers.
     cdef Py_ssize_t part = (BLOCK_ROWS + 16) * width
-    cdef int block_threads = n_threads if n_threads < stride // part else <int>(stride // part)
+    cdef Py_ssize_t fits = 3 * stride // _block_scratch(part, qpart)
+    cdef int block_threads = n_threads if n_threads < fits else <int>fits
     bufs[0] = scratch
     bufs[1] = scratch + stride
     bufs[2] = scratch + 2 * stride
@@ -613,7 +627,7 @@ cdef bint _run(const Layer* layers, int n_layers, const floating* X, floating* Y
         # tail of blocks, on one thread as on several.
         last = batch - (batch - 1) // chunk * chunk
         c0 = batch if _blockwise(last, blockwise_from) else batch - last
-        if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part,
+        if c0 > 0 and not _run_blocks(layers, n_layers, X, Y, c0, scratch, part, qpart,
                                       block_threads, scan, pool, owner, late):
             return False
     while c0 < batch:
@@ -677,6 +691,7 @@ cdef class Plan:
     cdef int max_pool
     cdef int q_threads
     cdef Py_ssize_t q_elements
+    cdef Py_ssize_t qpart  # elements of one thread's scratch for quantized layers in a block
     cdef PyThread_type_lock _lock
     cdef fnw_owner* _owner  # keeps the plan alive while a worker runs one of its blocks
     cdef tuple _pinned  # (job, X) of calls whose late worker still reads X (`_let_go`)
@@ -708,6 +723,7 @@ cdef class Plan:
         # Quantized layers get scratch for as many threads as there are CPUs.
         self.q_threads = max(1, max_pool)
         q_bytes = 0
+        q1_bytes = 0
         # The float32 layers' packed panels, in one block on huge pages (see _memory.py).
         packed = {i: pack_panels(spec["W"]) for i, spec in enumerate(layers)
                   if self.dtype == np.float32 and spec.get("W") is not None and packed_path()}
@@ -750,6 +766,7 @@ cdef class Plan:
                 keep.append(quant)
                 L.q = (<QuantDense>quant).weights_ptr()
                 q_bytes = max(q_bytes, qdense_scratch_bytes(L.q, self.q_threads))
+                q1_bytes = max(q1_bytes, qdense_scratch_bytes(L.q, 1))
             max_width = max(max_width, L.n_in, L.n_z)
         self._keep = tuple(keep)
         self.n_in = self.layers[0].n_in
@@ -758,7 +775,7 @@ cdef class Plan:
         self.blockwise_from = 0
         for i in range(self.n_layers):
             L = &self.layers[i]
-            if L.q != NULL or (L.kind == KIND_DENSE and L.Wp == NULL):
+            if L.q == NULL and L.kind == KIND_DENSE and L.Wp == NULL:
                 self.blockwise_from = sys.maxsize
             elif L.sparse_min_batch <= L.sparse_max_batch:
                 self.blockwise_from = max(self.blockwise_from,
@@ -768,6 +785,7 @@ cdef class Plan:
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
         self.max_pool = max_pool
         self.q_elements = -(-q_bytes // self.dtype.itemsize)
+        self.qpart = -(-q1_bytes // 64) * 64 // self.dtype.itemsize
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):
@@ -864,13 +882,13 @@ cdef class Plan:
             if self.typenum == cnp.NPY_DOUBLE:
                 ok = _run(self.layers, self.n_layers, <const double*>xp, <double*>yp, batch,
                           self.chunk, <double*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads, scan, pool,
-                          self._owner, &late)
+                          self.blockwise_from, n_threads, self.q_threads, self.qpart, scan,
+                          pool, self._owner, &late)
             else:
                 ok = _run(self.layers, self.n_layers, <const float*>xp, <float*>yp, batch,
                           self.chunk, <float*>sp, self.stride, self.width,
-                          self.blockwise_from, n_threads, self.q_threads, scan, pool,
-                          self._owner, &late)
+                          self.blockwise_from, n_threads, self.q_threads, self.qpart, scan,
+                          pool, self._owner, &late)
         blas_serial_exit()
         if late != NULL:
             # A worker late with a block still reads X (its result is not used): X and

@@ -109,7 +109,7 @@ struct fnw_job {
     /* The engine's own fields (read by its work function). */
     const void* layers;
     int n_layers;
-    long rows, n_in, n_out, part;
+    long rows, n_in, n_out, part, qpart;
     int scan, dbl;
 };
 
@@ -455,7 +455,7 @@ typedef struct fnw_job {
     const void* layers;
     int n_layers;
     long blocks;
-    long rows, n_in, n_out, part;
+    long rows, n_in, n_out, part, qpart;
     int scan, dbl;
 } fnw_job;
 typedef struct { int unused; } fnw_owner;

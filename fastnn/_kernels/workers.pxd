@@ -18,7 +18,7 @@ cdef extern from "workers.h" nogil:
         size_t x_block, y_block
         const void* layers
         int n_layers
-        long rows, n_in, n_out, part
+        long rows, n_in, n_out, part, qpart
         int scan, dbl
     ctypedef void (*fnw_work_fn)(fnw_job* job, void** scratch, size_t* scratch_bytes) noexcept nogil
     fnw_owner* fnw_owner_new()
