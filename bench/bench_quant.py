@@ -16,13 +16,13 @@ points lost against the float32 model (targets: int8 at most 0.5, bf16 at most 0
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_engine import SIZES, model, onnx_session  # noqa: E402
+from bench_engine import interleaved as engine_interleaved  # noqa: E402
 
 import fastnn as fn  # noqa: E402
 from fastnn.deployment import engine_layers  # noqa: E402
@@ -118,26 +118,18 @@ def test_onnxruntime(benchmark, batch, precision):
     _bench(benchmark, batch, f"onnxruntime-{precision}")
 
 
-def interleaved(batch, rounds=15, calls=None):
+def interleaved(batch, rounds=15):
     """Time per call (us) of every contender in each of `rounds` rounds that run the
-    contenders one after another: {kind: [us, ...]}."""
+    contenders one after another, each after a pause that lets the spinning threads of
+    the one before go to sleep (`bench_engine.interleaved`): {kind: [us, ...]}."""
     X = np.random.default_rng(1).standard_normal((batch, SIZES[0])).astype(np.float32)
-    calls = calls or max(20, 20000 // (batch * 8))
     runs = {}
     for kind in KINDS:
         try:
             runs[kind] = contender(kind, batch)
         except pytest.skip.Exception:
             pass
-    times = {kind: [] for kind in runs}
-    for _ in range(rounds):
-        for kind, predict in runs.items():
-            predict(X)
-            t = time.perf_counter()
-            for _ in range(calls):
-                predict(X)
-            times[kind].append((time.perf_counter() - t) / calls * 1e6)
-    return {kind: np.array(t) for kind, t in times.items()}
+    return {kind: np.array(t) * 1e6 for kind, t in engine_interleaved(runs, X, rounds).items()}
 
 
 SPEED_UPS = (("fastnn-int8", "fastnn-float32", 3), ("fastnn-int8", "onnxruntime-float32", 6),

@@ -29,13 +29,18 @@ def test_set_and_get_num_threads():
             fastnn.set_num_threads(bad)
 
 
+def _printed(expression, **env):
+    """What a new Python process with `env` added prints for `expression` after importing
+    fastnn."""
+    out = subprocess.run([sys.executable, "-c", f"import fastnn; print({expression})"],
+                         env=dict(os.environ, **env), capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
 @pytest.mark.skipif(not openmp_enabled(), reason="serial build")
 def test_omp_num_threads_is_honoured():
-    code = "import fastnn; print(fastnn.get_num_threads())"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "1"
+    assert _printed("fastnn.get_num_threads()", OMP_NUM_THREADS="1") == "1"
 
 
 def test_show_config_prints_the_essentials(capsys):
@@ -61,8 +66,4 @@ def _cpu_has(flag):
                     reason="the BLAS's kernels are not named, or no AVX2")
 def test_the_blas_kernels_are_reported_as_openblas_chose_them():
     # OPENBLAS_CORETYPE makes OpenBLAS's choice; its Haswell kernels need AVX2.
-    code = "import fastnn; print(fastnn.config()['blas_core'])"
-    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "Haswell"
+    assert _printed("fastnn.config()['blas_core']", OPENBLAS_CORETYPE="Haswell") == "Haswell"
