@@ -220,11 +220,47 @@ def test_workers_compute_in_the_callers_floating_point_mode():
     was = engine_kernels._flush_subnormals(True)
     try:
         flushed = engines[1].predict(X)
-        Y, _ = _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+        for _ in range(100):  # a call in which a worker's block was used, not redone
+            Y, redone = _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+            if redone == 0:
+                break
     finally:
         engine_kernels._flush_subnormals(was)
+    assert redone == 0
     assert not flushed.view(np.int32).any()
     assert not Y.view(np.int32).any()
+
+
+@pytest.mark.skipif(not optim_kernels.FLUSHES_SUBNORMALS, reason="x86 floating-point mode")
+def test_an_openmp_team_computes_in_the_callers_floating_point_mode():
+    # While another call holds the workers, a call's blocks run on an OpenMP team, whose
+    # threads must take on the flushing caller's mode too.
+    rng = np.random.default_rng(10)
+    specs = [{"kind": "dense", "activation": "linear", "b": np.zeros(n_out, np.float32),
+              "W": (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)}
+             for n_in, n_out in ((200, 96), (96, 10))]
+    X = (rng.standard_normal((400, 200)) * 1e-39).astype(np.float32)
+    busy, flushed = InferenceEngine(specs, n_threads=2), InferenceEngine(specs, n_threads=2)
+    start = time.monotonic()
+    flush_at, stop = start + 0.5, start + 1.5
+    results = []
+
+    def work(tid):
+        if tid == 0:  # holds the workers
+            while time.monotonic() < stop:
+                busy.predict(X)
+            return
+        while time.monotonic() < flush_at:  # this thread's OpenMP team starts unflushed
+            flushed.predict(X)
+        was = engine_kernels._flush_subnormals(True)
+        try:
+            while time.monotonic() < stop:
+                results.append(flushed.predict(X))
+        finally:
+            engine_kernels._flush_subnormals(was)
+
+    in_threads(work, 2)
+    assert results and not any(Y.view(np.int32).any() for Y in results)
 
 
 @pytest.mark.parametrize("precision, calibrate", [("int8", True), ("int8", False),

@@ -30,8 +30,9 @@ EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_sparse_data":
         "the same check on sparse input (densified), failing for the same reason",
     "check_methods_subset_invariance":
-        "one row runs a GEMV, 2-4 rows and from 33 BLAS's product, 5-32 rows fastnn's: "
-        "float32 sums may differ in the last bit, and the check allows 1e-7",
+        "one row runs a GEMV, 2-4 rows and from 33 BLAS's product, 5-32 rows fastnn's "
+        "(in layers of 32 units or more): float32 sums may differ in the last bit, and the "
+        "check allows 1e-7",
 }
 
 

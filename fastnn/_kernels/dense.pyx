@@ -69,8 +69,9 @@ def packed_path():
 
 
 def use_packed(enabled=None):
-    """Use the packed product in engines built from now on where the CPU allows it
-    (None: where the CPU allows it; False: BLAS always, as on other CPUs)."""
+    """Use the packed product in engines built from now on, and the unpacked one in
+    `dense_forward_core` (Sequential.predict's layers) from now on, where the CPU allows
+    it (None: where the CPU allows it; False: BLAS always, as on other CPUs)."""
     global _unpacked_max_rows
     _packed_use[0] = bool(_packed_cpu) and (enabled is None or bool(enabled))
     _unpacked_max_rows = UNPACKED_MAX_ROWS if _packed_use[0] else 0
@@ -207,7 +208,8 @@ cdef inline bint _unpacked(Py_ssize_t batch, Py_ssize_t n_out) noexcept nogil:
     """Whether `dense_forward_core` runs a float32 product of `batch` rows on W unpacked
     (`fastnn_unpacked_rows`, where the CPU has AVX-512F), not BLAS: from
     UNPACKED_MIN_ROWS to UNPACKED_MAX_ROWS rows, where packing W would cost more than the
-    product; the bits are those of the engine's packed product. On Zen 5, 784-256-128-10
+    product; a layer's bits are those of the engine's packed product (layers of fewer than
+    32 units stay BLAS's, so a network's may differ). On Zen 5, 784-256-128-10
     (Sequential.predict, weights on cache lines) ran 5 rows in 12-14 us and 32 in 60-74 us,
     against OpenBLAS 0.3.30's 63 and 117 us with its AVX-512 (SkylakeX) kernels, and 103
     and 185 us with its AVX2 (Haswell) ones; 2 and 4 rows in 10-11 and 13-15 us, where

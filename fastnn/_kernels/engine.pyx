@@ -6,8 +6,8 @@ memory comes from a small pool of preallocated sets; a lock is taken only to pic
 a set, so many Python threads can run one plan at once, each on its own set.
 
 Large chunks of a float32 plan whose dense layers all run on packed weights (see
-`fastnn._kernels.dense.packed_forward`; no BLAS call, no quantized layer, no sparse
-form that runs for a chunk of that size) are shared out among the threads in blocks of
+`fastnn._kernels.dense.packed_forward`) or quantized ones (no BLAS call, no sparse form
+that runs for a chunk of that size) are shared out among the threads in blocks of
 up to BLOCK_ROWS rows, each block through every layer on one thread: one parallel region
 per batch instead of one per layer and chunk (blocks need no chunk-sized buffers), and a
 thread that falls behind (descheduled on a busy machine) delays only the blocks it has
@@ -134,7 +134,7 @@ def _flush_subnormals(bint on):
     tests: a caller in such a mode, which the workers take on)."""
     cdef unsigned int mode = fastnn_float_mode()
     fastnn_set_float_mode(mode | FASTNN_FTZ_DAZ if on else mode & ~FASTNN_FTZ_DAZ)
-    return mode & FASTNN_FTZ_DAZ == FASTNN_FTZ_DAZ
+    return FASTNN_FTZ_DAZ != 0 and mode & FASTNN_FTZ_DAZ == FASTNN_FTZ_DAZ
 
 
 def _blocks_taken_by_workers():
@@ -202,13 +202,17 @@ cdef void _bias_act(floating* Z, const floating* b, Py_ssize_t nb, Py_ssize_t n,
     the transposed one."""
     cdef Py_ssize_t i
     cdef int nt = threads_for(nb * n, n_threads)
-    if nt == 1 and not t:
+    if nt == 1:
         # One thread runs without an OpenMP region: even with its `if` false, a region
         # makes and frees a team of one and meets at its barriers, 0.3-0.8 us in all, more
         # than a small layer's work (a 128x10 layer in blocks, two rows: 1.07 us, against
         # 0.34 for one row).
-        for i in range(nb):
-            bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
+        if t:
+            for i in range(n):
+                _bias_act_trow(Z + i * ld, b[i] if b != NULL else 0, nb, act, alpha, i)
+        else:
+            for i in range(nb):
+                bias_act_row(Z + i * n, b, <floating*>NULL, n, act, alpha)
         return
     if t:
         for i in prange(n, nogil=True, schedule="dynamic", chunksize=ROW_BLOCK, num_threads=nt,
@@ -542,7 +546,9 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
     """Y := network(X) for nb rows in blocks of at most BLOCK_ROWS, taken by n_threads
     threads as they come free: the caller and pool's workers (`_pooled_blocks`; a job whose
     late worker still reads X is left in `late` with the caller's reference), else an
-    OpenMP team whose thread i works in scratch[3 i part : 3 (i + 1) part]. The blocks are
+    OpenMP team whose thread i works in its `_block_scratch(part, qpart)` elements from
+    scratch + i * _block_scratch(part, qpart), in the caller's floating-point mode (as
+    workers are, see workers.h). The blocks are
     a multiple of n_threads in number and within a row of each other in size, so that the
     threads run out of blocks together: 1024 rows on two threads run as 44 blocks of 23 or
     24 rows, not as 42 of 24 and a tail of 16 that one thread runs while the other waits.
@@ -555,6 +561,7 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
     cdef char* bad
     cdef bint ok = True
     cdef fnw_job* job = NULL
+    cdef unsigned int mode
     if pool != NULL and n_threads > 1 and blocks > 1:
         job = fnw_job_new(owner, blocks, n_in * sizeof(floating),
                           BLOCK_ROWS * n_out * sizeof(floating), n_threads - 1,
@@ -581,11 +588,13 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
         fnw_release(job)  # another call holds the workers: an OpenMP team
     # one flag per block: no two threads share one
     bad = <char*>calloc(blocks, 1) if scan else NULL
+    mode = fastnn_float_mode()
     if scan and bad == NULL:  # no memory for the flags: scan first
         if not all_finite(X, nb * n_in):
             return False
     for q in prange(blocks, nogil=True, schedule="dynamic", num_threads=n_threads,
                     use_threads_if=n_threads > 1):
+        fastnn_set_float_mode(mode)  # a team's thread keeps the mode of its own start
         if not _scan_run_block(layers, n_layers, X + _block_start(q, nb, blocks) * n_in,
                                Y + _block_start(q, nb, blocks) * n_out,
                                _block_rows(q, nb, blocks),

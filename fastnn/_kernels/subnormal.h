@@ -33,9 +33,12 @@ static inline void fastnn_subnormals_restore(unsigned int mode) { _mm_setcsr(mod
  * same bits on whichever thread runs it. */
 static inline unsigned int fastnn_float_mode(void) { return _mm_getcsr(); }
 
+#define FASTNN_MXCSR_FLAGS 0x3Fu  /* sticky exception flags: the thread's own, not a mode */
+
 static inline void fastnn_set_float_mode(unsigned int mode) {
-    if (_mm_getcsr() != mode)
-        _mm_setcsr(mode);
+    unsigned int now = _mm_getcsr();
+    if ((now ^ mode) & ~FASTNN_MXCSR_FLAGS)
+        _mm_setcsr((mode & ~FASTNN_MXCSR_FLAGS) | (now & FASTNN_MXCSR_FLAGS));
 }
 
 #else
