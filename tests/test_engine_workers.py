@@ -204,16 +204,21 @@ def test_python_threads_sharing_the_workers_match_serial_calls(net):
     in_threads(work, 4)
 
 
-@pytest.mark.skipif(not optim_kernels.FLUSHES_SUBNORMALS, reason="x86 floating-point mode")
-def test_workers_compute_in_the_callers_floating_point_mode():
-    # Subnormal inputs through linear layers without bias: a caller that flushes subnormals
-    # (flush-to-zero, denormals-are-zero) gets zeros, and so must the blocks its workers run.
-    # (Bits are compared as integers: under denormals-are-zero a subnormal compares as 0.)
-    rng = np.random.default_rng(9)
+def _subnormal_net(seed, rows):
+    """Linear layers without bias and subnormal inputs: results that are subnormal, or zero
+    where subnormals are flushed (flush-to-zero, denormals-are-zero). Compare bits as
+    integers: under denormals-are-zero a subnormal compares as 0."""
+    rng = np.random.default_rng(seed)
     specs = [{"kind": "dense", "activation": "linear", "b": np.zeros(n_out, np.float32),
               "W": (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)}
              for n_in, n_out in ((200, 96), (96, 10))]
-    X = (rng.standard_normal((1001, 200)) * 1e-39).astype(np.float32)
+    return specs, (rng.standard_normal((rows, 200)) * 1e-39).astype(np.float32)
+
+
+@pytest.mark.skipif(not optim_kernels.FLUSHES_SUBNORMALS, reason="x86 floating-point mode")
+def test_workers_compute_in_the_callers_floating_point_mode():
+    # A caller that flushes subnormals gets zeros, and so must the blocks its workers run.
+    specs, X = _subnormal_net(9, 1001)
     engines = {n: InferenceEngine(specs, layout="dense", n_threads=n) for n in (1, 2)}
     assert engines[1].predict(X).view(np.int32).all(axis=1).any()  # subnormal results
     _until_a_worker_takes_a_block(lambda: engines[2].predict(X))  # workers started unflushed
@@ -235,11 +240,7 @@ def test_workers_compute_in_the_callers_floating_point_mode():
 def test_an_openmp_team_computes_in_the_callers_floating_point_mode():
     # While another call holds the workers, a call's blocks run on an OpenMP team, whose
     # threads must take on the flushing caller's mode too.
-    rng = np.random.default_rng(10)
-    specs = [{"kind": "dense", "activation": "linear", "b": np.zeros(n_out, np.float32),
-              "W": (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)}
-             for n_in, n_out in ((200, 96), (96, 10))]
-    X = (rng.standard_normal((400, 200)) * 1e-39).astype(np.float32)
+    specs, X = _subnormal_net(10, 400)
     busy, flushed = InferenceEngine(specs, n_threads=2), InferenceEngine(specs, n_threads=2)
     start = time.monotonic()
     flush_at, stop = start + 0.5, start + 1.5
