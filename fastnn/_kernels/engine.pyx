@@ -548,10 +548,10 @@ cdef bint _run_blocks(const Layer* layers, int n_layers, const floating* X, floa
     late worker still reads X is left in `late` with the caller's reference), else an
     OpenMP team whose thread i works in its `_block_scratch(part, qpart)` elements from
     scratch + i * _block_scratch(part, qpart), in the caller's floating-point mode (as
-    workers are, see workers.h). The blocks are
-    a multiple of n_threads in number and within a row of each other in size, so that the
-    threads run out of blocks together: 1024 rows on two threads run as 44 blocks of 23 or
-    24 rows, not as 42 of 24 and a tail of 16 that one thread runs while the other waits.
+    workers are, see workers.h). The blocks are a multiple of n_threads in number and
+    within a row of each other in size, so that the threads run out of blocks together:
+    1024 rows on two threads run as 44 blocks of 23 or 24 rows, not as 42 of 24 and a tail
+    of 16 that one thread runs while the other waits.
     A row's result does not depend on its block. With `scan`, False when X holds a NaN or
     an infinity (then Y is partly written): see `_scan_run_block`."""
     cdef Py_ssize_t blocks = (nb + BLOCK_ROWS - 1) // BLOCK_ROWS

@@ -29,8 +29,8 @@ static inline unsigned int fastnn_subnormals_off(void) {
 static inline void fastnn_subnormals_restore(unsigned int mode) { _mm_setcsr(mode); }
 
 /* The calling thread's floating-point mode (rounding, flushing, exception masks), which a
- * worker thread takes on for the time of a caller's job, so that a block computes the
- * same bits on whichever thread runs it. */
+ * worker thread or an OpenMP team's thread takes on when it runs a caller's blocks, so
+ * that a block computes the same bits on whichever thread runs it. */
 static inline unsigned int fastnn_float_mode(void) { return _mm_getcsr(); }
 
 #define FASTNN_MXCSR_FLAGS 0x3Fu  /* sticky exception flags: the thread's own, not a mode */
