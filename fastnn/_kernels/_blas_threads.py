@@ -63,8 +63,8 @@ def get_blas_core():
     (AVX-512), or None when it cannot be read. The environment variable
     ``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice: on a Zen 5 machine whose
     environment set it to Haswell, fastnn's training step (its backward products are
-    BLAS's) took 0.61 ms against 0.46 ms with SkylakeX (784-256-128-10, batch 128, two
-    threads)."""
+    BLAS's) took 0.61 and 0.86 ms in two runs, against 0.46 and 0.73 ms with SkylakeX
+    (784-256-128-10, batch 128, two threads)."""
     if _OPENBLAS is None or _OPENBLAS[2] is None:
         return None
     name = _OPENBLAS[2]()
