@@ -131,8 +131,8 @@ ran 0.61-0.68x up to 256 rows and 1.71x at 1024. The network at 90% sparsity ran
 1.08-1.39x dense from 32 rows with the Zen 4 steps (0.20, 0.12, 0.11). The steps from
 16 rows are the lower of the two machines: 0.05 up to 95 rows, and 0.04 from 96 rows,
 where a dense network then ran blockwise (it does from 40 rows since, on Zen 5; the
-network at 95% ran 0.94-1.20x dense at 128
-rows in CSR, 1.08x at 256) and 784x256 broke even at 0.05 and 256x128 lost.
+network at 95% ran 0.94-1.20x dense at 128 rows in CSR, 1.08x at 256) and 784x256
+broke even at 0.05 and 256x128 lost.
 """
 
 BLOCK_CROSSOVER_DENSITY = {

@@ -217,27 +217,39 @@ cdef inline bint _unpacked(Py_ssize_t batch, Py_ssize_t n_out) noexcept nogil:
     return UNPACKED_MIN_ROWS <= batch <= _unpacked_max_rows and n_out >= FASTNN_PANEL
 
 
+cdef inline void _bias_act_rows(floating* Y, const floating* b, floating* Z, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t n_out, int act,
+                                const floating* alpha) noexcept nogil:
+    """Rows r0 to r1 - 1 of Y := act(Y + b), Z := Y + b when Z is not NULL."""
+    cdef Py_ssize_t i
+    for i in range(r0, r1):
+        bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act, alpha)
+
+
 cdef void dense_forward_core(const floating* X, const floating* W, const floating* b,
                              floating* Z, floating* Y, Py_ssize_t batch, Py_ssize_t n_in,
                              Py_ssize_t n_out, int act, const floating* alpha,
                              int n_threads) noexcept nogil:
     """Y := act(X @ W + b); Z := X @ W + b when Z is not NULL. Each chunk of rows gets
     its bias and activation right after its product, while it is in cache."""
-    cdef Py_ssize_t c, i, macs = batch * n_in * n_out
+    cdef Py_ssize_t c, macs = batch * n_in * n_out
     cdef Py_ssize_t rows = gemm_rows(batch, macs), nc = gemm_chunks(batch, macs)
     cdef int nt = gemm_threads(macs, nc, n_threads)
     if floating is float:
         if _unpacked(batch, n_out):
             fastnn_unpacked_rows(X, n_in, batch, n_in, W, n_out, NULL, 0, Y, n_out)
-            for i in range(batch):
-                bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out,
-                             act, alpha)
+            _bias_act_rows(Y, b, Z, 0, batch, n_out, act, alpha)
             return
-    for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
+    if nt == 1:
+        # No OpenMP region for one thread: even with its `if` false, a region makes and
+        # frees a team of one, most of a small layer's time at batch 1.
+        for c in range(nc):
+            gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
+            _bias_act_rows(Y, b, Z, c * rows, gemm_stop(batch, macs, c), n_out, act, alpha)
+        return
+    for c in prange(nc, nogil=True, schedule="dynamic", num_threads=nt):
         gemm_chunk(False, False, batch, n_out, n_in, X, n_in, W, n_out, Y, n_out, c)
-        for i in range(c * rows, gemm_stop(batch, macs, c)):
-            bias_act_row(Y + i * n_out, b, NULL if Z == NULL else Z + i * n_out, n_out, act,
-                         alpha)
+        _bias_act_rows(Y, b, Z, c * rows, gemm_stop(batch, macs, c), n_out, act, alpha)
 
 
 cdef void column_sums(const floating* A, floating* out, Py_ssize_t rows,
@@ -300,7 +312,7 @@ cdef void _chain_run(const ChainLayer* layers, Py_ssize_t n_layers, const floati
                      int n_threads) noexcept nogil:
     """Y := layer_k(... layer_1(X)), each layer `dense_forward_core`; the outputs between
     layers alternate between the two halves of `scratch` (`half` elements apart)."""
-    cdef Py_ssize_t i, r, n_in, n_out
+    cdef Py_ssize_t i, n_in, n_out
     cdef const floating* src = X
     cdef const floating* W
     cdef const floating* b
@@ -310,16 +322,8 @@ cdef void _chain_run(const ChainLayer* layers, Py_ssize_t n_layers, const floati
         dst = Y if i == n_layers - 1 else scratch + (i % 2) * half
         W, b = <const floating*>layers[i].W, <const floating*>layers[i].b
         alpha, n_in, n_out = <const floating*>layers[i].alpha, layers[i].n_in, layers[i].n_out
-        if gemm_chunks(batch, batch * n_in * n_out) == 1 and not (floating is float
-                                                                  and _unpacked(batch, n_out)):
-            # The one chunk of `dense_forward_core`, without its OpenMP region: a team of
-            # one still costs its setup, most of a layer's time at batch 1.
-            gemm_chunk(False, False, batch, n_out, n_in, src, n_in, W, n_out, dst, n_out, 0)
-            for r in range(batch):
-                bias_act_row(dst + r * n_out, b, <floating*>NULL, n_out, layers[i].act, alpha)
-        else:
-            dense_forward_core(src, W, b, <floating*>NULL, dst, batch, n_in, n_out,
-                               layers[i].act, alpha, n_threads)
+        dense_forward_core(src, W, b, <floating*>NULL, dst, batch, n_in, n_out,
+                           layers[i].act, alpha, n_threads)
         src = dst
 
 
