@@ -149,7 +149,13 @@ def test_step_gemms(benchmark):
     benchmark.pedantic(steps, rounds=5, iterations=1, warmup_rounds=1)
 
 
+PAUSE = 0.15  # seconds before each timing: OpenBLAS's threads spin 0.1 s after a call
+
+
 def _timed(fn_, *args):
+    """Seconds of fn_(*args), after a pause that lets the threads of the contender timed
+    before it (OpenBLAS's server threads) go to sleep, so they take no core from it."""
+    time.sleep(PAUSE)
     start = time.perf_counter()
     fn_(*args)
     return time.perf_counter() - start

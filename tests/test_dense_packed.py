@@ -219,3 +219,24 @@ def test_a_few_rows_on_unpacked_weights_have_the_packed_bits(n_out, act):
         ref, _ = ref_dense.forward(X.astype(np.float64), spec["W"].astype(np.float64),
                                    spec["b"], act)
         np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@needs_packed
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 140), n_in=st.integers(1, 60), n_out=st.integers(32, 100),
+       seed=st.integers(0, 2**31), data=st.data())
+def test_weight_gradient_rows_match_twin_and_blas(batch, n_in, n_out, seed, data):
+    # The training step's X.T @ dZ (dense_packed.h, `fastnn_weight_grad_rows`): any block
+    # of rows has the bits of the whole, each element a sum over the batch in order.
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((batch, n_in)).astype(np.float32)
+    dZ = rng.standard_normal((batch, n_out)).astype(np.float32)
+    dW = dense.packed_weight_grad(X, dZ)
+    _, ref, _ = ref_dense.backward(dZ.astype(np.float64), X.astype(np.float64),
+                                   np.zeros((n_in, n_out)), np.zeros((batch, n_out)), "linear")
+    tol = 1e-5 * max(np.abs(ref).max(), 1.0)
+    np.testing.assert_allclose(dW, ref, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(dW, X.T @ dZ, rtol=1e-5, atol=tol)
+    r0 = data.draw(st.integers(0, n_in))
+    r1 = data.draw(st.integers(r0, n_in))
+    np.testing.assert_array_equal(dense.packed_weight_grad(X, dZ, r0, r1), dW[r0:r1])

@@ -48,6 +48,8 @@ cdef extern from "dense_packed.h" nogil:
                              const float* W, Py_ssize_t n, const float* b, int relu,
                              float* Y, Py_ssize_t ldy)
     int fastnn_packed_softmax(float* Y, Py_ssize_t m, Py_ssize_t n)
+    void fastnn_weight_grad_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                                 const float* dZ, Py_ssize_t n, float* dW, Py_ssize_t ldy)
 
 cdef enum:
     # Rows per block of a packed product: a thread takes one block at a time.
@@ -85,6 +87,28 @@ def pack_panels(W):
     padded = np.zeros((k, panels * FASTNN_PANEL), np.float32)
     padded[:, :n] = W
     return np.ascontiguousarray(padded.reshape(k, panels, FASTNN_PANEL).transpose(1, 0, 2))
+
+
+def packed_weight_grad(X, dZ, r0=0, r1=None):
+    """Rows r0 to r1 of the weight gradient X.T @ dZ by the packed kernel's tiles
+    (`fastnn_weight_grad_rows`, as the training step computes it where the CPU has
+    AVX-512F): float32 X (batch, n_in) and dZ (batch, n_out), n_out >= 32. Each element
+    is the sum over the rows in order. For tests and benchmarks."""
+    if not _packed_cpu:
+        raise RuntimeError("the CPU has no AVX-512F")
+    cdef cnp.ndarray x = np.ascontiguousarray(X, np.float32)
+    cdef cnp.ndarray dz = np.ascontiguousarray(dZ, np.float32)
+    cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1], n_out = dz.shape[1]
+    cdef Py_ssize_t a = r0, z = n_in if r1 is None else r1
+    if dz.shape[0] != batch or n_out < FASTNN_PANEL or not 0 <= a <= z <= n_in:
+        raise ValueError("X (batch, n_in) and dZ (batch, n_out >= 32) of one batch, "
+                         "0 <= r0 <= r1 <= n_in")
+    cdef cnp.ndarray dW = np.empty((z - a, n_out), np.float32)
+    with nogil:
+        fastnn_weight_grad_rows(<const float*>cnp.PyArray_DATA(x) + a, n_in, z - a, batch,
+                                <const float*>cnp.PyArray_DATA(dz), n_out,
+                                <float*>cnp.PyArray_DATA(dW), n_out)
+    return dW
 
 
 cdef bint packed_forward(const float* X, const float* Wp, const float* b, float* Y,

@@ -70,12 +70,15 @@ static int fastnn_cpu_packed(void) {
  * constants after inlining, so the sums stay in registers. A last panel of at most 16
  * columns (nv = 1) skips its zero half, and one of at most 8 (nv = 0: a 5-class output
  * layer) works in 8-float vectors, which cost half a 16-float multiply-add where the CPU
- * runs a 16-float one as two halves (Zen 4). Returns nonzero when a sum of the tile (bias
- * added) is NaN or infinite: the first 16 columns tell for the whole row. */
+ * runs a 16-float one as two halves (Zen 4). With xt (a constant too), the tile's rows are
+ * the columns of X: row r of the tile is X[:, r] (X.T @ W: a weight gradient). Returns
+ * nonzero when a sum of the tile (bias added) is NaN or infinite: the first 16 columns
+ * tell for the whole row. */
 static inline __attribute__((always_inline)) FASTNN_T512F int
 fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
                    ptrdiff_t ldw, const float* b, int relu, float* Y, ptrdiff_t ldy,
-                   const int mr, const int nv, __mmask16 mask0, __mmask16 mask1) {
+                   const int mr, const int nv, const int xt, __mmask16 mask0,
+                   __mmask16 mask1) {
     __m512 c0[FASTNN_TILE_ROWS], c1[FASTNN_TILE_ROWS];
     __m256 h[FASTNN_TILE_ROWS];
     __m512 w0 = _mm512_setzero_ps(), w1 = _mm512_setzero_ps(), x, y0, y1, b0, b1;
@@ -98,10 +101,11 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
         }
         for (r = 0; r < mr; r++) {
             if (nv == 0) {
-                h[r] = _mm256_fmadd_ps(_mm256_set1_ps(X[r * ldx + p]), wh, h[r]);
+                h[r] = _mm256_fmadd_ps(_mm256_set1_ps(xt ? X[p * ldx + r] : X[r * ldx + p]),
+                                       wh, h[r]);
                 continue;
             }
-            x = _mm512_set1_ps(X[r * ldx + p]);
+            x = _mm512_set1_ps(xt ? X[p * ldx + r] : X[r * ldx + p]);
             c0[r] = _mm512_fmadd_ps(x, w0, c0[r]);
             if (nv == 2)
                 c1[r] = _mm512_fmadd_ps(x, w1, c1[r]);
@@ -129,37 +133,51 @@ fastnn_packed_tile(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* pane
     return bad != 0;
 }
 
-#define FASTNN_TILE_CASE(N) \
+#define FASTNN_TILE_CASE(N, XT) \
     case N: \
         if (nv == 2) \
-            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 2, mask0, \
-                                      mask1); \
+            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 2, XT, \
+                                      mask0, mask1); \
         if (nv == 1) \
-            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 1, mask0, \
-                                      mask1); \
-        return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 0, mask0, mask1);
+            return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 1, XT, \
+                                      mask0, mask1); \
+        return fastnn_packed_tile(X, ldx, k, panel, ldw, b, relu, Y, ldy, N, 0, XT, mask0, \
+                                  mask1);
+
+#define FASTNN_TILE_CASES(XT) \
+    switch (mr) { \
+        FASTNN_TILE_CASE(1, XT) FASTNN_TILE_CASE(2, XT) FASTNN_TILE_CASE(3, XT) \
+        FASTNN_TILE_CASE(4, XT) FASTNN_TILE_CASE(5, XT) FASTNN_TILE_CASE(6, XT) \
+        FASTNN_TILE_CASE(7, XT) FASTNN_TILE_CASE(8, XT) FASTNN_TILE_CASE(9, XT) \
+        FASTNN_TILE_CASE(10, XT) FASTNN_TILE_CASE(11, XT) FASTNN_TILE_CASE(12, XT) \
+        default: return 0; \
+    }
 
 static FASTNN_T512F int
 fastnn_packed_tile_rows(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
                         ptrdiff_t ldw, const float* b, int relu, float* Y, ptrdiff_t ldy,
                         int mr, int nv, __mmask16 mask0, __mmask16 mask1) {
-    switch (mr) {
-        FASTNN_TILE_CASE(1) FASTNN_TILE_CASE(2) FASTNN_TILE_CASE(3) FASTNN_TILE_CASE(4)
-        FASTNN_TILE_CASE(5) FASTNN_TILE_CASE(6) FASTNN_TILE_CASE(7) FASTNN_TILE_CASE(8)
-        FASTNN_TILE_CASE(9) FASTNN_TILE_CASE(10) FASTNN_TILE_CASE(11) FASTNN_TILE_CASE(12)
-        default: return 0;
-    }
+    FASTNN_TILE_CASES(0)
+}
+
+/* fastnn_packed_tile_rows with the tile's rows taken from the columns of X (xt). */
+static FASTNN_T512F int
+fastnn_packed_tile_cols(const float* X, ptrdiff_t ldx, ptrdiff_t k, const float* panel,
+                        ptrdiff_t ldw, const float* b, int relu, float* Y, ptrdiff_t ldy,
+                        int mr, int nv, __mmask16 mask0, __mmask16 mask1) {
+    FASTNN_TILE_CASES(1)
 }
 
 /* Y[:m] := X[:m] @ W + b (ReLU when relu), X rows ldx apart, Y rows ldy apart, b may be
  * NULL; W (k x n) read in panels of 32 columns: packed (ldw = 32, `fastnn_packed_rows`)
- * or in W itself (ldw = n, `fastnn_unpacked_rows`).
+ * or in W itself (ldw = n, `fastnn_unpacked_rows`). With xt, Y[:m] := X[:, :m].T @ W
+ * instead: X is k rows ldx apart, of which the first m columns are read.
  * Returns nonzero when a sum X @ W + b is NaN or infinite (always when X holds a NaN or
  * an infinity; see the top of this file). */
 static FASTNN_T512F int
 fastnn_panel_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* W,
                   ptrdiff_t ldw, ptrdiff_t n, const float* b, int relu, float* Y,
-                  ptrdiff_t ldy) {
+                  ptrdiff_t ldy, int xt) {
     ptrdiff_t i, j, j0, left;
     int mr, skip, bad = 0;
     __mmask16 mask0, mask1;
@@ -181,8 +199,8 @@ fastnn_panel_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const
                 mask1 = (__mmask16)(skip >= 16 ? 0xFFFFu << (skip - 16) : 0xFFFFu);
                 left = FASTNN_PANEL;
             }
-            bad |= fastnn_packed_tile_rows(
-                X + i * ldx, ldx, k,
+            bad |= (xt ? fastnn_packed_tile_cols : fastnn_packed_tile_rows)(
+                X + i * (xt ? 1 : ldx), ldx, k,
                 ldw == FASTNN_PANEL ? W + j * k : W + j0, ldw,
                 b ? b + j0 : NULL, relu, Y + i * ldy + j0, ldy, mr,
                 left > 16 ? 2 : left > 8 ? 1 : 0, mask0, mask1);
@@ -195,7 +213,7 @@ fastnn_panel_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const
 static FASTNN_T512F int
 fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* Wp,
                    ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
-    return fastnn_panel_rows(X, ldx, m, k, Wp, FASTNN_PANEL, n, b, relu, Y, ldy);
+    return fastnn_panel_rows(X, ldx, m, k, Wp, FASTNN_PANEL, n, b, relu, Y, ldy, 0);
 }
 
 /* fastnn_panel_rows on W (k x n, C order, n >= 32) itself, unpacked: the same sums in the
@@ -205,7 +223,17 @@ fastnn_packed_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, cons
 static FASTNN_T512F int
 fastnn_unpacked_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, const float* W,
                      ptrdiff_t n, const float* b, int relu, float* Y, ptrdiff_t ldy) {
-    return fastnn_panel_rows(X, ldx, m, k, W, n, n, b, relu, Y, ldy);
+    return fastnn_panel_rows(X, ldx, m, k, W, n, n, b, relu, Y, ldy, 0);
+}
+
+/* dW[:m] := X[:, :m].T @ dZ: rows of a weight gradient, X (k x m at least, rows ldx
+ * apart) and dZ (k x n, C order, n >= 32, read in place as `fastnn_unpacked_rows` reads
+ * W), dW rows ldy apart. Each element is the sum over the k rows in order, whatever
+ * block of rows of dW a call computes. */
+static FASTNN_T512F void
+fastnn_weight_grad_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
+                        const float* dZ, ptrdiff_t n, float* dW, ptrdiff_t ldy) {
+    (void)fastnn_panel_rows(X, ldx, m, k, dZ, n, n, NULL, 0, dW, ldy, 1);
 }
 
 #if defined(FASTNN_HAVE_MVEC)
@@ -273,6 +301,11 @@ static int fastnn_unpacked_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrd
                                 const float* W, ptrdiff_t n, const float* b, int relu,
                                 float* Y, ptrdiff_t ldy) {
     return fastnn_packed_rows(X, ldx, m, k, W, n, b, relu, Y, ldy);
+}
+
+static void fastnn_weight_grad_rows(const float* X, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k,
+                                    const float* dZ, ptrdiff_t n, float* dW, ptrdiff_t ldy) {
+    (void)X; (void)ldx; (void)m; (void)k; (void)dZ; (void)n; (void)dW; (void)ldy;
 }
 
 static int fastnn_packed_softmax(float* Y, ptrdiff_t m, ptrdiff_t n) {

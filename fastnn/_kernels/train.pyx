@@ -71,6 +71,8 @@ cdef extern from "dense_packed.h" nogil:
     int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
                            const float* Wp, Py_ssize_t n, const float* b, int relu,
                            float* Y, Py_ssize_t ldy)
+    void fastnn_weight_grad_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
+                                 const float* dZ, Py_ssize_t n, float* dW, Py_ssize_t ldy)
 
 cdef enum:
     # Rows of a chunk of the batch: about TRAIN_CHUNKS chunks of at least
@@ -251,9 +253,13 @@ cdef Py_ssize_t _update_item(const TLayer* L, const Item* it, Py_ssize_t batch,
         return span_step(h_fresh if k >= fresh_from else h, spans + k, 0, n)
     # dW[r0:r1] := X[:, r0:r1].T @ dZ (+ 2 l2 W[r0:r1])
     dW = <floating*>t.dW + it.r0 * n
-    gemm(True, False, <int>(it.r1 - it.r0), <int>n, <int>batch,
-         <const floating*>t.X + it.r0, <int>t.n_in, <const floating*>t.dZ, <int>n,
-         <floating>0, dW, <int>n)
+    if floating is float and t.panels != NULL and n >= FASTNN_PANEL:
+        fastnn_weight_grad_rows(<const float*>t.X + it.r0, t.n_in, it.r1 - it.r0, batch,
+                                <const float*>t.dZ, n, dW, n)
+    else:
+        gemm(True, False, <int>(it.r1 - it.r0), <int>n, <int>batch,
+             <const floating*>t.X + it.r0, <int>t.n_in, <const floating*>t.dZ, <int>n,
+             <floating>0, dW, <int>n)
     if t.l2 != 0:
         c = <floating>(2.0 * t.l2)
         W = <const floating*>t.W + it.r0 * n
