@@ -16,7 +16,7 @@ from fastnn import activations, constraints, initializers, regularizers
 from fastnn._kernels import activations as act_kernels
 from fastnn._kernels import dense as dense_kernels
 from fastnn._kernels._checks import as_input
-from fastnn._kernels._memory import aligned_copy
+from fastnn._kernels._memory import aligned_copy, aligned_full
 from fastnn._validation import check_int, check_real
 from fastnn._kernels._threads import get_num_threads
 
@@ -184,7 +184,7 @@ class Dense(Layer):
             self.params.append(self.bias)
         else:
             self.bias = None
-        self.grads = [np.zeros_like(p) for p in self.params]
+        self.grads = [aligned_full(p.shape, 0, p.dtype) for p in self.params]
         act = self.activation
         self._act = act_kernels.activation_code(act.kernel)
         self._alpha = act_kernels.alpha_array(act.kernel, act.alpha, self.units, self.dtype)

@@ -26,6 +26,7 @@ import scipy.linalg
 from fastnn import _registry, schedules
 from fastnn._kernels import optim as _kernels
 from fastnn._kernels._checks import FLOAT_DTYPES
+from fastnn._kernels._memory import aligned_empty, aligned_full
 from fastnn._validation import check_real
 from fastnn._kernels._threads import get_num_threads
 
@@ -205,12 +206,13 @@ class Optimizer:
         and the undo records that are missing (state: filled as ``_slot_fill`` says)."""
         for param in params[len(self._slots):]:
             self._slots.append(tuple(
-                None if fill is None else np.full(param.shape, fill, dtype=param.dtype)
+                None if fill is None else aligned_full(param.shape, fill, param.dtype)
                 for fill in self._slot_fill()))
         for slots in self._slots[len(self._spare):]:
-            self._spare.append(tuple(None if s is None else np.empty_like(s) for s in slots))
+            self._spare.append(tuple(None if s is None else aligned_empty(s.shape, s.dtype)
+                                    for s in slots))
         for param in params[len(self._prev):]:
-            self._prev.append(np.empty(param.size, dtype=param.dtype))
+            self._prev.append(aligned_empty(param.size, param.dtype))
         self._flip = False  # the plan reads the state from `_slots` as they are now
         n = len(params)
         return _kernels.Plan(params, grads, self._slots[:n], self._prev[:n], self._spare[:n])

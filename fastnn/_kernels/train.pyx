@@ -46,6 +46,7 @@ from fastnn._kernels.optim cimport Hyper, OptimHyper, Plan, Span, span_step
 
 import numpy as np
 
+from fastnn._kernels._memory import aligned_empty
 from fastnn._kernels.dense import packed_path
 
 cnp.import_array()
@@ -640,7 +641,7 @@ cdef class DenseTrainer:
             for l, layer in enumerate(layers):
                 n_in, n_out = layer[0].shape
                 n_panels = -(-n_out // FASTNN_PANEL)
-                panels = np.empty(n_panels * n_in * FASTNN_PANEL, np.float32)
+                panels = aligned_empty(n_panels * n_in * FASTNN_PANEL, np.float32)
                 self.panels.append(panels)
                 self.layers[l].panels = <float*>cnp.PyArray_DATA(panels)
                 packs += [(l, p, min(p + PANELS_PER_PACK, n_panels))
@@ -668,13 +669,13 @@ cdef class DenseTrainer:
         cdef TLayer* t
         if batch > self.capacity:
             dtype = np.float64 if self.is_double else np.float32
-            self.gathered = np.empty((batch, self.layers[0].n_in), dtype)
+            self.gathered = aligned_empty((batch, self.layers[0].n_in), dtype)
             self.buffers = []
             for l in range(self.n_layers):
                 n = self.layers[l].n_out
-                Y = np.empty((batch, n), dtype)
-                dZ = np.empty((batch, n), dtype)
-                Z = np.empty((batch, n), dtype) if self.keep[l] else None
+                Y = aligned_empty((batch, n), dtype)
+                dZ = aligned_empty((batch, n), dtype)
+                Z = aligned_empty((batch, n), dtype) if self.keep[l] else None
                 self.buffers.append((Y, Z, dZ))
                 self.layers[l].Y = <char*>_data(Y)
                 self.layers[l].Z = <char*>_data(Z)
