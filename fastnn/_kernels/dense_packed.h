@@ -55,6 +55,29 @@ static void fastnn_pack_panels(const float* W, ptrdiff_t k, ptrdiff_t n, float* 
     }
 }
 
+/* Panels p0 to p1 - 1 of W.T (W: k x n, C order; W.T: n x k) into Wp, as
+ * fastnn_packed_rows reads them: panel p holds rows 32 p to 32 p + 31 of W as n rows of
+ * 32 floats (row j of the panel: W[32 p + c, j] for c < 32), zero padded. Training packs
+ * its kernels so before each step, for the products dZ @ W.T of its backward pass. */
+static void fastnn_pack_panels_t(const float* W, ptrdiff_t k, ptrdiff_t n, float* Wp,
+                                 ptrdiff_t p0, ptrdiff_t p1) {
+    ptrdiff_t p, c, j, i0, w;
+    float* dst;
+    const float* src;
+    for (p = p0; p < p1; p++) {
+        i0 = p * FASTNN_PANEL;
+        w = k - i0 < FASTNN_PANEL ? k - i0 : FASTNN_PANEL;
+        dst = Wp + p * n * FASTNN_PANEL;
+        if (w < FASTNN_PANEL)
+            memset(dst, 0, (size_t)n * FASTNN_PANEL * sizeof(float));
+        for (c = 0; c < w; c++) {
+            src = W + (i0 + c) * n;
+            for (j = 0; j < n; j++)
+                dst[j * FASTNN_PANEL + c] = src[j];
+        }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 

@@ -69,6 +69,8 @@ cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
     void fastnn_pack_panels(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
                             Py_ssize_t p0, Py_ssize_t p1)
+    void fastnn_pack_panels_t(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
+                              Py_ssize_t p0, Py_ssize_t p1)
     int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
                            const float* Wp, Py_ssize_t n, const float* b, int relu,
                            float* Y, Py_ssize_t ldy)
@@ -97,6 +99,7 @@ cdef struct TLayer:
     char* Y
     char* dZ       # gradient of the pre-activation rows
     float* panels  # float32 on AVX-512F: the kernel packed for `fastnn_packed_rows`, else NULL
+    float* tpanels  # the same for W.T (dZ @ W.T), in every layer but the first, else NULL
     Py_ssize_t span_w, span_b  # the kernel's and the bias's place in the optimizer's plan
     double l2      # the gradient gets 2 l2 W added
 
@@ -113,8 +116,10 @@ cdef struct XentLoss:
 
 
 cdef struct Item:
-    # One piece of the update: rows [r0, r1) of layer l's kernel, or its bias (r0 < 0).
+    # One piece of the update: rows [r0, r1) of layer l's kernel, or its bias (r0 < 0);
+    # or of the packing: panels [r0, r1) of layer l's kernel, or of its transpose (t).
     Py_ssize_t l, r0, r1
+    bint t
 
 
 cdef struct StepJob:
@@ -195,9 +200,13 @@ cdef void _forward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize
 
 
 cdef inline void _pack(const TLayer* L, const Item* it) noexcept nogil:
-    """Panels [r0, r1) of layer l's kernel (an `Item` of the packing)."""
-    fastnn_pack_panels(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out, L[it.l].panels,
-                       it.r0, it.r1)
+    """Panels [r0, r1) of layer l's kernel or of its transpose (an `Item` of the packing)."""
+    if it.t:
+        fastnn_pack_panels_t(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out,
+                             L[it.l].tpanels, it.r0, it.r1)
+    else:
+        fastnn_pack_panels(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out,
+                           L[it.l].panels, it.r0, it.r1)
 
 
 cdef void _backward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize_t r1,
@@ -216,9 +225,13 @@ cdef void _backward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssiz
         # dZ of layer l - 1 := (dZ_l @ W_l.T) * act'
         n = L[l - 1].n_out
         dz = <floating*>L[l - 1].dZ
-        gemm(False, True, <int>(r1 - r0), <int>n, <int>L[l].n_out,
-             <const floating*>L[l].dZ + r0 * L[l].n_out, <int>L[l].n_out,
-             <const floating*>L[l].W, <int>L[l].n_out, <floating>0, dz + r0 * n, <int>n)
+        if floating is float and L[l].tpanels != NULL:
+            fastnn_packed_rows(<const float*>L[l].dZ + r0 * L[l].n_out, L[l].n_out, r1 - r0,
+                               L[l].n_out, L[l].tpanels, n, NULL, 0, dz + r0 * n, n)
+        else:
+            gemm(False, True, <int>(r1 - r0), <int>n, <int>L[l].n_out,
+                 <const floating*>L[l].dZ + r0 * L[l].n_out, <int>L[l].n_out,
+                 <const floating*>L[l].W, <int>L[l].n_out, <floating>0, dz + r0 * n, <int>n)
         for i in range(r0, r1):
             _act_backward(&L[l - 1], dz + i * n, dz + i * n, i, False)
 
@@ -634,25 +647,33 @@ cdef class DenseTrainer:
             self.layers[l].span_w = span_w
             self.layers[l].span_b = span_b if b is not None else -1
         self.keep = [bool(layer[6]) for layer in layers]
-        # Packed kernels for the float32 forward pass, a pack item per PANELS_PER_PACK panels.
+        # Packed kernels for the float32 products, a pack item per PANELS_PER_PACK panels:
+        # W for the forward pass, W.T for dZ @ W.T in the backward pass (all layers but
+        # the first, whose dX no one needs).
         self.panels = []
         packs = []
         if self.typenum == cnp.NPY_FLOAT and packed_path():
             for l, layer in enumerate(layers):
                 n_in, n_out = layer[0].shape
-                n_panels = -(-n_out // FASTNN_PANEL)
-                panels = aligned_empty(n_panels * n_in * FASTNN_PANEL, np.float32)
-                self.panels.append(panels)
-                self.layers[l].panels = <float*>cnp.PyArray_DATA(panels)
-                packs += [(l, p, min(p + PANELS_PER_PACK, n_panels))
-                          for p in range(0, n_panels, PANELS_PER_PACK)]
+                for t in ([False, True] if l else [False]):
+                    n_panels = -(-(n_in if t else n_out) // FASTNN_PANEL)
+                    panels = aligned_empty(n_panels * (n_out if t else n_in) * FASTNN_PANEL,
+                                           np.float32)
+                    self.panels.append(panels)
+                    if t:
+                        self.layers[l].tpanels = <float*>cnp.PyArray_DATA(panels)
+                    else:
+                        self.layers[l].panels = <float*>cnp.PyArray_DATA(panels)
+                    packs += [(l, p, min(p + PANELS_PER_PACK, n_panels), t)
+                              for p in range(0, n_panels, PANELS_PER_PACK)]
         self.packs = <Item*>PyMem_Malloc(max(len(packs), 1) * sizeof(Item))
         if self.packs == NULL:
             raise MemoryError()
-        for q, (l, r0, r1) in enumerate(packs):
+        for q, (l, r0, r1, t) in enumerate(packs):
             self.packs[q].l = l
             self.packs[q].r0 = r0
             self.packs[q].r1 = r1
+            self.packs[q].t = t
         self.n_packs = len(packs)
         self.capacity = 0
         self.items_batch = -1
@@ -704,6 +725,7 @@ cdef class DenseTrainer:
                 self.items[q].l = l
                 self.items[q].r0 = r0
                 self.items[q].r1 = r1
+                self.items[q].t = False
             self.n_items = len(pieces)
             self.bad = np.zeros(max(self.n_items, 1), dtype=np.intp)
             self.items_batch = batch
