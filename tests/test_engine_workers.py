@@ -284,3 +284,23 @@ def test_quantized_engines_run_blocks_on_workers_with_the_same_bits(precision, c
     X[250, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity is Linux's")
+def test_workers_keep_their_cpus_after_moving_off_the_callers(net):
+    # A worker that joins on its caller's CPU moves to another one for the job and sets
+    # its affinity back at once (workers.h, fnw_unpack): no thread stays pinned. The
+    # caller here runs on one CPU, so a worker that joins there has to move.
+    engines, X = net
+    cpus = sorted(os.sched_getaffinity(0))
+    _until_a_worker_takes_a_block(lambda: engines[2].predict(X))  # workers made: all CPUs
+    try:
+        os.sched_setaffinity(0, {cpus[0]})  # this (the calling) thread only
+        _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+        _until_a_worker_takes_a_block(lambda: engines[2].predict(X))
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/status") as status:
+            allowed = next(line.split()[1] for line in status if line.startswith("Cpus_allowed_list"))
+        assert allowed == f"{cpus[0]}-{cpus[-1]}" or allowed == ",".join(map(str, cpus)), allowed
