@@ -33,8 +33,10 @@
  * A worker runs a job in its caller's floating-point mode (MXCSR on x86: flushing of
  * subnormals, rounding), so its blocks have the bits the caller's would have.
  *
- * Workers wait on a condition variable when there is no job (they never spin: a spinning
- * thread takes the core of the busy process it shares it with). The pool is per process:
+ * Workers wait on a condition variable when there is no job, after spinning up to 30 us
+ * for the next one unless they were preempted lately (`fnw_linger`: a spinning thread
+ * takes the core of the busy process it shares it with). A worker that joins a job on
+ * its caller's CPU moves to another (`fnw_unpack`). The pool is per process:
  * a fork's child starts with none (pthread_atfork) and makes its own when first needed.
  * Where C11 atomics or POSIX threads are missing, FNW_AVAILABLE is 0 and the engine runs
  * its OpenMP path.
