@@ -12,17 +12,21 @@ cross-entropy, batches of 128
                       one step (`warm_classifier`)
   step_gemms          the matrix products of those STEPS steps alone: per step the 3 forward
                       products, the 3 weight gradients and the 2 input gradients (the first
-                      layer needs none), of the same shapes, through the BLAS that fastnn's
-                      kernels call (scipy's, ``scipy.linalg.blas.sgemm``, in place)
+                      layer needs none), of the same shapes, through scipy's BLAS
+                      (``scipy.linalg.blas.sgemm``, in place); fastnn's step computes them
+                      with its own kernel where the CPU has AVX-512F, else with that BLAS
   Target: the products take at least 85% of a step, i.e. step_gemms / step_fastnn at
   least 0.85. The 8 Python calls of step_gemms per step add a few microseconds that
   count for the products (a step takes milliseconds); ``python bench/bench_hot_paths.py``
   subtracts them.
-  The products run as fastnn could run them at best: each one BLAS call on the BLAS's
-  own threads, which share the packed operand and spin between calls (fastnn's kernels
-  cannot let them: a spinning thread stalls the others on a busy machine, see
-  fastnn/_kernels/_threads.pyx). The script mode also times them with the BLAS on one
-  thread beside a step of fastnn on one thread.
+  The products run as BLAS runs them at best: each one call on the BLAS's own threads,
+  which share the packed operand and spin between calls (fastnn's workers spin 30 us at
+  most, and not at all where they were preempted lately: a spinning thread stalls the
+  others on a busy machine, see fastnn/_kernels/workers.h). Every timing starts after a
+  pause (`PAUSE`), so that the BLAS's spinning threads take no core from fastnn's step.
+  The script mode also times them with the BLAS on one thread beside a step of fastnn on
+  one thread. Which kernels OpenBLAS runs (``fn.show_config()``'s ``blas_core``) moves
+  the products' time by 1.8x on Zen 5 (Haswell's AVX2 against SkylakeX's AVX-512).
 
     python -m pytest bench/bench_hot_paths.py --benchmark-only -q
     python bench/report.py --suite hot_paths

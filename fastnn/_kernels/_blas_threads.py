@@ -62,9 +62,10 @@ def get_blas_core():
     """The CPU kernels OpenBLAS chose at load, e.g. "Haswell" (AVX2) or "SkylakeX"
     (AVX-512), or None when it cannot be read. The environment variable
     ``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice: on a Zen 5 machine whose
-    environment set it to Haswell, fastnn's training step (its backward products are
-    BLAS's) took 0.61 and 0.86 ms in two runs, against 0.46 and 0.73 ms with SkylakeX
-    (784-256-128-10, batch 128, two threads)."""
+    environment set it to Haswell, the eight products of a 784-256-128-10 training step
+    at batch 128 took 1.12-1.16 ms on one thread, against 0.62-0.65 ms with SkylakeX
+    (`bench/bench_hot_paths.py`). fastnn's float32 kernels call BLAS only where the CPU
+    lacks AVX-512F, and for some small products."""
     if _OPENBLAS is None or _OPENBLAS[2] is None:
         return None
     name = _OPENBLAS[2]()
