@@ -92,7 +92,7 @@ def encode(y, classes, name="y"):
     k = classes.shape[0]
     if y.dtype.kind in "iu" and classes.dtype.kind in "iu" and np.array_equal(
             classes, np.arange(k)) and (y.size == 0 or (y.min() >= 0 and y.max() < k)):
-        return y.astype(np.int64)  # the classes are their own indices (12,800 labels: 0.3 ms less)
+        return y.astype(np.int64)  # the classes are their own indices (12,800 labels: 0.05 ms, not 0.3)
     order = np.argsort(classes, kind="stable")
     ordered = classes[order]
     pos = np.clip(np.searchsorted(ordered, y), 0, ordered.shape[0] - 1)

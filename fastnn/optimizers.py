@@ -26,7 +26,7 @@ import scipy.linalg
 from fastnn import _registry, schedules
 from fastnn._kernels import optim as _kernels
 from fastnn._kernels._checks import FLOAT_DTYPES
-from fastnn._kernels._memory import aligned_empty, aligned_full
+from fastnn._kernels._memory import aligned_copy, aligned_empty, aligned_full
 from fastnn._validation import check_real
 from fastnn._kernels._threads import get_num_threads
 
@@ -643,11 +643,11 @@ def _l2_norm(g):
 
 
 def _state_array(a):
-    """A C-contiguous float32/float64 copy of a saved state buffer."""
-    a = np.array(a, copy=True, order="C")
+    """A C-contiguous float32/float64 copy of a saved state buffer, on a cache line."""
+    a = np.asarray(a)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"optimizer state arrays must be float32 or float64, got {a.dtype}")
-    return a
+    return aligned_copy(a, a.dtype)
 
 
 _CLASSES = (SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW)

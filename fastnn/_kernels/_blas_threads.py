@@ -65,7 +65,8 @@ def get_blas_core():
     environment set it to Haswell, the eight products of a 784-256-128-10 training step
     at batch 128 took 1.12-1.16 ms on one thread, against 0.62-0.65 ms with SkylakeX
     (`bench/bench_hot_paths.py`). fastnn's float32 training step calls BLAS only where
-    the CPU lacks AVX-512F (and for layers of fewer than 32 units)."""
+    the CPU lacks AVX-512F or `dense.use_packed(False)` was called (and for layers of
+    fewer than 32 units)."""
     if _OPENBLAS is None or _OPENBLAS[2] is None:
         return None
     name = _OPENBLAS[2]()

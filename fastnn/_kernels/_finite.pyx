@@ -34,7 +34,7 @@ cdef bint _blocks_finite(const floating* x, Py_ssize_t n, int nt) noexcept nogil
     """all_finite over blocks of SCAN_BLOCK elements on up to nt threads."""
     cdef Py_ssize_t q, start, nb = (n + SCAN_BLOCK - 1) // SCAN_BLOCK
     cdef int bad = 0
-    for q in prange(nb, schedule="static", num_threads=nt, use_threads_if=nt > 1):
+    for q in prange(nb, schedule="dynamic", num_threads=nt, use_threads_if=nt > 1):
         start = q * SCAN_BLOCK
         bad += not all_finite(x + start, min(n - start, <Py_ssize_t>SCAN_BLOCK))
     return bad == 0

@@ -66,14 +66,17 @@ cdef Py_ssize_t _unpacked_max_rows = UNPACKED_MAX_ROWS if _packed_cpu else 0
 
 
 def packed_path():
-    """Whether new engines pack their float32 weights for the AVX-512F product."""
+    """Whether new engines pack their float32 weights for the AVX-512F product, and new
+    training steps (`train.DenseTrainer`, made when a model first trains) run their
+    float32 products on it."""
     return _packed_use[0]
 
 
 def use_packed(enabled=None):
-    """Use the packed product in engines built from now on, and the unpacked one in
-    `dense_forward_core` (Sequential.predict's layers) from now on, where the CPU allows
-    it (None: where the CPU allows it; False: BLAS always, as on other CPUs)."""
+    """Use the packed product in engines and training steps made from now on, and the
+    unpacked one in `dense_forward_core` (Sequential.predict's layers) from now on, where
+    the CPU allows it (None: where the CPU allows it; False: BLAS always, as on other
+    CPUs)."""
     global _unpacked_max_rows
     _packed_use[0] = bool(_packed_cpu) and (enabled is None or bool(enabled))
     _unpacked_max_rows = UNPACKED_MAX_ROWS if _packed_use[0] else 0
@@ -98,6 +101,8 @@ def packed_weight_grad(X, dZ, r0=0, r1=None):
         raise RuntimeError("the CPU has no AVX-512F")
     cdef cnp.ndarray x = np.ascontiguousarray(X, np.float32)
     cdef cnp.ndarray dz = np.ascontiguousarray(dZ, np.float32)
+    if x.ndim != 2 or dz.ndim != 2:
+        raise ValueError("X and dZ must be 2-D")
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1], n_out = dz.shape[1]
     cdef Py_ssize_t a = r0, z = n_in if r1 is None else r1
     if dz.shape[0] != batch or n_out < FASTNN_PANEL or not 0 <= a <= z <= n_in:

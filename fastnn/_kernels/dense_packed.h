@@ -1,5 +1,6 @@
 /* Y := X @ W + b (then max(Y, 0) on request) for float32, with W packed once into
- * column panels: the large-batch product of the inference engine; and the softmax of
+ * column panels: the large-batch product of the inference engine and the three products
+ * of a training step (X @ W, dZ @ W.T on W.T's panels, X.T @ dZ); and the softmax of
  * rows of at most 16 units that follows it in a classifier's last layer.
  *
  * A panel holds PANEL (32) consecutive columns of W as k rows of 32 floats, the last
@@ -26,7 +27,7 @@
  *
  * The kernel is compiled for AVX-512F and FMA alone (a target attribute), whatever the
  * build's -march, and runs only where fastnn_cpu_packed() says the CPU has them;
- * elsewhere the engine calls BLAS.
+ * elsewhere the engine and the training step call BLAS.
  */
 #ifndef FASTNN_DENSE_PACKED_H
 #define FASTNN_DENSE_PACKED_H
@@ -37,44 +38,30 @@
 #define FASTNN_PANEL 32
 #define FASTNN_TILE_ROWS 12
 
-/* Panels p0 to p1 - 1 of W (k x n, C order) into Wp, as fastnn_packed_rows reads them
- * (the layout of dense.pack_panels): panel p holds columns 32 p to 32 p + 31 as k rows of
- * 32 floats, zero padded. Training packs its weights with it before each forward pass. */
+/* Panels p0 to p1 - 1 of W (k x n, C order), or of W.T when t, into Wp, as
+ * fastnn_packed_rows reads them (the layout of dense.pack_panels): panel p holds columns
+ * 32 p to 32 p + 31 of the matrix as its rows of 32 floats, zero padded; a panel of W.T
+ * holds rows 32 p to 32 p + 31 of W, its row j being W[32 p + c, j] for c < 32. Training
+ * packs W and W.T before each step, for X @ W and the dZ @ W.T of its backward pass. */
 static void fastnn_pack_panels(const float* W, ptrdiff_t k, ptrdiff_t n, float* Wp,
-                               ptrdiff_t p0, ptrdiff_t p1) {
-    ptrdiff_t p, r, j0, w;
+                               ptrdiff_t p0, ptrdiff_t p1, int t) {
+    ptrdiff_t rows = t ? n : k, cols = t ? k : n;  /* the packed matrix's shape */
+    ptrdiff_t p, r, c, c0, w;
     float* dst;
     for (p = p0; p < p1; p++) {
-        j0 = p * FASTNN_PANEL;
-        w = n - j0 < FASTNN_PANEL ? n - j0 : FASTNN_PANEL;
-        dst = Wp + p * k * FASTNN_PANEL;
+        c0 = p * FASTNN_PANEL;
+        w = cols - c0 < FASTNN_PANEL ? cols - c0 : FASTNN_PANEL;
+        dst = Wp + p * rows * FASTNN_PANEL;
         if (w < FASTNN_PANEL)
-            memset(dst, 0, (size_t)k * FASTNN_PANEL * sizeof(float));
-        for (r = 0; r < k; r++)
-            memcpy(dst + r * FASTNN_PANEL, W + r * n + j0, (size_t)w * sizeof(float));
-    }
-}
-
-/* Panels p0 to p1 - 1 of W.T (W: k x n, C order; W.T: n x k) into Wp, as
- * fastnn_packed_rows reads them: panel p holds rows 32 p to 32 p + 31 of W as n rows of
- * 32 floats (row j of the panel: W[32 p + c, j] for c < 32), zero padded. Training packs
- * its kernels so before each step, for the products dZ @ W.T of its backward pass. */
-static void fastnn_pack_panels_t(const float* W, ptrdiff_t k, ptrdiff_t n, float* Wp,
-                                 ptrdiff_t p0, ptrdiff_t p1) {
-    ptrdiff_t p, c, j, i0, w;
-    float* dst;
-    const float* src;
-    for (p = p0; p < p1; p++) {
-        i0 = p * FASTNN_PANEL;
-        w = k - i0 < FASTNN_PANEL ? k - i0 : FASTNN_PANEL;
-        dst = Wp + p * n * FASTNN_PANEL;
-        if (w < FASTNN_PANEL)
-            memset(dst, 0, (size_t)n * FASTNN_PANEL * sizeof(float));
-        for (c = 0; c < w; c++) {
-            src = W + (i0 + c) * n;
-            for (j = 0; j < n; j++)
-                dst[j * FASTNN_PANEL + c] = src[j];
+            memset(dst, 0, (size_t)rows * FASTNN_PANEL * sizeof(float));
+        if (!t) {
+            for (r = 0; r < rows; r++)
+                memcpy(dst + r * FASTNN_PANEL, W + r * n + c0, (size_t)w * sizeof(float));
+            continue;
         }
+        for (c = 0; c < w; c++)  /* row c0 + c of W is column c of every row of the panel */
+            for (r = 0; r < rows; r++)
+                dst[r * FASTNN_PANEL + c] = W[(c0 + c) * n + r];
     }
 }
 

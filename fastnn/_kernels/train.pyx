@@ -26,9 +26,9 @@ Other losses run `forward` (phases 1 and 2 without the loss), the loss in Python
 Chunks depend on the shapes alone, never on the thread count, so neither do the results.
 Where the CPU has AVX-512F, the float32 products are the packed kernel's tiles: X @ W and
 dZ @ W.T on the panels, X.T @ dZ reading X and dZ in place (a layer of fewer than 32
-units takes BLAS for the last). 784-256-128-10 at batch 128 on one Zen 5 thread took
-0.78-0.80 ms a step with both through OpenBLAS's AVX-512 kernels, 0.74 with X.T @ dZ on
-the tiles, 0.68 with dZ @ W.T too. Elsewhere, and in float64, the products are
+units takes BLAS for the last): 784-256-128-10 at batch 128 on one Zen 5 thread took
+0.68 ms a step, against 0.78-0.80 with X.T @ dZ and dZ @ W.T through OpenBLAS's AVX-512
+kernels. Elsewhere, and in float64, the products are
 `dense.gemm`'s (one BLAS call per chunk, the BLAS on one thread). The updates are those
 of the optimizer's plan (`optim.span_step`), undo record included.
 """
@@ -73,9 +73,7 @@ from fastnn._kernels.workers cimport (fnw_close, fnw_closed, fnw_count_late,
 cdef extern from "dense_packed.h" nogil:
     int FASTNN_PANEL
     void fastnn_pack_panels(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
-                            Py_ssize_t p0, Py_ssize_t p1)
-    void fastnn_pack_panels_t(const float* W, Py_ssize_t k, Py_ssize_t n, float* Wp,
-                              Py_ssize_t p0, Py_ssize_t p1)
+                            Py_ssize_t p0, Py_ssize_t p1, int t)
     int fastnn_packed_rows(const float* X, Py_ssize_t ldx, Py_ssize_t m, Py_ssize_t k,
                            const float* Wp, Py_ssize_t n, const float* b, int relu,
                            float* Y, Py_ssize_t ldy)
@@ -206,12 +204,8 @@ cdef void _forward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize
 
 cdef inline void _pack(const TLayer* L, const Item* it) noexcept nogil:
     """Panels [r0, r1) of layer l's kernel or of its transpose (an `Item` of the packing)."""
-    if it.t:
-        fastnn_pack_panels_t(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out,
-                             L[it.l].tpanels, it.r0, it.r1)
-    else:
-        fastnn_pack_panels(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out,
-                           L[it.l].panels, it.r0, it.r1)
+    fastnn_pack_panels(<const float*>L[it.l].W, L[it.l].n_in, L[it.l].n_out,
+                       L[it.l].tpanels if it.t else L[it.l].panels, it.r0, it.r1, it.t)
 
 
 cdef void _backward_chunk(const TLayer* L, Py_ssize_t nl, Py_ssize_t r0, Py_ssize_t r1,

@@ -33,10 +33,11 @@
  * A worker runs a job in its caller's floating-point mode (MXCSR on x86: flushing of
  * subnormals, rounding), so its blocks have the bits the caller's would have.
  *
- * Workers wait on a condition variable when there is no job, after spinning up to 30 us
- * for the next one unless they were preempted lately (`fnw_linger`: a spinning thread
- * takes the core of the busy process it shares it with). A worker that joins a job on
- * its caller's CPU moves to another (`fnw_unpack`). The pool is per process:
+ * Workers wait on a condition variable when there is no job, on Linux after spinning up
+ * to 30 us for the next one unless they were preempted lately (`fnw_linger`: a spinning
+ * thread takes the core of the busy process it shares it with). A worker that joins a job
+ * on its caller's CPU moves to another (`fnw_unpack`, Linux). The pool is per extension
+ * module (the engine's and the trainer's each have their own):
  * a fork's child starts with none (pthread_atfork) and makes its own when first needed.
  * Where C11 atomics or POSIX threads are missing, FNW_AVAILABLE is 0 and the engine runs
  * its OpenMP path.
@@ -66,8 +67,8 @@
 #define FNW_MAX_WORKERS 64
 /* A worker that finished a job waits for the next one spinning this long, then sleeps
  * (`fnw_main`), unless it was preempted in the last FNW_CONTENDED_NS. */
-#define FNW_LINGER_NS 30000L
-#define FNW_CONTENDED_NS 100000000L
+#define FNW_LINGER_NS 30000LL
+#define FNW_CONTENDED_NS 100000000LL
 
 #if FNW_AVAILABLE
 #include <pthread.h>
@@ -358,10 +359,10 @@ static inline void fnw_unpack(int caller_cpu) {
 #endif
 }
 
-static inline long fnw_ns(void) {
+static inline long long fnw_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 /* The calling thread's involuntary context switches so far (it was preempted: another
@@ -383,8 +384,9 @@ static inline long fnw_preemptions(void) {
  * once: there its spin only used up its share of the CPU (an epoch under a busy core took
  * 1.74-1.87x its quiet time with the spin, 1.27-1.28x without). */
 static inline void fnw_linger(fnw_pool* p, unsigned long seen, long* preemptions,
-                              long* preempted_ns) {
-    long now = fnw_ns(), start = now, count = fnw_preemptions();
+                              long long* preempted_ns) {
+    long long now = fnw_ns(), start = now;
+    long count = fnw_preemptions();
     if (count < 0)
         return;
     if (count != *preemptions) {
@@ -406,7 +408,8 @@ static void* fnw_main(void* arg) {
     void* scratch = NULL;
     size_t scratch_bytes = 0;
     fnw_job* job;
-    long preemptions = fnw_preemptions(), preempted_ns = fnw_ns() - FNW_CONTENDED_NS;
+    long preemptions = fnw_preemptions();
+    long long preempted_ns = fnw_ns() - FNW_CONTENDED_NS;
     for (;;) {
         fnw_linger(p, seen, &preemptions, &preempted_ns);
         pthread_mutex_lock(&p->mu);
