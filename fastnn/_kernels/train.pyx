@@ -28,9 +28,9 @@ Where the CPU has AVX-512F, the float32 products are the packed kernel's tiles: 
 dZ @ W.T on the panels, X.T @ dZ reading X and dZ in place (a layer of fewer than 32
 units takes BLAS for the last): 784-256-128-10 at batch 128 on one Zen 5 thread took
 0.68 ms a step, against 0.78-0.80 with X.T @ dZ and dZ @ W.T through OpenBLAS's AVX-512
-kernels. Elsewhere, and in float64, the products are
-`dense.gemm`'s (one BLAS call per chunk, the BLAS on one thread). The updates are those
-of the optimizer's plan (`optim.span_step`), undo record included.
+kernels. Elsewhere, and in float64, the products are `dense.gemm`'s (one BLAS call per
+chunk, the BLAS on one thread). The updates are those of the optimizer's plan
+(`optim.span_step`), undo record included.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
