@@ -62,7 +62,7 @@ import sys
 
 import numpy as np
 
-from fastnn._kernels._memory import gather
+from fastnn._kernels._memory import aligned_size, gather
 from fastnn._kernels.dense import pack_panels, packed_path
 
 cnp.import_array()
@@ -797,7 +797,7 @@ cdef class Plan:
         self.stride = (self.chunk + (16 if self.chunk >= 16 else 0)) * max_width
         self.max_pool = max_pool
         self.q_elements = -(-q_bytes // self.dtype.itemsize)
-        self.qpart = -(-q1_bytes // 64) * 64 // self.dtype.itemsize
+        self.qpart = aligned_size(q1_bytes) // self.dtype.itemsize
         self._pool = [self._new_scratch()]
 
     def __dealloc__(self):

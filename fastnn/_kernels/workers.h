@@ -65,10 +65,10 @@
 #define FNW_CALLER 3 /* taken by the caller */
 
 #define FNW_MAX_WORKERS 64
-/* A worker that finished a job waits for the next one spinning this long, then sleeps
- * (`fnw_main`), unless it was preempted in the last FNW_CONTENDED_NS. */
-#define FNW_LINGER_NS 30000LL
-#define FNW_CONTENDED_NS 100000000LL
+/* A worker that finished a job waits for the next one spinning this long (seconds), then
+ * sleeps (`fnw_main`), unless it was preempted in the last FNW_CONTENDED seconds. */
+#define FNW_LINGER 30e-6
+#define FNW_CONTENDED 0.1
 
 #if FNW_AVAILABLE
 #include <pthread.h>
@@ -359,10 +359,10 @@ static inline void fnw_unpack(int caller_cpu) {
 #endif
 }
 
-static inline long long fnw_ns(void) {
+static inline double fnw_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* The calling thread's involuntary context switches so far (it was preempted: another
@@ -376,30 +376,30 @@ static inline long fnw_preemptions(void) {
     return -1;
 }
 
-/* Between jobs a worker spins up to FNW_LINGER_NS before it sleeps, so that the next step
+/* Between jobs a worker spins up to FNW_LINGER before it sleeps, so that the next step
  * of a training loop (or the next predict) finds it awake: a sleeping worker's vCPU halts,
  * and waking it again took long enough on a 2-vCPU KVM guest that 784-256-128-10 training
  * steps on two threads took 0.56-0.58 ms against 0.46-0.51 with the spin. A worker that
- * was preempted in the last FNW_CONTENDED_NS shares its CPU with a busy thread, and sleeps
+ * was preempted in the last FNW_CONTENDED shares its CPU with a busy thread, and sleeps
  * at once: there its spin only used up its share of the CPU (an epoch under a busy core
  * took 1.74-1.87x its quiet time with a spin after every job, 1.27-1.28x without one, and
  * 1.11-1.32x with this rule). */
 static inline void fnw_linger(fnw_pool* p, unsigned long seen, long* preemptions,
-                              long long* preempted_ns) {
-    long long now = fnw_ns(), start = now;
+                              double* preempted_at) {
+    double now = fnw_now(), start = now;
     long count = fnw_preemptions();
     if (count < 0)
         return;
     if (count != *preemptions) {
         *preemptions = count;
-        *preempted_ns = now;
+        *preempted_at = now;
     }
-    if (now - *preempted_ns < FNW_CONTENDED_NS)
+    if (now - *preempted_at < FNW_CONTENDED)
         return;
     while (atomic_load_explicit(&p->seq, memory_order_acquire) == seen
-           && now - start < FNW_LINGER_NS) {
+           && now - start < FNW_LINGER) {
         fnw_relax();
-        now = fnw_ns();
+        now = fnw_now();
     }
 }
 
@@ -410,9 +410,9 @@ static void* fnw_main(void* arg) {
     size_t scratch_bytes = 0;
     fnw_job* job;
     long preemptions = fnw_preemptions();
-    long long preempted_ns = fnw_ns() - FNW_CONTENDED_NS;
+    double preempted_at = fnw_now() - FNW_CONTENDED;
     for (;;) {
-        fnw_linger(p, seen, &preemptions, &preempted_ns);
+        fnw_linger(p, seen, &preemptions, &preempted_at);
         pthread_mutex_lock(&p->mu);
         while (p->posted == NULL || atomic_load_explicit(&p->seq, memory_order_relaxed) == seen)
             pthread_cond_wait(&p->cv, &p->mu);
@@ -525,12 +525,6 @@ static inline void fnw_count_late(void) {
 
 static inline long fnw_late(void) {
     return atomic_load_explicit(&fnw_late_joins, memory_order_relaxed);
-}
-
-static inline double fnw_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static inline void fnw_sleep(double seconds) {
